@@ -1,0 +1,265 @@
+"""The event catalog: one pydantic model per event type's ``data``.
+
+Each model is an *input model* in the Temporal-samples sense: new optional fields can be added
+without breaking producers or consumers. An incompatible change gets a new type with a version
+suffix (``dev.upshift.stage.requested.v2``) and a new model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CATALOG",
+    "EventSpec",
+    "T",
+    "ChatCommand",
+    "Echo",
+    "JobPoll",
+    "NotificationRequested",
+    "StageFailed",
+    "StageRequested",
+    "StageStarted",
+    "StageSucceeded",
+    "UpgradeFailed",
+    "UpgradeHalted",
+    "UpgradePlanned",
+    "UpgradeRequested",
+    "UpgradeSucceeded",
+    "VersionReleased",
+    "WindowClosing",
+    "WindowOpened",
+    "model_for",
+]
+
+Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
+
+
+class _Data(BaseModel):
+    # Unknown fields are refused at the edge: a typo in a producer is a 400, not silently dropped data.
+    model_config = ConfigDict(extra="forbid")
+
+
+class VersionReleased(_Data):
+    """A vendor published a new version of a product."""
+
+    product: str = Field(min_length=1, max_length=64, description="Product key, e.g. 'cce', 'kafka', 'starrocks'.")
+    version: str = Field(min_length=1, max_length=64)
+    released_at: datetime | None = None
+    url: str | None = Field(default=None, max_length=2048)
+    origin: str = Field(default="webhook", description="webhook | feed | chat | cli")
+
+
+class WindowOpened(_Data):
+    """A maintenance window opened (emitted by the window clock)."""
+
+    window: str = Field(min_length=1)
+    opens_at: datetime
+    closes_at: datetime
+    cutoff_at: datetime = Field(description="No stage may start after this instant.")
+
+
+class WindowClosing(_Data):
+    """A maintenance window reached its cutoff: no new stage may start in it."""
+
+    window: str = Field(min_length=1)
+    cutoff_at: datetime
+    closes_at: datetime
+
+
+class UpgradePlanned(_Data):
+    """A target should move to a version, in its next window."""
+
+    target: str = Field(min_length=1)
+    kind: Kind
+    from_version: str
+    to_version: str
+    window: str | None = None
+    wave: int = Field(default=0, ge=0)
+    product: str | None = None
+
+
+class UpgradeRequested(_Data):
+    """Someone (chat, CLI) asked for an upgrade outside the release flow."""
+
+    target: str = Field(min_length=1)
+    to_version: str = Field(min_length=1)
+    requested_by: str = "cli"
+
+
+class StageRequested(_Data):
+    """Run one stage of a target's upgrade: exactly one vendor call."""
+
+    target: str = Field(min_length=1)
+    kind: Kind
+    stage: str = Field(min_length=1, description="precheck | snapshot | workflow | upgrade | postcheck | verify")
+    from_version: str
+    to_version: str
+    attempt: int = Field(default=1, ge=1)
+
+
+class StageStarted(_Data):
+    """A vendor accepted a stage's call; ``job_id`` is what to follow."""
+
+    target: str
+    kind: Kind
+    stage: str
+    to_version: str
+    job_id: str
+    started_at: datetime | None = None
+
+
+class JobPoll(_Data):
+    """Look at a vendor job once (delivered with a delay)."""
+
+    target: str
+    kind: Kind
+    stage: str
+    to_version: str
+    job_id: str
+    poll: int = Field(default=1, ge=1, description="How many status calls this job has had, this one included.")
+    started_at: datetime | None = None
+    last_progress: str | None = None
+    last_progress_at: datetime | None = None
+
+
+class StageSucceeded(_Data):
+    """A stage's vendor job finished successfully."""
+
+    target: str
+    kind: Kind
+    stage: str
+    to_version: str
+    job_id: str | None = None
+
+
+class StageFailed(_Data):
+    """A stage failed for good; carries the vendor's code and message."""
+
+    target: str
+    kind: Kind
+    stage: str
+    to_version: str
+    code: str
+    message: str
+    job_id: str | None = None
+    request_id: str | None = None
+
+
+class UpgradeSucceeded(_Data):
+    """A target reached its new version (every stage succeeded)."""
+
+    target: str
+    kind: Kind
+    from_version: str
+    to_version: str
+
+
+class UpgradeFailed(_Data):
+    """A target's upgrade stopped at a failed stage."""
+
+    target: str
+    kind: Kind
+    from_version: str
+    to_version: str
+    stage: str
+    code: str
+    message: str
+
+
+class UpgradeHalted(_Data):
+    """Waves after a failed canary are stopped until someone resumes or cancels."""
+
+    window: str | None = None
+    wave: int
+    reason: str
+    failed_target: str | None = None
+
+
+class ChatCommand(_Data):
+    """A command typed in chat, already authenticated by the chat edge."""
+
+    platform: Literal["slack", "cli", "test"] = "slack"
+    channel: str
+    user: str
+    text: str = Field(min_length=1, max_length=2000)
+    response_url: str | None = None
+
+
+class NotificationRequested(_Data):
+    """Post a short message to the configured chat webhooks."""
+
+    text: str = Field(min_length=1, max_length=4000)
+    channel: str | None = None
+    severity: Literal["info", "warning", "error"] = "info"
+
+
+class Echo(_Data):
+    """Trivial event proving the pipeline end to end: the echo function answers it."""
+
+    message: str = Field(min_length=1, max_length=1000)
+    reply: bool = Field(default=True, description="False on the echo's own answer, so it is not echoed again.")
+
+
+class EventSpec(BaseModel):
+    type: str
+    model: type[BaseModel]
+    description: str
+    extra: dict[str, Any] = {}
+
+
+class T:
+    """Event type names, so code never spells a type string twice."""
+
+    VERSION_RELEASED = "dev.upshift.version.released"
+    WINDOW_OPENED = "dev.upshift.window.opened"
+    WINDOW_CLOSING = "dev.upshift.window.closing"
+    UPGRADE_PLANNED = "dev.upshift.upgrade.planned"
+    UPGRADE_REQUESTED = "dev.upshift.upgrade.requested"
+    STAGE_REQUESTED = "dev.upshift.stage.requested"
+    STAGE_STARTED = "dev.upshift.stage.started"
+    JOB_POLL = "dev.upshift.job.poll"
+    STAGE_SUCCEEDED = "dev.upshift.stage.succeeded"
+    STAGE_FAILED = "dev.upshift.stage.failed"
+    UPGRADE_SUCCEEDED = "dev.upshift.upgrade.succeeded"
+    UPGRADE_FAILED = "dev.upshift.upgrade.failed"
+    UPGRADE_HALTED = "dev.upshift.upgrade.halted"
+    CHAT_COMMAND = "dev.upshift.chat.command"
+    NOTIFICATION_REQUESTED = "dev.upshift.notification.requested"
+    ECHO = "dev.upshift.echo"
+
+
+def _spec(type_: str, model: type[BaseModel]) -> EventSpec:
+    doc = (model.__doc__ or type_).strip().splitlines()[0]
+    return EventSpec(type=type_, model=model, description=doc)
+
+
+CATALOG: dict[str, EventSpec] = {
+    s.type: s
+    for s in (
+        _spec(T.VERSION_RELEASED, VersionReleased),
+        _spec(T.WINDOW_OPENED, WindowOpened),
+        _spec(T.WINDOW_CLOSING, WindowClosing),
+        _spec(T.UPGRADE_PLANNED, UpgradePlanned),
+        _spec(T.UPGRADE_REQUESTED, UpgradeRequested),
+        _spec(T.STAGE_REQUESTED, StageRequested),
+        _spec(T.STAGE_STARTED, StageStarted),
+        _spec(T.JOB_POLL, JobPoll),
+        _spec(T.STAGE_SUCCEEDED, StageSucceeded),
+        _spec(T.STAGE_FAILED, StageFailed),
+        _spec(T.UPGRADE_SUCCEEDED, UpgradeSucceeded),
+        _spec(T.UPGRADE_FAILED, UpgradeFailed),
+        _spec(T.UPGRADE_HALTED, UpgradeHalted),
+        _spec(T.CHAT_COMMAND, ChatCommand),
+        _spec(T.NOTIFICATION_REQUESTED, NotificationRequested),
+        _spec(T.ECHO, Echo),
+    )
+}
+
+
+def model_for(type_: str) -> type[BaseModel]:
+    """The data model of an event type; ``KeyError`` for an unknown type."""
+    return CATALOG[type_].model

@@ -1,0 +1,131 @@
+"""The typed CloudEvents 1.0 envelope every Upshift event travels in.
+
+``Event[D]`` carries the CloudEvents context attributes, the correlation extensions
+(``runid``, ``target``, ``stage``, ``kind``) and a typed ``data`` payload. Event ids of
+*consequences* are deterministic (:func:`consequence_id`): a re-run of the same handler on the
+same input emits the same ids, so the bus drops the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Event", "EXTENSIONS", "SOURCE", "consequence_id", "new_id"]
+
+D = TypeVar("D", bound=BaseModel)
+
+SOURCE = "/upshift"
+#: Correlation extension attributes: lower-case alphanumerics, at most 20 characters (CloudEvents naming rule).
+EXTENSIONS = ("runid", "target", "stage", "kind")
+_EXT_VALUE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_TYPE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
+
+
+def new_id() -> str:
+    """A fresh random id, for events that are causes (webhooks, timers, chat), not consequences."""
+    return uuid.uuid4().hex
+
+
+def consequence_id(*parts: object) -> str:
+    """Deterministic id from the parts that make an event unique (e.g. run, stage, attempt, type).
+
+    Same parts, same id: the bus deduplicates re-emissions of a redelivered handler.
+    """
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return h[:32]
+
+
+class Event(BaseModel, Generic[D]):
+    """A CloudEvents 1.0 event with Upshift's correlation extensions and a typed ``data``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: str = "1.0"
+    type: str
+    source: str = SOURCE
+    id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: str = "application/json"
+    runid: str | None = None
+    target: str | None = None
+    stage: str | None = None
+    kind: str | None = None
+    data: D
+
+    @field_validator("specversion")
+    @classmethod
+    def _v1(cls, v: str) -> str:
+        if v != "1.0":
+            raise ValueError("only CloudEvents specversion 1.0 is supported")
+        return v
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if not _TYPE.match(v):
+            raise ValueError("type must be reverse-DNS, e.g. dev.upshift.stage.requested")
+        return v
+
+    @field_validator("runid", "target", "stage", "kind")
+    @classmethod
+    def _ext(cls, v: str | None) -> str | None:
+        if v is not None and not _EXT_VALUE.match(v):
+            raise ValueError("must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+        return v
+
+    def attributes(self) -> dict[str, str]:
+        """The CloudEvents context attributes (everything but ``data``) as strings, None dropped."""
+        out: dict[str, str] = {
+            "specversion": self.specversion,
+            "type": self.type,
+            "source": self.source,
+            "id": self.id,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": self.datacontenttype,
+        }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        for name in EXTENSIONS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def correlation(self) -> dict[str, str | None]:
+        """The fields every log line inside a handler carries."""
+        return {
+            "event_id": self.id,
+            "event_type": self.type,
+            "runid": self.runid,
+            "target": self.target,
+            "stage": self.stage,
+        }
+
+    def to_wire(self) -> dict[str, Any]:
+        """Structured-mode JSON object (attributes + ``data``)."""
+        out: dict[str, Any] = dict(self.attributes())
+        out["data"] = self.data.model_dump(mode="json")
+        return out
+
+    def follow(self, type: str, data: BaseModel, *, id_parts: tuple[object, ...] = (), **ext: str | None) -> Event:
+        """A consequence of this event: same correlation unless overridden, deterministic id.
+
+        The id hashes this event's id, the new type and ``id_parts``, so re-handling this event emits
+        exactly the same consequences.
+        """
+        attrs: dict[str, Any] = {n: getattr(self, n) for n in EXTENSIONS}
+        attrs.update(ext)
+        return Event(
+            type=type,
+            id=consequence_id(self.id, type, *id_parts),
+            subject=self.subject,
+            data=data,
+            **attrs,
+        )
