@@ -1,0 +1,350 @@
+"""The embedded bus: one SQLite file in WAL mode, shared by every process on the machine.
+
+Tables (prefix ``bus_``):
+
+* ``bus_events`` — every event ever published, keyed by id: a second publish of an id is
+  dropped (dedupe, forever).
+* ``bus_consumers`` — durable consumers (name, type, attribute filter). A publish fans out
+  one delivery per matching consumer *in the same transaction*, so a consumer registered in
+  another process still gets the event.
+* ``bus_deliveries`` — one row per (consumer, event) not yet acknowledged. ``visible_at`` is the
+  single clock column: publish time + delay, then lease expiry while a handler holds it, then
+  the backoff instant after a failure. A crashed consumer's rows simply become visible again.
+* ``bus_dead`` — deliveries that exhausted their attempts.
+
+The outbox: a handler's emitted events and the deletion of its delivery row commit in one
+transaction, so either both happen or neither does. The delete is guarded by the attempt
+number the handler was given: if its lease expired and another consumer took the row, the
+whole transaction is rolled back (the other consumer's run wins).
+
+Durability: WAL with ``synchronous=NORMAL`` survives a killed process (the WAL is in the OS
+page cache); only a power loss can drop the last commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from events.codec import BadEvent, from_json, to_json
+from events.envelope import Event
+from shared.bus.base import DeadLetter, Delayed, Emitted, Subscription, backoff_delay, matches
+from shared.errors import RetryLater
+from shared.log import bind_event, get_logger
+
+__all__ = ["SqliteBus", "connect"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bus_events (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL, published_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS bus_consumers (
+    name TEXT PRIMARY KEY, type TEXT NOT NULL, filter TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bus_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, consumer TEXT NOT NULL, event_id TEXT NOT NULL,
+    visible_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE INDEX IF NOT EXISTS bus_deliveries_due ON bus_deliveries(consumer, visible_at);
+CREATE TABLE IF NOT EXISTS bus_dead (
+    consumer TEXT NOT NULL, event_id TEXT NOT NULL, attempts INTEGER NOT NULL,
+    error TEXT NOT NULL, dead_at REAL NOT NULL, PRIMARY KEY (consumer, event_id));
+"""
+
+#: Longest idle sleep: other processes' publishes cannot wake us, so we look this often.
+_IDLE_POLL = 0.05
+
+log = get_logger("upshift.bus.sqlite")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open ``path`` (creating folders) in WAL mode, autocommit, with a generous busy timeout."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+@dataclass(slots=True)
+class _Delivery:
+    seq: int
+    sub: Subscription
+    attempts: int
+    event: Event | None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    delivery: _Delivery
+    emitted: Sequence[Emitted] | None
+    error: BaseException | None
+
+
+class SqliteBus:
+    """The Bus protocol on one SQLite file. See the module docstring for the design."""
+
+    def __init__(self, path: str, *, lease: float = 30.0, now: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.lease = lease
+        self._now = now
+        self._conn: sqlite3.Connection | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._inflight: dict[int, _Delivery] = {}
+        self._per_sub: dict[str, int] = {}
+        self._done: list[_Outcome] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._conn is None:
+            self._conn = connect(self.path)
+            self._conn.executescript(_SCHEMA)
+            for sub in self._subs.values():
+                self._register(sub)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._conn is not None:
+            self._commit_outcomes()
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteBus used before start()")
+        return self._conn
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(self, event: Event, *, delay: float = 0.0) -> bool:
+        with self._tx() as conn:
+            fresh = self._insert(conn, event, delay)
+        if fresh:
+            self._wake.set()
+        return fresh
+
+    def _insert(self, conn: sqlite3.Connection, event: Event, delay: float) -> bool:
+        now = self._now()
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO bus_events(id, type, body, published_at) VALUES (?,?,?,?)",
+            (event.id, event.type, to_json(event), now),
+        )
+        if cur.rowcount == 0:
+            return False
+        rows = conn.execute("SELECT name, filter FROM bus_consumers WHERE type = ?", (event.type,)).fetchall()
+        targets = [(name, event.id, now + max(0.0, delay)) for name, flt in rows if matches(event, event.type, json.loads(flt))]
+        if targets:
+            conn.executemany("INSERT INTO bus_deliveries(consumer, event_id, visible_at) VALUES (?,?,?)", targets)
+        return True
+
+    @contextlib.contextmanager
+    def _tx(self):
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription) -> None:
+        if sub.handler is None:
+            raise ValueError(f"subscription {sub.name!r} has no handler")
+        self._subs[sub.name] = sub
+        self._per_sub.setdefault(sub.name, 0)
+        if self._conn is not None:
+            self._register(sub)
+
+    def _register(self, sub: Subscription) -> None:
+        self.conn.execute(
+            "INSERT INTO bus_consumers(name, type, filter) VALUES (?,?,?) "
+            "ON CONFLICT(name) DO UPDATE SET type=excluded.type, filter=excluded.filter",
+            (sub.name, sub.type, json.dumps(dict(sub.where), sort_keys=True)),
+        )
+
+    async def run(self) -> None:
+        await self.start()
+        self._closing = False
+        renew_every = self.lease / 3
+        last_renew = self._now()
+        try:
+            while not self._closing:
+                self._wake.clear()
+                self._commit_outcomes()
+                claimed = self._claim_all()
+                if self._now() - last_renew >= renew_every:
+                    self._renew_leases()
+                    last_renew = self._now()
+                if claimed or self._done:
+                    await asyncio.sleep(0)  # let handlers run; then loop to commit/claim again
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+        finally:
+            self._stopped.set()
+
+    def _idle_wait(self) -> float:
+        names = [n for n, s in self._subs.items() if self._per_sub[n] < s.concurrency]
+        if not names:
+            return _IDLE_POLL
+        marks = ",".join("?" * len(names))
+        row = self.conn.execute(
+            f"SELECT MIN(visible_at) FROM bus_deliveries WHERE consumer IN ({marks})", names
+        ).fetchone()
+        if row[0] is None:
+            return _IDLE_POLL
+        return min(_IDLE_POLL, max(0.0, row[0] - self._now()))
+
+    def _claim_all(self) -> int:
+        total = 0
+        for name, sub in self._subs.items():
+            free = sub.concurrency - self._per_sub[name]
+            if free > 0:
+                total += self._claim(sub, free)
+        return total
+
+    def _claim(self, sub: Subscription, limit: int) -> int:
+        now = self._now()
+        rows = self.conn.execute(
+            "UPDATE bus_deliveries SET visible_at = ?, attempts = attempts + 1 WHERE seq IN ("
+            " SELECT seq FROM bus_deliveries WHERE consumer = ? AND visible_at <= ?"
+            " ORDER BY visible_at LIMIT ?) RETURNING seq, event_id, attempts",
+            (now + self.lease, sub.name, now, limit),
+        ).fetchall()
+        if not rows:
+            return 0
+        bodies = dict(
+            self.conn.execute(
+                f"SELECT id, body FROM bus_events WHERE id IN ({','.join('?' * len(rows))})",
+                [r[1] for r in rows],
+            ).fetchall()
+        )
+        for seq, event_id, attempts in rows:
+            delivery = _Delivery(seq=seq, sub=sub, attempts=attempts, event=None)
+            try:
+                delivery.event = from_json(bodies[event_id])
+            except (BadEvent, KeyError) as exc:
+                delivery.error = f"undecodable event {event_id}: {exc}"
+            self._inflight[seq] = delivery
+            self._per_sub[sub.name] += 1
+            task = asyncio.get_running_loop().create_task(self._handle(delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def _handle(self, d: _Delivery) -> None:
+        if d.event is None:
+            self._done.append(_Outcome(d, None, ValueError(d.error)))
+        else:
+            try:
+                with bind_event(d.event):
+                    emitted = await d.sub.handler(d.event)  # type: ignore[misc]
+                self._done.append(_Outcome(d, emitted, None))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any handler failure means "redeliver later"
+                self._done.append(_Outcome(d, None, exc))
+        self._wake.set()
+
+    def _commit_outcomes(self) -> None:
+        """Group-commit finished handlers: each one's outputs + ack (or its retry) atomically."""
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        for outcome in done:
+            d = outcome.delivery
+            try:
+                with self._tx() as conn:
+                    if outcome.error is None:
+                        self._ack(conn, d, outcome.emitted or ())
+                    else:
+                        self._fail(conn, d, outcome.error)
+            except _LeaseLost:
+                log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
+            finally:
+                self._inflight.pop(d.seq, None)
+                self._per_sub[d.sub.name] -= 1
+
+    def _ack(self, conn: sqlite3.Connection, d: _Delivery, emitted: Iterable[Emitted]) -> None:
+        for item in emitted:
+            if isinstance(item, Delayed):
+                self._insert(conn, item.event, item.delay)
+            else:
+                self._insert(conn, item, 0.0)
+        cur = conn.execute("DELETE FROM bus_deliveries WHERE seq = ? AND attempts = ?", (d.seq, d.attempts))
+        if cur.rowcount == 0:
+            raise _LeaseLost
+
+    def _fail(self, conn: sqlite3.Connection, d: _Delivery, error: BaseException) -> None:
+        text = f"{type(error).__name__}: {error}"[:2000]
+        poison = d.event is None
+        if poison or d.attempts >= d.sub.max_attempts:
+            cur = conn.execute("DELETE FROM bus_deliveries WHERE seq = ? AND attempts = ?", (d.seq, d.attempts))
+            if cur.rowcount == 0:
+                raise _LeaseLost
+            conn.execute(
+                "INSERT OR REPLACE INTO bus_dead(consumer, event_id, attempts, error, dead_at) VALUES (?,?,?,?,?)",
+                (d.sub.name, self._event_id(conn, d), d.attempts, text, self._now()),
+            )
+            log.error("dead-lettered", consumer=d.sub.name, attempts=d.attempts, error=text)
+            return
+        delay = error.delay if isinstance(error, RetryLater) else backoff_delay(d.attempts, d.sub.backoff_base, d.sub.max_backoff)
+        cur = conn.execute(
+            "UPDATE bus_deliveries SET visible_at = ?, last_error = ? WHERE seq = ? AND attempts = ?",
+            (self._now() + delay, text, d.seq, d.attempts),
+        )
+        if cur.rowcount == 0:
+            raise _LeaseLost
+        log.warning("handler failed; will retry", consumer=d.sub.name, attempt=d.attempts, retry_in=round(delay, 3), error=text)
+
+    @staticmethod
+    def _event_id(conn: sqlite3.Connection, d: _Delivery) -> str:
+        if d.event is not None:
+            return d.event.id
+        return conn.execute("SELECT event_id FROM bus_deliveries WHERE seq = ?", (d.seq,)).fetchone()[0]
+
+    def _renew_leases(self) -> None:
+        """Keep the rows of handlers still running invisible to other consumers."""
+        if not self._inflight:
+            return
+        until = self._now() + self.lease
+        self.conn.executemany(
+            "UPDATE bus_deliveries SET visible_at = ? WHERE seq = ? AND attempts = ?",
+            [(until, d.seq, d.attempts) for d in self._inflight.values()],
+        )
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        rows = self.conn.execute(
+            "SELECT d.consumer, e.body, d.attempts, d.error FROM bus_dead d "
+            "JOIN bus_events e ON e.id = d.event_id ORDER BY d.dead_at"
+        ).fetchall()
+        return [DeadLetter(consumer=c, event=from_json(b), attempts=a, error=err) for c, b, a, err in rows]
+
+    async def pending(self) -> int:
+        """Deliveries not yet acknowledged (all consumers): 0 means the bus is drained."""
+        return self.conn.execute("SELECT COUNT(*) FROM bus_deliveries").fetchone()[0]
+
+
+class _LeaseLost(Exception):
+    """Our lease expired and another consumer took the delivery: roll back, let it win."""

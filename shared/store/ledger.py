@@ -1,0 +1,88 @@
+"""The ledger: runs, their stages, and each target's current version.
+
+Documents live in KV buckets (``runs``, ``versions``) and are changed with a read–modify–CAS
+loop, so concurrent writers on different machines never lose each other's updates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared.errors import Conflict
+from shared.store.base import KV, Value
+
+__all__ = ["Ledger", "mutate"]
+
+RUNS = "runs"
+VERSIONS = "versions"
+
+
+async def mutate(kv: KV, bucket: str, key: str, change: Callable[[Value | None], Value], *, tries: int = 50) -> Value:
+    """Apply ``change`` to the current value (None when absent) with compare-and-set, retrying on Conflict."""
+    for _ in range(tries):
+        entry = await kv.get(bucket, key)
+        new = change(None if entry is None else dict(entry.value))
+        try:
+            if entry is None:
+                await kv.create(bucket, key, new)
+            else:
+                await kv.update(bucket, key, new, entry.revision)
+            return new
+        except Conflict:
+            continue
+    raise Conflict(f"{bucket}/{key}: gave up after {tries} concurrent updates")
+
+
+class Ledger:
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+
+    async def open_run(self, run_id: str, **fields: Any) -> Value:
+        """Create the run if new (idempotent: a second call keeps the first's fields)."""
+
+        def change(cur: Value | None) -> Value:
+            if cur is not None:
+                return cur
+            now = time.time()
+            return {"id": run_id, "state": "planned", "stages": {}, "created_at": now, "updated_at": now, **fields}
+
+        return await mutate(self.kv, RUNS, run_id, change)
+
+    async def update_run(self, run_id: str, **fields: Any) -> Value:
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            return {**base, **fields, "updated_at": time.time()}
+
+        return await mutate(self.kv, RUNS, run_id, change)
+
+    async def record_stage(self, run_id: str, stage: str, **fields: Any) -> Value:
+        """Merge ``fields`` into the run's entry for ``stage``."""
+
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            stages = dict(base.get("stages", {}))
+            stages[stage] = {**stages.get(stage, {}), **fields, "updated_at": time.time()}
+            return {**base, "stages": stages, "updated_at": time.time()}
+
+        return await mutate(self.kv, RUNS, run_id, change)
+
+    async def run(self, run_id: str) -> Value | None:
+        e = await self.kv.get(RUNS, run_id)
+        return None if e is None else e.value
+
+    async def runs(self) -> list[Value]:
+        out = []
+        for key in await self.kv.keys(RUNS):
+            e = await self.kv.get(RUNS, key)
+            if e is not None:
+                out.append(e.value)
+        return sorted(out, key=lambda r: r.get("created_at", 0))
+
+    async def set_version(self, target: str, version: str) -> None:
+        await self.kv.put(VERSIONS, target, {"version": version, "at": time.time()})
+
+    async def version(self, target: str) -> str | None:
+        e = await self.kv.get(VERSIONS, target)
+        return None if e is None else e.value["version"]
