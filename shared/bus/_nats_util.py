@@ -1,0 +1,65 @@
+"""Helpers shared by the NATS bus and the NATS KV store: connecting, and NATS-safe names.
+
+Subject tokens, stream, consumer and bucket names have small alphabets; everything we put in
+them goes through :func:`token` (subject tokens) or :func:`name` (stream/consumer/bucket names),
+both injective so two different inputs never share a subject or a consumer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import nats
+from nats.aio.client import Client
+
+from shared.errors import ConfigError
+
+__all__ = ["check_namespace", "connect", "name", "token"]
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TOKEN_SAFE = re.compile(r"[A-Za-z0-9_:\-]")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_namespace(namespace: str) -> str:
+    """The namespace prefixes stream, subject and bucket names, so it must be a plain token."""
+    if not _NAMESPACE.match(namespace):
+        raise ConfigError("namespace", f"{namespace!r}: 1-64 of letters, digits, '_' or '-', starting alphanumeric")
+    return namespace
+
+
+def token(value: str) -> str:
+    """One subject token for ``value``: characters outside ``[A-Za-z0-9_:-]`` become ``=XX``.
+
+    Event extension values may contain '.', which would split the token; '=' never occurs in a
+    valid value, so the mapping is injective. The empty string maps to ``=`` (still a token).
+    """
+    if not value:
+        return "="
+    return "".join(ch if _TOKEN_SAFE.match(ch) else "".join(f"={b:02X}" for b in ch.encode()) for ch in value)
+
+
+def name(value: str) -> str:
+    """A stream/consumer/bucket-safe name: ``value`` itself when already safe, else a readable
+    prefix plus a hash of the whole (so distinct unsafe values stay distinct)."""
+    if _NAME.match(value):
+        return value
+    readable = re.sub(r"[^A-Za-z0-9_-]", "-", value)[:40]
+    return f"{readable}-{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+
+
+async def connect(url: str) -> Client:
+    """A connection that keeps reconnecting forever: a restarted server is waited for, not fatal.
+
+    Publishes made while disconnected are buffered by nats-py and their acks time out, so callers
+    see an error (and retry) rather than a hang.
+    """
+    return await nats.connect(
+        url,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        allow_reconnect=True,
+        connect_timeout=5,
+        name="upshift",
+    )
