@@ -1,0 +1,124 @@
+"""The simulator's fleet file: YAML ``targets: [...]`` validated with pydantic.
+
+A bad file raises :class:`shared.errors.ConfigError` whose ``where`` is ``file:line`` and whose
+message names the field, e.g. ``fleet.yaml:7: targets[2].kind: Input should be 'cce', ...``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import ConfigError
+from simulator.core import SimTarget
+
+__all__ = ["FleetFile", "TargetSpec", "default_fleet", "load_fleet", "parse_fleet"]
+
+Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
+
+
+class TargetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Kind
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    versions: list[str] = Field(default_factory=list)
+    job_seconds: float = Field(600.0, ge=0)
+    fail_next: bool = False
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def to_target(self) -> SimTarget:
+        return SimTarget(**self.model_dump())
+
+
+class FleetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[TargetSpec]
+
+
+def _coerce_ids(doc: Any) -> Any:
+    # YAML reads `id: 22` and `version: 2823006` as ints; ids and versions are strings here.
+    if isinstance(doc, dict) and isinstance(doc.get("targets"), list):
+        for item in doc["targets"]:
+            if isinstance(item, dict):
+                for key in ("id", "version"):
+                    if isinstance(item.get(key), int | float) and not isinstance(item.get(key), bool):
+                        item[key] = str(item[key])
+                if isinstance(item.get("versions"), list):
+                    item["versions"] = [str(v) if isinstance(v, int | float) else v for v in item["versions"]]
+    return doc
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at pydantic ``loc`` (deepest node found)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def parse_fleet(text: str, source: str = "<fleet>") -> list[SimTarget]:
+    try:
+        tree = yaml.compose(text)
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if isinstance(doc, list):  # a bare list of targets is accepted too
+        doc = {"targets": doc}
+        tree = yaml.MappingNode(
+            "tag:yaml.org,2002:map", [(yaml.ScalarNode("tag:yaml.org,2002:str", "targets"), tree)]
+        )
+    try:
+        fleet = FleetFile.model_validate(_coerce_ids(doc))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err["loc"]
+        line = _line_of(tree, loc)
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(root)"
+        where = f"{source}:{line}" if line else source
+        raise ConfigError(where, f"{field}: {err['msg']}") from None
+    targets = [spec.to_target() for spec in fleet.targets]
+    seen: dict[str, int] = {}
+    for i, t in enumerate(targets):
+        if t.id in seen:
+            raise ConfigError(
+                f"{source}:{_line_of(tree, ('targets', i, 'id'))}", f"targets[{i}].id: duplicate id {t.id!r}"
+            )
+        seen[t.id] = i
+    return targets
+
+
+def load_fleet(path: str | Path) -> list[SimTarget]:
+    """Targets from a YAML fleet file; ConfigError naming file, line and field when it is wrong."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read fleet file: {exc.strerror}") from None
+    return parse_fleet(text, str(p))
+
+
+def default_fleet() -> list[SimTarget]:
+    """Three targets of each kind (``simulator/default_fleet.yaml``)."""
+    text = resources.files("simulator").joinpath("default_fleet.yaml").read_text(encoding="utf-8")
+    return parse_fleet(text, "default_fleet.yaml")
