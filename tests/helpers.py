@@ -1,0 +1,30 @@
+"""Small test helpers shared by every suite."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from events import Event, T
+from events.catalog import Echo, StageRequested
+
+__all__ = ["echo", "eventually", "stage_requested"]
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` is true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def echo(message: str = "hi", **attrs) -> Event:
+    return Event(type=T.ECHO, data=Echo(message=message), **attrs)
+
+
+def stage_requested(kind: str = "cce", stage: str = "upgrade", target: str = "t1", **attrs) -> Event:
+    data = StageRequested(target=target, kind=kind, stage=stage, from_version="v1.27", to_version="v1.28")
+    return Event(type=T.STAGE_REQUESTED, data=data, kind=kind, stage=stage, target=target, **attrs)
