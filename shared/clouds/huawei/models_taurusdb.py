@@ -1,0 +1,116 @@
+"""TaurusDB (StarRocks) request and response bodies (seed 000 and the job / instance queries)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+__all__ = [
+    "JOB_STATUSES",
+    "TERMINAL_JOB_STATUSES",
+    "JobInstance",
+    "StarRocksInstance",
+    "StarRocksInstances",
+    "TaurusJob",
+    "TaurusJobAnswer",
+    "UpgradeStarRocksAnswer",
+    "UpgradeStarRocksRequest",
+]
+
+JOB_STATUSES = ("Pending", "Running", "Completed", "Failed", "Canceled")
+TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
+
+
+def _flag(value: Any) -> Any:
+    # The docs type these as "true"/"false" strings, the Python SDK as booleans: take both.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+class UpgradeStarRocksRequest(BaseModel):
+    """``POST /v3/{project_id}/instances/{instance_id}/starrocks/db-upgrade``. Sent as the docs
+    show them: ``"true"`` / ``"false"`` strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delay: bool = False
+    is_skip_validate: bool = False
+
+    _coerce = field_validator("delay", "is_skip_validate", mode="before")(staticmethod(_flag))
+
+    @field_serializer("delay", "is_skip_validate")
+    def _as_string(self, value: bool) -> str:
+        return "true" if value else "false"
+
+
+class UpgradeStarRocksAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    job_id: str = Field(min_length=1)
+
+
+class JobInstance(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = ""
+    name: str = ""
+
+
+class TaurusJob(BaseModel):
+    """``GET /v3/{project_id}/jobs?id=`` -> ``job``. ``process`` is a percentage while running."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str = ""
+    status: str
+    created: str | None = None
+    ended: str | None = None
+    process: str | None = None
+    instance: JobInstance | None = None
+    fail_reason: str | None = None
+
+    @field_validator("process", mode="before")
+    @classmethod
+    def _process(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+    @property
+    def progress(self) -> float | None:
+        """``process`` as a number 0..100 (``"45%"`` -> 45.0); 100 once Completed."""
+        if self.status == "Completed":
+            return 100.0
+        match = re.search(r"\d+(\.\d+)?", self.process or "")
+        return float(match.group()) if match else None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_STATUSES
+
+
+class TaurusJobAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    job: TaurusJob
+
+
+class StarRocksInstance(BaseModel):
+    """One entry of ``GET /v3/{p}/instances/{instance_id}/starrocks/{starrocks_instance_id}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str = ""
+    status: str = ""
+    data_store_version: str = ""
+    data_store_type: str = ""
+    new_version_available: bool | None = None
+
+    @property
+    def version(self) -> str:
+        return self.data_store_version
+
+
+class StarRocksInstances(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    instances: list[StarRocksInstance] = Field(default_factory=list)

@@ -1,0 +1,98 @@
+"""TaurusDB StarRocks client: start a kernel upgrade, follow its job, read the instance's version."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shared.clouds._base import quote_segment as q
+from shared.clouds.errors import PermanentCloudError
+from shared.clouds.huawei._client import HuaweiClient
+from shared.clouds.huawei.models_taurusdb import (
+    StarRocksInstance,
+    StarRocksInstances,
+    TaurusJob,
+    TaurusJobAnswer,
+    UpgradeStarRocksAnswer,
+    UpgradeStarRocksRequest,
+)
+
+__all__ = ["TaurusDbClient"]
+
+#: A job id the API just returned may 404 for a few seconds while the job is registered.
+FRESH_JOB_GRACE = 10.0
+
+
+class TaurusDbClient(HuaweiClient):
+    service = "taurusdb"
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Language": self.config.language}
+
+    async def upgrade_starrocks(
+        self, instance_id: str, *, delay: bool | str = False, skip_validate: bool | str = False
+    ) -> str:
+        """Start the kernel upgrade; returns the job id. Not retried once it may have reached the
+        vendor: the caller reconciles (``get_starrocks_instance`` / the job list) instead."""
+        body = UpgradeStarRocksRequest.model_validate({"delay": delay, "is_skip_validate": skip_validate})
+        response = await self._call(
+            "POST",
+            f"/v3/{q(self.project_id)}/instances/{q(instance_id)}/starrocks/db-upgrade",
+            endpoint_key="upgrade",
+            json=body.model_dump(),
+            headers=self._headers(),
+            idempotent=False,
+        )
+        return self._parse(UpgradeStarRocksAnswer, response).job_id
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        grace: float = FRESH_JOB_GRACE,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> TaurusJob:
+        """The job; a 404 is retried for ``grace`` seconds (a fresh job is not visible at once)."""
+        deadline = clock() + grace
+        delay = 0.5
+        while True:
+            try:
+                response = await self._call(
+                    "GET",
+                    f"/v3/{q(self.project_id)}/jobs",
+                    endpoint_key="jobs",
+                    params={"id": job_id},
+                    headers=self._headers(),
+                )
+                return self._parse(TaurusJobAnswer, response).job
+            except PermanentCloudError as exc:
+                if exc.status != 404 or clock() + delay > deadline:
+                    raise
+            await sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+    async def get_starrocks_instance(self, instance_id: str, starrocks_instance_id: str) -> StarRocksInstance:
+        """``GET /v3/{p}/instances/{instance_id}/starrocks/{starrocks_instance_id}``: its
+        ``data_store_version`` is what a reconciliation compares with the target version."""
+        response = await self._call(
+            "GET",
+            f"/v3/{q(self.project_id)}/instances/{q(instance_id)}/starrocks/{q(starrocks_instance_id)}",
+            endpoint_key="instances",
+            headers=self._headers(),
+        )
+        answer = self._parse(StarRocksInstances, response)
+        for instance in answer.instances:
+            if instance.id == starrocks_instance_id:
+                return instance
+        if len(answer.instances) == 1:
+            return answer.instances[0]
+        raise PermanentCloudError(
+            f"StarRocks instance {starrocks_instance_id} not in the answer",
+            vendor=self.vendor,
+            code="client.not_found",
+            request_id=response.request_id,
+            status=response.status,
+        )
