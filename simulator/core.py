@@ -260,12 +260,10 @@ class FaultSet:
 class SimJob:
     """One upgrade job on one target, progressing on the simulated clock.
 
-    A job that is going to fail fails at ``FAIL_AT`` of its duration; ``outcome(now)`` is
+    A job that is going to fail fails at ``fail_at`` of its duration; ``outcome(now)`` is
     "running" | "succeeded" | "failed". Vendor modules keep their own views (subtasks, brokers,
     point statuses) in ``extra`` and derive them from :meth:`fraction`.
     """
-
-    FAIL_AT = 0.6
 
     id: str
     target_id: str
@@ -277,17 +275,19 @@ class SimJob:
     fail: bool = False
     fail_reason: str = ""
     applied: bool = False
+    #: Fraction of the duration at which a failing job fails (vendor modules align it to a step).
+    fail_at: float = 0.6
     extra: dict = field(default_factory=dict)
 
     @property
     def ends(self) -> float:
-        return self.started + self.duration * (self.FAIL_AT if self.fail else 1.0)
+        return self.started + self.duration * (self.fail_at if self.fail else 1.0)
 
     def fraction(self, now: float) -> float:
-        """Progress in 0..1 of the *whole* job (a failing job stops at FAIL_AT)."""
+        """Progress in 0..1 of the *whole* job (a failing job stops at ``fail_at``)."""
         if self.duration <= 0:
-            return self.FAIL_AT if self.fail else 1.0
-        return max(0.0, min((now - self.started) / self.duration, self.FAIL_AT if self.fail else 1.0))
+            return self.fail_at if self.fail else 1.0
+        return max(0.0, min((now - self.started) / self.duration, self.fail_at if self.fail else 1.0))
 
     def outcome(self, now: float) -> str:
         if now < self.ends:
@@ -389,6 +389,7 @@ class SimState:
         job_id: str,
         fail_reason: str = "",
         duration: float | None = None,
+        fail_at: float = 0.6,
         extra: dict | None = None,
     ) -> SimJob:
         """Start an upgrade; consumes ``target.fail_next``. The caller checks conflicts first."""
@@ -406,6 +407,7 @@ class SimState:
             fail_reason=(fail_reason or f"simulated failure upgrading {target.name} to {to_version}")
             if fail
             else "",
+            fail_at=fail_at,
             extra=extra or {},
         )
         self.jobs[job_id] = job
