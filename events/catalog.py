@@ -21,6 +21,7 @@ __all__ = [
     "JobPoll",
     "NotificationRequested",
     "StageFailed",
+    "Tick",
     "StageRequested",
     "StageStarted",
     "StageSucceeded",
@@ -204,6 +205,12 @@ class Echo(_Data):
     reply: bool = Field(default=True, description="False on the echo's own answer, so it is not echoed again.")
 
 
+class Tick(_Data):
+    """A scheduled function's period started (one per function and period, deduplicated)."""
+
+    at: datetime
+
+
 class EventSpec(BaseModel):
     type: str
     model: type[BaseModel]
@@ -230,6 +237,7 @@ class T:
     CHAT_COMMAND = "dev.upshift.chat.command"
     NOTIFICATION_REQUESTED = "dev.upshift.notification.requested"
     ECHO = "dev.upshift.echo"
+    CLOCK_TICK = "dev.upshift.clock.tick"
 
 
 def _spec(type_: str, model: type[BaseModel]) -> EventSpec:
@@ -256,6 +264,7 @@ CATALOG: dict[str, EventSpec] = {
         _spec(T.CHAT_COMMAND, ChatCommand),
         _spec(T.NOTIFICATION_REQUESTED, NotificationRequested),
         _spec(T.ECHO, Echo),
+        _spec(T.CLOCK_TICK, Tick),
     )
 }
 

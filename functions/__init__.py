@@ -1,0 +1,1 @@
+"""One module per function. Each is thin: parse → decide → one call → emit."""

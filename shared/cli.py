@@ -1,0 +1,185 @@
+"""The ``upshift`` command line.
+
+Errors in what the user gave (a config file, a URL, an argument) print one line naming the
+file/field and exit 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from shared.errors import ConfigError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-json/--log-pretty", default=None, help="Log format (default: JSON unless stderr is a TTY).")
+def cli(log_json: bool | None) -> None:
+    """Upshift keeps fleets of managed clusters and databases up to date, safely."""
+    from shared.log import configure
+
+    configure(json=log_json)
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def events() -> None:
+    """The event catalog: list types, print schemas, validate files."""
+
+
+@events.command("list")
+def events_list() -> None:
+    """Every event type with a one-line description."""
+    from events.catalog import CATALOG
+
+    width = max(len(t) for t in CATALOG)
+    for type_, spec in CATALOG.items():
+        click.echo(f"{type_:<{width}}  {spec.description}")
+
+
+@events.command("schema")
+@click.argument("type_", metavar="TYPE")
+def events_schema(type_: str) -> None:
+    """The JSON Schema of TYPE (the whole CloudEvent, typed data included)."""
+    from events.catalog import CATALOG
+    from events.schema import render
+
+    if type_ not in CATALOG:
+        raise click.BadParameter(f"unknown event type {type_!r}; see `upshift events list`", param_hint="TYPE")
+    click.echo(render(type_), nl=False)
+
+
+@events.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def events_validate(files: tuple[Path, ...]) -> None:
+    """Validate CloudEvent JSON files (structured mode). Exit 1 naming the field on failure."""
+    from events.codec import BadEvent, from_json
+
+    failed = False
+    for f in files:
+        try:
+            event = from_json(f.read_bytes())
+        except OSError as exc:
+            click.echo(f"{f}: cannot read: {exc.strerror}", err=True)
+            failed = True
+        except BadEvent as exc:
+            click.echo(f"{f}: {exc.field or '(event)'}: {exc.message}", err=True)
+            failed = True
+        else:
+            click.echo(f"{f}: ok ({event.type})")
+    if failed:
+        sys.exit(1)
+
+
+# -- runtimes ----------------------------------------------------------------------------------
+
+_bus_option = click.option(
+    "--bus", "bus_url", envvar="UPSHIFT_BUS", default=None, show_envvar=True,
+    help="sqlite:///path.db (default ./.upshift/upshift.db) or nats://host:port",
+)
+_manifest_option = click.option(
+    "--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="UPSHIFT_MANIFEST",
+    help="serverless.yml to load (default: the one shipped with Upshift).",
+)
+
+
+def _open_runtime(bus_url: str | None, manifest: Path | None, only: tuple[str, ...] = ()):
+    from shared.bus import DEFAULT_URL, open_bus
+    from shared.manifest import DEFAULT_MANIFEST, load_manifest
+    from shared.runtime import Runtime
+    from shared.store import open_store
+
+    url = bus_url or DEFAULT_URL
+    bus, store = open_bus(url), open_store(url)  # both validate the URL first
+    m = load_manifest(manifest or DEFAULT_MANIFEST)
+    unknown = set(only) - set(m.functions)
+    if unknown:
+        raise ConfigError("--only", f"no such function(s): {', '.join(sorted(unknown))}")
+    return Runtime(m, bus, store, only=list(only) or None)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@cli.command()
+@_bus_option
+@_manifest_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def serve(bus_url: str | None, manifest: Path | None, host: str, port: int) -> None:
+    """HTTP ingress (POST /events, GET /healthz, http functions) + every function, one process."""
+    from aiohttp import web
+
+    from shared.serve import build_app
+
+    runtime = _open_runtime(bus_url, manifest)
+
+    async def main() -> None:
+        await runtime.start()
+        runner = web.AppRunner(build_app(runtime), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+        click.echo(f"upshift serving on http://{host}:{bound} (bus {runtime.bus.url.split('?')[0]})", err=True)
+        try:
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+@cli.command()
+@_bus_option
+@_manifest_option
+@click.option("--only", multiple=True, help="Run only these functions (repeatable).")
+def worker(bus_url: str | None, manifest: Path | None, only: tuple[str, ...]) -> None:
+    """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
+    runtime = _open_runtime(bus_url, manifest, only)
+
+    async def main() -> None:
+        await runtime.start()
+        click.echo(f"upshift worker: {', '.join(sorted(runtime.functions))} on {runtime.bus.url.split('?')[0]}", err=True)
+        try:
+            await _until_signalled()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+def _add_optional_commands() -> None:
+    """Commands that live beside their subsystem (simulator, pipeline) join the group here."""
+    with contextlib.suppress(ImportError):
+        from simulator.cli import simulate
+
+        cli.add_command(simulate)
+
+
+_add_optional_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="upshift", standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"upshift: error: {exc}", err=True)
+        sys.exit(2)
+

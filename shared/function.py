@@ -1,0 +1,81 @@
+"""What a function is: an async callable ``(event, ctx) -> events to emit``, and its context.
+
+``@upshift_function`` marks a callable as an Upshift function and records the data model it
+expects (from its annotation), so the runtime can refuse a manifest that wires it to the
+wrong event type. The trigger itself lives only in ``serverless.yml``.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from events.envelope import Event
+from shared.bus.base import Emitted
+from shared.clock import Clock
+from shared.store import Store
+
+__all__ = ["Context", "FunctionCallable", "HttpReply", "HttpRequest", "UpshiftFunction", "upshift_function"]
+
+FunctionCallable = Callable[..., Awaitable[Sequence[Emitted] | None]]
+
+
+@dataclass
+class Context:
+    """Everything a function may use. Functions keep no state of their own between calls."""
+
+    function: str
+    store: Store
+    clock: Clock
+    log: Any
+    #: The loaded fleet config (targets, windows, policies, clouds); None where not configured.
+    fleet: Any = None
+    #: Vendor API clients, built lazily from the fleet's cloud config.
+    clouds: Any = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A framework-neutral HTTP request (aiohttp in ``serve``, Starlette under functions-framework)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """What an ``http`` function answers, and the events to publish *before* answering."""
+
+    status: int
+    body: dict[str, Any]
+    events: Sequence[Emitted] = ()
+
+
+@dataclass(frozen=True)
+class UpshiftFunction:
+    fn: FunctionCallable
+    name: str
+    #: The ``data`` model from the ``Event[Model]`` annotation of the first parameter, if any.
+    data_model: type[BaseModel] | None
+
+    async def __call__(self, event: Any, ctx: Context) -> Sequence[Emitted] | HttpReply | None:
+        return await self.fn(event, ctx)
+
+
+def upshift_function(fn: FunctionCallable) -> UpshiftFunction:
+    hints = typing.get_type_hints(fn)
+    first = next(iter(hints.values()), None)
+    model = None
+    if first is not None and getattr(first, "__pydantic_generic_metadata__", None):
+        meta = first.__pydantic_generic_metadata__
+        if meta["origin"] is Event and meta["args"]:
+            model = meta["args"][0]
+    return UpshiftFunction(fn=fn, name=fn.__name__, data_model=model)

@@ -1,0 +1,183 @@
+"""The runtime: loads the manifest, binds each function to the bus, runs the clock.
+
+Per function and trigger:
+
+* ``event`` → a durable bus subscription named after the function; the runtime builds the
+  context, binds the event's correlation to the log, calls the function and hands its
+  emitted events back to the bus (which publishes them before acking — the outbox).
+* ``schedule`` → every period the runtime publishes a ``clock.tick`` event whose id is the
+  function and the period's start, so two runtimes on one bus tick the function once.
+* ``http`` → a route in ``upshift serve`` (and an ``aio.http`` target under functions-framework).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from events.catalog import T, Tick
+from events.envelope import Event, consequence_id
+from shared.bus import Bus, Emitted, Subscription
+from shared.clock import Clock
+from shared.errors import ConfigError
+from shared.function import Context, HttpReply, HttpRequest, UpshiftFunction
+from shared.log import get_logger
+from shared.manifest import Manifest, resolve_handler
+from shared.store import Store
+
+__all__ = ["Bound", "Runtime"]
+
+
+@dataclass
+class Bound:
+    name: str
+    function: UpshiftFunction
+    http: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Runtime:
+    def __init__(
+        self,
+        manifest: Manifest,
+        bus: Bus,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        fleet: Any = None,
+        clouds: Any = None,
+        settings: dict[str, Any] | None = None,
+        only: Sequence[str] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.bus = bus
+        self.store = store
+        self.clock = clock or Clock()
+        self.fleet = fleet
+        self.clouds = clouds
+        self.settings = settings or {}
+        self.functions: dict[str, Bound] = {}
+        self._schedules: list[tuple[str, float]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bind(only)
+
+    def context(self, name: str) -> Context:
+        return Context(
+            function=name,
+            store=self.store,
+            clock=self.clock,
+            log=get_logger(f"upshift.fn.{name}"),
+            fleet=self.fleet,
+            clouds=self.clouds,
+            settings=self.settings,
+        )
+
+    def _bind(self, only: Sequence[str] | None) -> None:
+        for name, fdef in self.manifest.functions.items():
+            if only is not None and name not in only:
+                continue
+            fn = resolve_handler(fdef.handler)
+            if not isinstance(fn, UpshiftFunction):
+                raise ConfigError(f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function")
+            bound = Bound(name, fn)
+            for trig in fdef.events:
+                if trig.event is not None:
+                    self._check_model(name, fn, trig.event.type)
+                    self.bus.subscribe(
+                        Subscription(
+                            name=name,
+                            type=trig.event.type,
+                            where=trig.event.where,
+                            handler=self._event_handler(name, fn),
+                            max_attempts=trig.event.max_attempts,
+                            concurrency=trig.event.concurrency,
+                        )
+                    )
+                elif trig.schedule is not None:
+                    self._check_model(name, fn, T.CLOCK_TICK)
+                    self._schedules.append((name, trig.every_seconds or 60.0))
+                    self.bus.subscribe(
+                        Subscription(name, T.CLOCK_TICK, {"subject": name}, self._event_handler(name, fn), max_attempts=3)
+                    )
+                elif trig.http is not None:
+                    bound.http.append((trig.http.method.upper(), trig.http.path))
+            self.functions[name] = bound
+
+    @staticmethod
+    def _check_model(name: str, fn: UpshiftFunction, event_type: str) -> None:
+        from events.catalog import CATALOG
+
+        want = CATALOG[event_type].model
+        if fn.data_model is not None and fn.data_model is not want:
+            raise ConfigError(
+                f"functions.{name}.events",
+                f"{fn.name} takes Event[{fn.data_model.__name__}] but {event_type} carries {want.__name__}",
+            )
+
+    def _event_handler(self, name: str, fn: UpshiftFunction):
+        async def handle(event: Event) -> Sequence[Emitted]:
+            out = await fn(event, self.context(name))
+            return list(out or ())
+
+        return handle
+
+    async def call_http(self, name: str, request: HttpRequest) -> HttpReply:
+        """Run an http function, publish what it emits, then return its reply."""
+        fn = self.functions[name].function
+        reply = await fn(request, self.context(name))
+        if not isinstance(reply, HttpReply):
+            raise TypeError(f"http function {name} must return HttpReply")
+        for item in reply.events:
+            if isinstance(item, Event):
+                await self.bus.publish(item)
+            else:
+                await self.bus.publish(item.event, delay=item.delay)
+        return reply
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.bus.start()
+        self._tasks.append(asyncio.create_task(self.bus.run(), name="bus"))
+        for name, every in self._schedules:
+            self._tasks.append(asyncio.create_task(self._tick(name, every), name=f"tick-{name}"))
+
+    async def _tick(self, name: str, every: float) -> None:
+        """Publish one tick per period (in domain time); the id dedupes ticks across runtimes."""
+        while True:
+            now = self.clock.timestamp()
+            slot = math.floor(now / every) * every
+            at = datetime.fromtimestamp(slot, UTC)
+            tick = Event(type=T.CLOCK_TICK, id=consequence_id("tick", name, slot), subject=name, data=Tick(at=at))
+            with contextlib.suppress(Exception):
+                await self.bus.publish(tick)
+            next_slot = slot + every
+            await asyncio.sleep(max(0.01, self.clock.real_delay(next_slot - self.clock.timestamp())))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            if t.get_name() != "bus":
+                t.cancel()
+        await self.bus.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.store.close()
+
+    async def wait_idle(self, limit: float = 30.0) -> None:
+        """Until the bus has no pending deliveries (embedded bus only; tests and demo)."""
+        pending = getattr(self.bus, "pending", None)
+        if pending is None:
+            raise NotImplementedError("wait_idle needs a bus with pending()")
+        deadline = time.monotonic() + limit
+        while await pending():
+            if time.monotonic() > deadline:
+                raise TimeoutError("bus did not drain")
+            await asyncio.sleep(0.02)

@@ -1,0 +1,77 @@
+"""``upshift serve``: HTTP ingress plus the manifest's functions on one bus, in one process.
+
+Routes: ``POST /events`` (CloudEvents, binary or structured mode), ``GET /healthz``, and one
+route per ``http`` trigger in the manifest. Bad input answers 4xx with a JSON body naming the
+problem (``{"error": ..., "field": ...}``) and publishes nothing; an unexpected failure answers
+500 with no traceback (it is logged, redacted).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from events.codec import BadEvent, from_http_request
+from shared.function import HttpRequest
+from shared.log import get_logger
+from shared.runtime import Runtime
+
+__all__ = ["build_app"]
+
+MAX_BODY = 1 << 20
+log = get_logger("upshift.serve")
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _no_tracebacks(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.exception("unhandled error", path=request.path, error_type=type(exc).__name__)
+        return _error(500, "internal error")
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    app = web.Application(middlewares=[_no_tracebacks], client_max_size=MAX_BODY)
+
+    async def post_events(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            event = from_http_request(dict(request.headers), body)
+        except BadEvent as exc:
+            return _error(400, exc.message, exc.field or None)
+        fresh = await runtime.bus.publish(event)
+        return web.json_response({"id": event.id, "type": event.type, "duplicate": not fresh}, status=202)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "bus": runtime.bus.url.split("?")[0], "functions": sorted(runtime.functions)})
+
+    app.router.add_post("/events", post_events)
+    app.router.add_get("/healthz", healthz)
+    for name, bound in runtime.functions.items():
+        for method, path in bound.http:
+            app.router.add_route(method, path, _http_route(runtime, name))
+    return app
+
+
+def _http_route(runtime: Runtime, name: str):
+    async def route(request: web.Request) -> web.Response:
+        req = HttpRequest(
+            method=request.method,
+            path=request.path,
+            headers=dict(request.headers),
+            query=dict(request.query),
+            body=await request.read(),
+        )
+        reply = await runtime.call_http(name, req)
+        return web.json_response(reply.body, status=reply.status)
+
+    return route
