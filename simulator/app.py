@@ -163,7 +163,8 @@ def build_app(state: SimState) -> web.Application:
     app[STATE] = state
     for name in VENDOR_MODULES:
         module = _vendor_module(name)
-        if module is not None:
-            module.register(app, state)
+        register = getattr(module, "register", None)  # a package still being built may lack it
+        if register is not None:
+            register(app, state)
     _control_routes(app, state)
     return app
