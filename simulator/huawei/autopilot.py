@@ -69,12 +69,12 @@ def register(app: web.Application, state: SimState) -> None:
                     "startTimeStamp": iso(rec["started"]),
                 }
         for job in state.jobs_of(cluster):
-            if job.service == SERVICE and job.started >= since:
+            if job.service == SERVICE and job.extra.get("created", job.started) >= since:
                 phase, _ = task_phase(state, job)
                 found["Cluster"] = {
                     "taskID": job.id,
                     "status": _TASK_STATUS[phase],
-                    "startTimeStamp": iso(job.started),
+                    "startTimeStamp": iso(job.extra.get("created", job.started)),
                     "endTimeStamp": iso(job.ends) if phase in ("Success", "Failed") else None,
                 }
         return [{"taskType": t, **found.get(t, {})} for t in _POINTS]

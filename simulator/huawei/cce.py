@@ -53,7 +53,7 @@ def _task_view(state: SimState, job: SimJob) -> dict[str, Any]:
         "kind": "UpgradeTask",
         "metadata": {
             "uid": job.id,
-            "creationTimestamp": iso(job.started),
+            "creationTimestamp": iso(job.extra.get("created", job.started)),
             "updateTimestamp": iso(state.clock.now()),
         },
         "spec": {"version": job.from_version, "targetVersion": job.to_version, "items": {}},
@@ -215,6 +215,7 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
             )
         uid = sim.uid(state)
         job = state.start_job(target, resolved, service=service, job_id=uid)
+        job.extra["created"] = job.started
         return web.json_response(
             {
                 "metadata": {"uid": uid},
@@ -263,7 +264,7 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
             if phase not in ("Init", "Queuing", "Running"):
                 return cce_error(400, "CCE.01400001", f"Cannot pause an upgrade task in phase {phase}")
             job.extra["paused_frac"] = job.fraction(now)
-            job.started = now + 1e12  # frozen: no progress while paused
+            job.started = now + 1e9  # frozen: no progress while paused (restored on continue)
         elif action == "continue":
             if phase != "Pause":
                 return cce_error(400, "CCE.01400001", f"Cannot continue an upgrade task in phase {phase}")
@@ -271,8 +272,9 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
         else:  # retry: resume the failed task where it stopped
             if phase != "Failed":
                 return cce_error(400, "CCE.01400001", f"Cannot retry an upgrade task in phase {phase}")
+            resume_at = job.fail_at
             job.fail, job.fail_reason = False, ""
-            job.started = now - SimJob.FAIL_AT * job.duration
+            job.started = now - resume_at * job.duration
         return web.json_response({})
 
     add("GET", base, cluster)
