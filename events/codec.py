@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from cloudevents.http import CloudEvent, from_http, to_binary, to_structured
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent, from_http
 from pydantic import ValidationError
 
 from events.catalog import CATALOG
@@ -102,9 +103,13 @@ def from_cloudevent(ce: CloudEvent) -> Event:
 def from_http_request(headers: Mapping[str, str], body: bytes) -> Event:
     """Parse an HTTP request in binary (``ce-*`` headers) or structured mode."""
     lower = {k.lower(): v for k, v in headers.items()}
-    if "ce-specversion" not in lower and "application/cloudevents" not in lower.get("content-type", ""):
-        # A plain JSON body without CloudEvents headers: treat as structured for convenience.
+    if "ce-specversion" not in lower:
+        # Structured mode (application/cloudevents+json), or plain JSON: the body is the event.
         return from_json(body)
+    # The SDK reports any missing binary-mode attribute as "specversion": name the real one.
+    for attr in ("type", "source", "id"):
+        if not lower.get(f"ce-{attr}"):
+            raise BadEvent(attr, f"required attribute is missing (header ce-{attr})")
     try:
         ce = from_http(lower, body)
     except Exception as exc:  # the SDK raises a zoo of types; all mean "not a CloudEvent"

@@ -183,3 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"upshift: error: {exc}", err=True)
         sys.exit(2)
 
+
+
+if __name__ == "__main__":
+    main()

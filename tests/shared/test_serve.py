@@ -1,0 +1,137 @@
+"""`upshift serve`: POST /events ingress, /healthz, and the echo function end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from events import T
+from events.codec import to_binary_http, to_structured_http
+from shared.bus import open_bus
+from shared.manifest import load_manifest
+from shared.natsd import free_port
+from shared.runtime import Runtime
+from shared.serve import build_app
+from shared.store import open_store
+from tests.helpers import echo, eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def served(tmp_path):
+    url = f"sqlite:///{tmp_path}/u.db"
+    runtime = Runtime(load_manifest(), open_bus(url), open_store(url))
+    await runtime.start()
+    client = TestClient(TestServer(build_app(runtime)))
+    await client.start_server()
+    yield client, runtime
+    await client.close()
+    await runtime.stop()
+
+
+async def _echo_answers(runtime) -> list[str]:
+    rows = runtime.bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.ECHO,)).fetchall()
+    return [json.loads(b)["data"]["message"] for (b,) in rows if not json.loads(b)["data"]["reply"]]
+
+
+@pytest.mark.parametrize("mode", [to_binary_http, to_structured_http])
+async def test_echo_round_trip_through_post_events(served, mode):
+    client, runtime = served
+    headers, body = mode(echo("ping"))
+    r = await client.post("/events", data=body, headers=headers)
+    assert r.status == 202
+    assert (await r.json())["duplicate"] is False
+    await runtime.wait_idle()
+    assert await _echo_answers(runtime) == ["ping"]
+
+
+async def test_duplicate_post_is_accepted_but_not_republished(served):
+    client, runtime = served
+    headers, body = to_binary_http(echo("once"))
+    assert (await (await client.post("/events", data=body, headers=headers)).json())["duplicate"] is False
+    assert (await (await client.post("/events", data=body, headers=headers)).json())["duplicate"] is True
+    await runtime.wait_idle()
+    assert await _echo_answers(runtime) == ["once"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "field"),
+    [
+        (b"{oops", {"content-type": "application/cloudevents+json"}, None),
+        (json.dumps({"specversion": "1.0", "source": "/x", "id": "1", "data": {}}).encode(), {"content-type": "application/cloudevents+json"}, "type"),
+        (json.dumps({"specversion": "1.0", "type": "dev.upshift.unknown", "source": "/x", "id": "1", "data": {}}).encode(), {"content-type": "application/cloudevents+json"}, "type"),
+        (json.dumps({"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": ""}}).encode(), {"content-type": "application/cloudevents+json"}, "data.message"),
+        (b'{"message": "m"}', {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "content-type": "application/json"}, "source"),
+    ],
+)
+async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, body, headers, field):
+    client, runtime = served
+    r = await client.post("/events", data=body, headers=headers)
+    assert r.status == 400
+    payload = await r.json()
+    assert payload.get("field") == field
+    assert "Traceback" not in json.dumps(payload)
+    assert runtime.bus.conn.execute("SELECT COUNT(*) FROM bus_events").fetchone()[0] == 0
+
+
+async def test_healthz(served):
+    client, _ = served
+    r = await client.get("/healthz")
+    assert r.status == 200
+    assert (await r.json())["functions"] == ["echo"]
+
+
+async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
+    """The real command: publish, kill -9 before it can run, restart, the echo still happens."""
+    db = tmp_path / "u.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "shared.cli", "serve", "--bus", f"sqlite:///{db}?lease=1", "--port", str(port)]
+
+    async def wait_healthy():
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):
+                try:
+                    async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        if r.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("serve did not come up")
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_healthy()
+        headers, body = to_binary_http(echo("across-restart"))
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"http://127.0.0.1:{port}/events", data=body, headers=headers) as r:
+                assert r.status == 202
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_healthy()
+        bus = open_bus(f"sqlite:///{db}")
+        await bus.start()
+
+        def answered():
+            rows = bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.ECHO,)).fetchall()
+            return any(not json.loads(b)["data"]["reply"] for (b,) in rows)
+
+        await eventually(answered, timeout=20)
+        await bus.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
