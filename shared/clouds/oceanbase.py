@@ -146,6 +146,8 @@ class OcpClient(BaseClient):
             return
         assert self._ak is not None and self._sk is not None
         headers["Date"] = formatdate(self._clock(), usegmt=True)
+        # aiohttp would add its own Content-Type to a body-less POST after signing; pin it.
+        headers.setdefault("Content-Type", "application/json")
         # Set Host ourselves so the value signed is exactly the value sent.
         headers["Host"] = _host_port(url)
         to_sign = string_to_sign(

@@ -95,6 +95,8 @@ class TaskInstance(_Lenient):
     cluster: dict[str, Any] | None = None
     startTime: str | None = None
     finishTime: str | None = None
+    #: Why a FAILED task failed (the failed subtask's error), when OCP says.
+    errorMessage: str | None = None
     #: OCP calls the DAG nodes ``subtasks`` in the task API and ``tasks`` in the upgrade answer.
     subtasks: list[SubTask] = Field(default_factory=list)
 

@@ -1,0 +1,244 @@
+"""OcpClient against the simulator over loopback HTTP: auth, the upgrade DAG, errors, faults."""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+
+import aiohttp
+import pytest
+
+from shared import log
+from shared.clouds import _base, close_sessions
+from shared.clouds.errors import (
+    AuthError,
+    PermanentCloudError,
+    ThrottledError,
+    TransientCloudError,
+    ValidationFailed,
+)
+from shared.clouds.oceanbase import OcpClient, OcpConfig, canonical_resource, string_to_sign
+from shared.clouds.oceanbase_models import RollingUpgrade, RpmUpgrade, TaskInstance
+from simulator.core import SimCredentials
+from simulator.testing import run_simulator
+
+CREDS = SimCredentials()
+V1, V2 = "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022"
+FAST = _base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
+
+
+@pytest.fixture(autouse=True)
+def ocp_env(monkeypatch):
+    for name, value in {
+        "OCP_USER": CREDS.ocp_user,
+        "OCP_PASSWORD": CREDS.ocp_password,
+        "OCP_AK": CREDS.ocp_ak,
+        "OCP_SK": CREDS.ocp_sk,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+async def sim():
+    async with run_simulator(speed=1.0) as handle:
+        yield handle
+    await close_sessions()
+
+
+def client(sim, auth: str = "aksk", retry=FAST, **kw) -> OcpClient:
+    return OcpClient(OcpConfig(url=sim.url, auth=auth, retry=retry), **kw)
+
+
+def assert_dag_consistent(task: TaskInstance) -> None:
+    """A subtask runs or finishes only after all its upstreams succeeded; edges are symmetric."""
+    by_id = {s.id: s for s in task.subtasks}
+    for sub in task.subtasks:
+        for up in sub.upstreams:
+            assert sub.id in by_id[up].downstreams
+            if sub.status in ("READY", "RUNNING", "SUCCESSFUL", "FAILED"):
+                assert by_id[up].status == "SUCCESSFUL"
+
+
+@pytest.mark.parametrize("auth", ["basic", "aksk"])
+async def test_cluster_query_with_each_auth(sim, auth: str) -> None:
+    cluster = await client(sim, auth).get_cluster(22)
+    assert (cluster.id, cluster.obVersion, cluster.status) == (22, "4.2.1.0-100000102023092807", "RUNNING")
+
+
+@pytest.mark.parametrize(
+    ("auth", "env", "skew"),
+    [("basic", {"OCP_PASSWORD": "wrong"}, 0), ("aksk", {"OCP_SK": "wrong-secret"}, 0), ("aksk", {}, -3600)],
+)
+async def test_auth_failures_are_auth_errors(sim, monkeypatch, auth, env, skew) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    c = client(sim, auth, clock=lambda: time.time() + skew)
+    with pytest.raises(AuthError) as info:
+        await c.get_cluster(22)
+    assert info.value.status == 401
+    assert sim.state.stats.snapshot()["calls"] == {}
+
+
+async def test_missing_authorization_gets_ocp_envelope_401(sim) -> None:
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(f"{sim.url}/api/v2/ob/clusters/22")
+        body = await r.json()
+    assert r.status == 401 and body["successful"] is False and body["error"]["message"]
+    assert {"data", "timestamp", "duration", "status", "traceId", "server"} <= body.keys()
+
+
+def test_string_to_sign_layout() -> None:
+    text = string_to_sign(
+        "post", b"{}", "application/json", "Tue, 02 Mar 2021 04:04:48 GMT", "ocp:8080",
+        {"X-OCP-B": " 2 ", "x-ocp-a": "1", "Other": "x"}, canonical_resource("/api/v2/x", "b=2&a=%201"),
+    )  # fmt: skip
+    assert text.split("\n") == [
+        "POST", "99914B932BD37A50B983C5E7C90AE93B", "application/json", "Tue, 02 Mar 2021 04:04:48 GMT",
+        "ocp:8080", "x-ocp-a:1", "x-ocp-b:2", "/api/v2/x?a=%201&b=2",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        RollingUpgrade(destVersion=V1, operatingSystem="el7"),
+        RpmUpgrade(rpmFileName=f"oceanbase-{V1}.el7.x86_64.rpm"),
+    ],
+)
+async def test_upgrade_follows_dag_to_successful_and_version_changes(sim, request_body) -> None:
+    c = client(sim)
+    task = await c.upgrade(22, request_body)
+    assert task.status == "RUNNING" and len(task.subtasks) >= 5
+    assert (await c.get_cluster(22)).status == "UPGRADING"
+    seen = set()
+    for _ in range(30):
+        sim.state.clock.advance(50)
+        task = await c.get_task(task.id)
+        assert_dag_consistent(task)
+        seen |= {s.status for s in task.subtasks}
+        if task.terminal:
+            break
+    assert task.status == "SUCCESSFUL" and {"PENDING", "RUNNING", "SUCCESSFUL"} <= seen
+    assert (await c.get_cluster(22)).obVersion == V1
+    assert sim.state.stats.snapshot()["calls"]["ocp.upgrade"] == {"22": 1}
+
+
+async def test_failed_task_carries_reason_then_retry_succeeds(sim) -> None:
+    c = client(sim)
+    sim.state.targets["22"].fail_next = True
+    task = await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
+    sim.state.clock.advance(2000)
+    task = await c.get_task(task.id)
+    assert task.status == "FAILED" and len(task.failed_subtasks) == 1
+    assert task.errorMessage
+    assert_dag_consistent(task)
+    assert (await c.list_tasks(22, status="FAILED"))[0].id == task.id
+    retried = await c.retry_task(task.id)
+    assert retried.status == "RUNNING"
+    assert any(s.operation == "RETRY" for s in retried.subtasks)
+    sim.state.clock.advance(2000)
+    assert (await c.get_task(task.id)).status == "SUCCESSFUL"
+    assert (await c.get_cluster(22)).obVersion == V1
+
+
+async def test_rollback_leaves_version(sim) -> None:
+    c = client(sim)
+    sim.state.targets["22"].fail_next = True
+    task = await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
+    sim.state.clock.advance(2000)
+    rolled = await c.rollback_task(task.id)
+    assert rolled.status == "FAILED" and any(s.operation == "ROLLBACK" for s in rolled.subtasks)
+    with pytest.raises(PermanentCloudError):
+        await c.retry_task(task.id)
+    assert (await c.get_cluster(22)).obVersion == "4.2.1.0-100000102023092807"
+
+
+async def test_second_upgrade_while_running_is_a_conflict(sim) -> None:
+    c = client(sim, retry=_base.RetryPolicy(attempts=1))
+    await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
+    with pytest.raises(TransientCloudError) as info:
+        await c.upgrade(22, {"destVersion": V2, "operatingSystem": "el7"})
+    assert info.value.status == 409 and not info.value.maybe_applied
+
+
+async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
+    c = client(sim)
+    with pytest.raises(ValidationFailed) as info:
+        await c.upgrade(22, {"destVersion": "latest", "operatingSystem": "el7"})
+    assert info.value.field == "destVersion"
+    with pytest.raises(ValidationFailed):
+        await c.get_task(-1)
+    assert sim.state.stats.snapshot()["calls"] == {}
+    with pytest.raises(PermanentCloudError, match="later than"):
+        await c.upgrade(23, {"destVersion": V1, "operatingSystem": "el7"})  # 23 already runs V1
+    with pytest.raises(PermanentCloudError, match="not found") as info:
+        await c.get_cluster(999)
+    assert info.value.status == 404
+
+
+async def test_throttling_carries_retry_after(sim) -> None:
+    sim.state.faults.update({"ocp": {"error_rates": {"429": 1.0}, "retry_after": 3}})
+    with pytest.raises(ThrottledError) as info:
+        await client(sim, retry=_base.RetryPolicy(attempts=1)).get_cluster(22)
+    assert info.value.retry_after == 3
+
+
+async def test_retries_stop_at_the_deadline(sim, monkeypatch) -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    patched = functools.partial(_base.with_retry, sleep=fake_sleep, clock=lambda: now[0])
+    monkeypatch.setattr(_base, "with_retry", patched)
+    sim.state.faults.update({"ocp": {"error_rates": {"503": 1.0}, "retry_after": 4}})
+    c = client(sim, retry=_base.RetryPolicy(attempts=10, base=0.01, cap=0.01, deadline=10))
+    with pytest.raises(TransientCloudError) as info:
+        await c.get_cluster(22)
+    assert info.value.status == 503
+    assert sleeps == [4, 4]  # a third sleep would end past the 10 s deadline
+    assert sim.state.stats.snapshot()["faults"]["ocp"]["503"] == 3
+
+
+async def test_commit_then_drop_is_maybe_applied_and_reconcilable(sim) -> None:
+    c = client(sim)
+    sim.state.faults.update({"ocp": {"drop_after_commit_rate": 1.0}})
+    with pytest.raises(TransientCloudError) as info:
+        await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
+    assert info.value.maybe_applied
+    sim.state.faults.clear()
+    [task] = await c.list_tasks(22)
+    assert task.status == "RUNNING"
+    assert sim.state.stats.snapshot()["calls"]["ocp.upgrade"] == {"22": 1}
+
+
+async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch) -> None:
+    buf = io.StringIO()
+    log.configure(json=True, stream=buf, level=0)
+    try:
+        monkeypatch.setenv("OCP_SK", "a-very-secret-ocp-key")
+        c = client(sim, "aksk")
+        sim.state.faults.update({"ocp": {"error_rates": {"500": 1.0}}})
+        with pytest.raises(TransientCloudError) as info:
+            await c.get_cluster(22)
+        sim.state.faults.clear()
+        with pytest.raises(AuthError) as auth:
+            await c.get_cluster(22)
+        basic = client(sim, "basic")
+        await basic.get_cluster(22)
+    finally:
+        log.configure()
+    for text in (
+        repr(c),
+        str(c),
+        repr(basic),
+        str(info.value),
+        repr(auth.value),
+        str(auth.value),
+        buf.getvalue(),
+    ):
+        assert "a-very-secret-ocp-key" not in text and CREDS.ocp_password not in text
+    assert "cloud.retry" in buf.getvalue()
