@@ -167,6 +167,8 @@ def _task_view(state: SimState, job: SimJob, *, key: str = "subtasks") -> dict[s
             status = "READY"
         else:
             status = "PENDING"
+        if any(subtasks[u]["status"] != "SUCCESSFUL" for u in ups):
+            status = "PENDING"  # downstream of a failed (or unfinished) subtask never starts
         sub_id = job_id_int(job) * 100 + i
         subtasks.append(
             {
