@@ -109,7 +109,8 @@ class Bus(Protocol):
         """Durably publish; False when an event with that id was already published (dropped)."""
 
     def subscribe(self, sub: Subscription) -> None:
-        """Register a durable consumer. Call before ``run``."""
+        """Register a durable consumer. Call before ``run``; after ``start`` it exists only once
+        ``start`` (or ``run``) is called again — events published before that may not reach it."""
 
     async def run(self) -> None:
         """Deliver events to the subscribed handlers until ``close`` is called."""

@@ -270,19 +270,26 @@ class SqliteBus:
         if not self._done:
             return
         done, self._done = self._done, []
-        for outcome in done:
-            d = outcome.delivery
-            try:
-                with self._tx() as conn:
+        # One transaction for the group (one fsync-free WAL commit), a savepoint per outcome so
+        # a lost lease undoes only that handler's outputs.
+        with self._tx() as conn:
+            for outcome in done:
+                d = outcome.delivery
+                conn.execute("SAVEPOINT outcome")
+                try:
                     if outcome.error is None:
                         self._ack(conn, d, outcome.emitted or ())
                     else:
                         self._fail(conn, d, outcome.error)
-            except _LeaseLost:
-                log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
-            finally:
-                self._inflight.pop(d.seq, None)
-                self._per_sub[d.sub.name] -= 1
+                except _LeaseLost:
+                    conn.execute("ROLLBACK TO outcome")
+                    log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
+                finally:
+                    conn.execute("RELEASE outcome")
+        for outcome in done:
+            d = outcome.delivery
+            self._inflight.pop(d.seq, None)
+            self._per_sub[d.sub.name] -= 1
 
     def _ack(self, conn: sqlite3.Connection, d: _Delivery, emitted: Iterable[Emitted]) -> None:
         for item in emitted:

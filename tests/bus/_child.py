@@ -1,6 +1,7 @@
 """A consumer in its own process, for tests that kill -9 it.
 
 usage: python -m tests.bus._child URL CONSUMER MARKER MODE [N]
+  Touches MARKER.ready once its durable consumer is registered.
   MODE hang: on delivery, touch MARKER and never return (the event is never acked).
   MODE emit: on delivery, touch MARKER and emit N echo events (runid=kill) with deterministic ids.
 """
@@ -29,6 +30,7 @@ async def main(url: str, consumer: str, marker: str, mode: str, n: int) -> None:
 
     bus.subscribe(Subscription(consumer, T.ECHO, {"target": "in"}, handler, max_attempts=50, backoff_base=0.01))
     await bus.start()
+    Path(marker + ".ready").touch()  # the durable consumer exists from here on
     await bus.run()
 
 

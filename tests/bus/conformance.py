@@ -295,8 +295,8 @@ class BusConformance:
         child = self._spawn(bus_url(lease), marker, "hang")
         try:
             bus = await buses(lease=lease)
-            # the child registers the durable consumer; wait until it is there to receive
-            await asyncio.sleep(0.2)
+            # the child registers the durable consumer; publish only once it exists
+            await eventually(Path(f"{marker}.ready").exists, timeout=30)
             e = echo("survives", target="in")
             await bus.publish(e)
             await eventually(marker.exists, timeout=20)
@@ -329,9 +329,9 @@ class BusConformance:
             return []
 
         bus.subscribe(Subscription("down", T.ECHO, {"target": "in", "runid": "kill"}, down))
-        # the child's consumer also matches our outputs' target; give outputs their own runid
+        await bus.start()  # registers "down" now: it must exist before the child's outputs appear
         try:
-            await asyncio.sleep(0.3)
+            await eventually(Path(f"{marker}.ready").exists, timeout=30)
             await bus.publish(echo("go", target="in"))
             await eventually(marker.exists, timeout=20)
             await asyncio.sleep(kill_after)
