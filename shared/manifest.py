@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from events.catalog import CATALOG
 from shared.errors import ConfigError
+from shared.yamlconf import parse_yaml, parse_yaml_model
 
 __all__ = ["DEFAULT_MANIFEST", "EventTrigger", "FunctionDef", "HttpTrigger", "Manifest", "load_manifest", "resolve_handler"]
 
@@ -104,21 +104,13 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST, *, resolve: bool = True) 
     """Parse and validate; ConfigError names the file, the function and the field on any problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw, tree = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "must be a YAML mapping with service, provider, functions")
-    try:
-        manifest = Manifest.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {loc}", err["msg"]) from None
+    manifest = parse_yaml_model(text, Manifest, str(path), doc=raw, tree=tree)
     if resolve:
         for name, fn in manifest.functions.items():
             try:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ConfigError
+from shared.yamlconf import line_of, parse_yaml, parse_yaml_model
 from simulator.core import SimTarget
 
 __all__ = ["FleetFile", "TargetSpec", "default_fleet", "load_fleet", "parse_fleet"]
@@ -56,53 +57,20 @@ def _coerce_ids(doc: Any) -> Any:
     return doc
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at pydantic ``loc`` (deepest node found)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def parse_fleet(text: str, source: str = "<fleet>") -> list[SimTarget]:
-    try:
-        tree = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    doc, tree = parse_yaml(text, source)
     if isinstance(doc, list):  # a bare list of targets is accepted too
         doc = {"targets": doc}
         tree = yaml.MappingNode(
             "tag:yaml.org,2002:map", [(yaml.ScalarNode("tag:yaml.org,2002:str", "targets"), tree)]
         )
-    try:
-        fleet = FleetFile.model_validate(_coerce_ids(doc))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = err["loc"]
-        line = _line_of(tree, loc)
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(root)"
-        where = f"{source}:{line}" if line else source
-        raise ConfigError(where, f"{field}: {err['msg']}") from None
+    fleet = parse_yaml_model(text, FleetFile, source, doc=_coerce_ids(doc), tree=tree)
     targets = [spec.to_target() for spec in fleet.targets]
     seen: dict[str, int] = {}
     for i, t in enumerate(targets):
         if t.id in seen:
             raise ConfigError(
-                f"{source}:{_line_of(tree, ('targets', i, 'id'))}", f"targets[{i}].id: duplicate id {t.id!r}"
+                f"{source}:{line_of(tree, ('targets', i, 'id'))}", f"targets[{i}].id: duplicate id {t.id!r}"
             )
         seen[t.id] = i
     return targets

@@ -21,11 +21,11 @@ def test_shipped_manifest_is_valid_and_resolves():
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.nope}\n", "functions.echo.events.0.event.type"),
+        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.nope}\n", "functions.echo.events[0].event.type"),
         ("service: s\nfunctions:\n  echo:\n    handler: functions.missing.echo\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions.echo.handler"),
         ("service: s\nfunctions:\n  echo:\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions.echo.handler"),
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - schedule: every minute\n", "functions.echo.events.0"),
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - {http: {path: /x}, schedule: rate(1 minute)}\n", "functions.echo.events.0"),
+        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - schedule: every minute\n", "functions.echo.events[0]"),
+        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - {http: {path: /x}, schedule: rate(1 minute)}\n", "functions.echo.events[0]"),
         ("service: s\nfunctions:\n  Echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions"),
     ],
 )
@@ -59,7 +59,7 @@ def test_cli_exits_2_without_traceback_on_a_bad_manifest(tmp_path):
     r = subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--bus", f"sqlite:///{tmp_path}/b.db", "--manifest", str(p)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
-    assert "functions.echo.events.0.event.type" in r.stderr
+    assert "functions.echo.events[0].event.type" in r.stderr
     assert "Traceback" not in r.stderr
 
 
