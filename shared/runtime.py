@@ -85,12 +85,15 @@ class Runtime:
             if not isinstance(fn, UpshiftFunction):
                 raise ConfigError(f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function")
             bound = Bound(name, fn)
+            n_event = 0
             for trig in fdef.events:
                 if trig.event is not None:
+                    # one durable consumer per trigger: name, name_2, name_3 …
+                    n_event += 1
                     self._check_model(name, fn, trig.event.type)
                     self.bus.subscribe(
                         Subscription(
-                            name=name,
+                            name=name if n_event == 1 else f"{name}_{n_event}",
                             type=trig.event.type,
                             where=trig.event.where,
                             handler=self._event_handler(name, fn),

@@ -1,0 +1,276 @@
+"""The fleet config: clouds, windows, targets, waves, policies, feeds, hooks, notifications.
+
+Loaded from YAML with :func:`load_fleet`; every mistake is a ConfigError naming the file, the
+line and the field. Credentials are never here: only the *names* of environment variables
+that hold them (``*_env`` fields).
+
+```yaml
+clouds:
+  huawei: {region: ap-southeast-1, project_id: 0483b6b1..., ak_env: HW_AK, sk_env: HW_SK}
+  ocp:    {url: https://ocp.example.internal, user_env: OCP_USER, password_env: OCP_PASSWORD}
+  ncloud: {region: KR, access_key_env: NCP_AK, secret_key_env: NCP_SK}
+windows:
+  sat-night: {rrule: "FREQ=WEEKLY;BYDAY=SA;BYHOUR=2", duration: 4h, timezone: Asia/Seoul, cutoff: 45m}
+targets:
+  - {name: kafka-canary, kind: ncloud-kafka, cluster: 3432149, config_group: 11, window: sat-night, wave: 0}
+  - {name: cce-prod-a, kind: cce, cluster_id: 7378a198-..., window: sat-night, wave: 1,
+     strategy: {user_defined_step: 20}}
+policies:
+  - {match: {kind: starrocks}, track: "3.3", min_release_age: 7d}
+```
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from shared.clouds.huawei.config import HuaweiConfig
+from shared.clouds.ncloud import NcloudConfig
+from shared.clouds.oceanbase import OcpConfig
+from shared.errors import ConfigError
+from shared.yamlconf import load_yaml_model, parse_yaml_model
+
+__all__ = [
+    "KINDS",
+    "Fleet",
+    "Policy",
+    "Target",
+    "Window",
+    "load_fleet",
+    "parse_duration",
+    "parse_fleet",
+]
+
+Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
+KINDS: tuple[str, ...] = ("cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka")
+#: The product whose releases a kind follows, unless a target says otherwise.
+DEFAULT_PRODUCT = {"cce": "cce", "autopilot": "cce-autopilot", "starrocks": "starrocks", "oceanbase": "oceanbase", "ncloud-kafka": "kafka"}
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"4h"``, ``"45m"``, ``"1h30m"``, ``"7d"``, ``"90s"``, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m and any(m.groups()):
+            d, h, mi, s = (int(x or 0) for x in m.groups())
+            return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    raise ValueError(f"{value!r} is not a duration like '4h', '45m', '1h30m', '7d'")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _as_str(v: Any) -> Any:
+    # YAML reads `cluster_id: 22` or `version: 3.3` as numbers; ids and versions are strings.
+    return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+Str = Annotated[str, BeforeValidator(_as_str)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    """A recurring maintenance window: when it opens (RRULE or cron), how long, where, cutoff."""
+
+    rrule: str | None = None
+    cron: str | None = None
+    duration: Duration
+    timezone: str = "UTC"
+    #: No stage may start in the last ``cutoff`` of the window.
+    cutoff: Duration = timedelta(0)
+    #: At most this many targets upgrading at once in this window.
+    concurrency: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Window:
+        if (self.rrule is None) == (self.cron is None):
+            raise ValueError("give exactly one of rrule or cron")
+        if self.cutoff >= self.duration:
+            raise ValueError("cutoff must be shorter than duration")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {self.timezone!r}") from None
+        return self
+
+
+class Strategy(_Strict):
+    """CCE in-place rolling update: how many nodes per step (the API's ``userDefinedStep``)."""
+
+    user_defined_step: int = Field(default=20, ge=1, le=120)
+
+
+class Target(_Strict):
+    """One cluster or instance. Which id fields are required depends on ``kind``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_.]{0,62}$")
+    kind: Kind
+    window: str | None = None
+    wave: int = Field(default=0, ge=0)
+    product: str | None = None
+    #: The version it runs now, when known up front (else read from the vendor / the ledger).
+    version: Str | None = None
+    # cce / autopilot / oceanbase
+    cluster_id: Str | None = None
+    # starrocks: the TaurusDB instance id, and the StarRocks instance id where the API wants it
+    instance_id: Str | None = None
+    starrocks_instance_id: Str | None = None
+    # ncloud-kafka: serviceGroupInstanceNo and the config group for the upgrade
+    cluster: int | None = None
+    config_group: int | None = None
+    # oceanbase: what the OCP upgrade body needs
+    operating_system: str | None = None
+    strategy: Strategy = Strategy()
+    labels: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _ids(self) -> Target:
+        need = {
+            "cce": ("cluster_id",),
+            "autopilot": ("cluster_id",),
+            "oceanbase": ("cluster_id",),
+            "starrocks": ("instance_id",),
+            "ncloud-kafka": ("cluster", "config_group"),
+        }[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} target needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def product_key(self) -> str:
+        return self.product or DEFAULT_PRODUCT[self.kind]
+
+    @property
+    def vendor_id(self) -> str:
+        """The id the vendor knows this target by."""
+        return str(self.cluster if self.kind == "ncloud-kafka" else self.instance_id or self.cluster_id)
+
+
+class Match(_Strict):
+    kind: Kind | None = None
+    name: str | None = Field(default=None, description="glob on the target name, e.g. 'cce-prod-*'")
+    product: str | None = None
+    labels: dict[str, str] = {}
+
+
+class Policy(_Strict):
+    """What releases a matching target takes."""
+
+    match: Match = Match()
+    #: Stay on this line: '3.3' takes 3.3.x only; 'v1.29' takes v1.29.x.
+    track: Str | None = None
+    #: A release must be at least this old before it is planned (soak).
+    min_release_age: Duration = timedelta(0)
+    skip: list[Str] = []
+    #: Never plan anything for matching targets.
+    frozen: bool = False
+
+
+class Feed(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    product: str
+    #: regex with one group extracting the version from an entry's tag/title
+    tag_pattern: str = r"^v?(.+)$"
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            if re.compile(v).groups < 1:
+                raise ValueError("tag_pattern needs one capturing group (the version)")
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return v
+
+
+class Hooks(_Strict):
+    #: env var holding the GitHub webhook secret (X-Hub-Signature-256)
+    github_secret_env: str | None = None
+    #: known products (release intake refuses others); default: every target's product
+    products: list[str] = []
+
+
+class Notify(_Strict):
+    #: env vars holding Slack-compatible incoming-webhook URLs (URLs are secrets)
+    webhook_envs: list[str] = []
+
+
+class Waves(_Strict):
+    #: how long a wave must have succeeded before the next one starts
+    bake: Duration = timedelta(minutes=30)
+
+
+class Clouds(_Strict):
+    huawei: HuaweiConfig | None = None
+    ocp: OcpConfig | None = None
+    ncloud: NcloudConfig | None = None
+
+
+class Fleet(_Strict):
+    clouds: Clouds = Clouds()
+    windows: dict[str, Window] = {}
+    targets: list[Target] = Field(min_length=1)
+    policies: list[Policy] = []
+    feeds: list[Feed] = []
+    hooks: Hooks = Hooks()
+    notify: Notify = Notify()
+    waves: Waves = Waves()
+    #: expected stage durations by kind and stage when the ledger has no history, e.g. {cce: {upgrade: 40m}}
+    durations: dict[Kind, dict[str, Duration]] = {}
+
+    @model_validator(mode="after")
+    def _refs(self) -> Fleet:
+        names: set[str] = set()
+        for t in self.targets:
+            if t.name in names:
+                raise ValueError(f"duplicate target name {t.name!r}")
+            names.add(t.name)
+            if t.window is not None and t.window not in self.windows:
+                raise ValueError(f"target {t.name!r} names unknown window {t.window!r}")
+        kinds = {t.kind for t in self.targets}
+        if kinds & {"cce", "autopilot", "starrocks"} and self.clouds.huawei is None:
+            raise ValueError("clouds.huawei is required for cce/autopilot/starrocks targets")
+        if "oceanbase" in kinds and self.clouds.ocp is None:
+            raise ValueError("clouds.ocp is required for oceanbase targets")
+        if "ncloud-kafka" in kinds and self.clouds.ncloud is None:
+            raise ValueError("clouds.ncloud is required for ncloud-kafka targets")
+        return self
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def products(self) -> set[str]:
+        return set(self.hooks.products) or {t.product_key for t in self.targets}
+
+
+def parse_fleet(text: str, source: str = "<fleet>") -> Fleet:
+    return parse_yaml_model(text, Fleet, source)
+
+
+def load_fleet(path: str | Path) -> Fleet:
+    """The fleet from a YAML file; ConfigError naming file, line and field when it is wrong."""
+    fleet = load_yaml_model(path, Fleet)
+    if not fleet.targets:
+        raise ConfigError(str(path), "targets: at least one target")
+    return fleet
