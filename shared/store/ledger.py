@@ -17,6 +17,9 @@ __all__ = ["Ledger", "mutate"]
 
 RUNS = "runs"
 VERSIONS = "versions"
+DURATIONS = "durations"
+#: How many past durations per (kind, stage) are kept for the expected-duration median.
+HISTORY = 20
 
 
 async def mutate(kv: KV, bucket: str, key: str, change: Callable[[Value | None], Value], *, tries: int = 50) -> Value:
@@ -86,3 +89,17 @@ class Ledger:
     async def version(self, target: str) -> str | None:
         e = await self.kv.get(VERSIONS, target)
         return None if e is None else e.value["version"]
+
+    async def add_duration(self, kind: str, stage: str, seconds: float) -> None:
+        """Remember how long a (kind, stage) took, keeping the last ``HISTORY`` samples."""
+
+        def change(cur: Value | None) -> Value:
+            samples = list((cur or {}).get("seconds", []))
+            samples.append(round(seconds, 3))
+            return {"seconds": samples[-HISTORY:]}
+
+        await mutate(self.kv, DURATIONS, f"{kind}/{stage}", change)
+
+    async def durations(self, kind: str, stage: str) -> list[float]:
+        e = await self.kv.get(DURATIONS, f"{kind}/{stage}")
+        return [] if e is None else list(e.value["seconds"])
