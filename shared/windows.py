@@ -1,0 +1,195 @@
+"""Maintenance windows: when a window is open, when it opens next, and whether a stage fits.
+
+A :class:`~shared.fleet.Window` opens on an RRULE (``dateutil.rrule``) or a cron expression
+(``croniter``), read as *wall-clock* times in the window's IANA timezone, and stays open for
+``duration`` of elapsed time. No stage may start in its last ``cutoff``.
+
+DST, decided once here:
+
+* occurrences are computed on the local wall clock, then placed on the timeline with
+  ``fold=0``: a start that falls in the spring-forward gap (02:30 on the night clocks jump
+  from 02:00 to 03:00) happens at the same *UTC offset as before the jump* — 03:30 local;
+  a start in the repeated fall-back hour happens once, at its first occurrence;
+* ``duration`` and ``cutoff`` are elapsed time: a 4h window is 4 real hours long even on a
+  night that is 23 or 25 hours long.
+
+Every returned instant is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, rrulestr
+
+from shared.errors import ConfigError
+
+__all__ = ["BadWindow", "Gate", "OpenWindow", "gate", "next_open", "occurrences", "window_at"]
+
+#: A Monday, 1 January, local midnight: what an RRULE without DTSTART takes its defaults from
+#: (hour/minute/second 0, weekday Monday, day 1, January), fixed so INTERVAL>1 keeps its phase.
+_ANCHOR = datetime(2018, 1, 1)
+#: How far ahead ``next_open`` looks before deciding a window never opens again.
+_HORIZON = timedelta(days=800)
+
+
+class BadWindow(ConfigError):
+    """A window's rrule or cron does not parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWindow:
+    """One occurrence of a window (UTC instants)."""
+
+    opens_at: datetime
+    closes_at: datetime
+    cutoff_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the occurrence, for deterministic event ids."""
+        return self.opens_at.strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Whether a stage may start now; when not, why and when to look again (None: never fits)."""
+
+    ok: bool
+    reason: str
+    retry_at: datetime | None = None
+    window: OpenWindow | None = None
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware instant")
+    return dt.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def _rule(text: str) -> tuple[Any, bool]:
+    """The parsed rule (pure, so cached per process) and whether its phase depends on the anchor."""
+    try:
+        if "DTSTART" in text.upper():
+            return rrulestr(text, ignoretz=True), True
+        rule = rrulestr(text, dtstart=_ANCHOR)
+    except (ValueError, TypeError) as exc:
+        raise BadWindow("rrule", f"{text!r} is not an RRULE: {exc}") from None
+    # Daily-or-finer rules with INTERVAL=1 and no COUNT look the same from any midnight, so they
+    # may start near the instant asked about instead of iterating from the anchor.
+    movable = rule._freq in (DAILY, HOURLY, MINUTELY, SECONDLY) and rule._interval == 1 and rule._count is None
+    return rule, not movable
+
+
+def _check_cron(expr: str) -> None:
+    if not croniter.is_valid(expr):
+        raise BadWindow("cron", f"{expr!r} is not a cron expression")
+
+
+def _local_starts(window: Any, start_local: datetime) -> Iterator[datetime]:
+    """Naive local wall-clock starts at or after ``start_local`` (naive), in order."""
+    if window.cron is not None:
+        _check_cron(window.cron)
+        it = croniter(window.cron, start_local - timedelta(seconds=1))
+        while True:
+            yield it.get_next(datetime)
+    else:
+        rule, fixed = _rule(window.rrule)
+        if not fixed:
+            midnight = start_local.replace(hour=0, minute=0, second=0, microsecond=0)
+            rule = rule.replace(dtstart=midnight)
+        yield from rule.xafter(start_local, inc=True)
+
+
+def _place(window: Any, local: datetime) -> OpenWindow:
+    opens = local.replace(tzinfo=ZoneInfo(window.timezone), fold=0).astimezone(UTC)
+    closes = opens + window.duration
+    return OpenWindow(opens, closes, closes - window.cutoff)
+
+
+def occurrences(window: Any, start: datetime, end: datetime) -> list[OpenWindow]:
+    """Occurrences whose opening instant lies in ``[start, end)``, in order of opening."""
+    start, end = _utc(start), _utc(end)
+    tz = ZoneInfo(window.timezone)
+    # A day of slack each side: local wall time and UTC differ by at most ~26h, and gap starts
+    # move forward by up to the size of the jump.
+    lo = (start.astimezone(tz) - timedelta(days=1)).replace(tzinfo=None)
+    hi = (end.astimezone(tz) + timedelta(days=1)).replace(tzinfo=None)
+    out: list[OpenWindow] = []
+    for local in _local_starts(window, lo):
+        if local >= hi:
+            break
+        occ = _place(window, local)
+        if start <= occ.opens_at < end:
+            out.append(occ)
+    return sorted(set(out), key=lambda o: o.opens_at)
+
+
+def window_at(window: Any, now: datetime) -> OpenWindow | None:
+    """The occurrence that contains ``now`` (opens_at <= now < closes_at), latest first; else None."""
+    now = _utc(now)
+    candidates = occurrences(window, now - window.duration, now + timedelta(microseconds=1))
+    for occ in reversed(candidates):
+        if occ.opens_at <= now < occ.closes_at:
+            return occ
+    return None
+
+
+def next_open(window: Any, after: datetime) -> OpenWindow | None:
+    """The first occurrence opening strictly after ``after``; None if none within ~2 years."""
+    after = _utc(after)
+    step = timedelta(days=8)
+    lo = after + timedelta(microseconds=1)
+    while lo - after < _HORIZON:
+        found = occurrences(window, lo, lo + step)
+        if found:
+            return found[0]
+        lo += step
+        step = min(step * 2, timedelta(days=120))
+    return None
+
+
+def gate(fleet: Any, target: Any, now: datetime, expected: timedelta) -> Gate:
+    """May a stage expected to take ``expected`` start on ``target`` at ``now``?
+
+    Yes only if the target's window is open at ``now``, ``now`` is before its cutoff and
+    ``now + expected <= cutoff_at``. Otherwise ``retry_at`` is the next occurrence's opening;
+    ``retry_at`` is None when the stage can never fit (longer than the whole window before its
+    cutoff, or the window never opens again). A target without a window is always open.
+    """
+    if isinstance(target, str):
+        target = fleet.target(target)
+    if target.window is None:
+        return Gate(True, "no window: always open")
+    name = target.window
+    window = fleet.windows[name]
+    now = _utc(now)
+    usable = window.duration - window.cutoff
+    if expected > usable:
+        return Gate(False, f"stage takes {_fmt(expected)}, longer than window {name!r} allows ({_fmt(usable)})")
+    occ = window_at(window, now)
+    if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
+        return Gate(True, f"window {name!r} open until cutoff {occ.cutoff_at.isoformat()}", window=occ)
+    nxt = next_open(window, occ.opens_at if occ is not None else now)
+    retry = None if nxt is None else nxt.opens_at
+    if occ is None:
+        reason = f"window {name!r} is closed"
+    elif now >= occ.cutoff_at:
+        reason = f"window {name!r} is past its cutoff {occ.cutoff_at.isoformat()}"
+    else:
+        reason = f"stage takes {_fmt(expected)}, only {_fmt(occ.cutoff_at - now)} left before the cutoff of {name!r}"
+    return Gate(False, reason, retry, occ)
+
+
+def _fmt(d: timedelta) -> str:
+    """``1h30m``, ``45m``, ``20s``: the fleet file's own duration spelling."""
+    h, rem = divmod(int(d.total_seconds()), 3600)
+    m, s = divmod(rem, 60)
+    return "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (s, "s")) if n) or "0s"
