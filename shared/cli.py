@@ -92,7 +92,13 @@ _manifest_option = click.option(
 )
 
 
-def _open_runtime(bus_url: str | None, manifest: Path | None, only: tuple[str, ...] = ()):
+_fleet_option = click.option(
+    "--fleet", "fleet_path", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="UPSHIFT_FLEET",
+    show_envvar=True, help="Fleet config (YAML): clouds, windows, targets, policies.",
+)
+
+
+def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path | None = None, only: tuple[str, ...] = ()):
     from shared.bus import DEFAULT_URL, open_bus
     from shared.manifest import DEFAULT_MANIFEST, load_manifest
     from shared.runtime import Runtime
@@ -104,7 +110,14 @@ def _open_runtime(bus_url: str | None, manifest: Path | None, only: tuple[str, .
     unknown = set(only) - set(m.functions)
     if unknown:
         raise ConfigError("--only", f"no such function(s): {', '.join(sorted(unknown))}")
-    return Runtime(m, bus, store, only=list(only) or None)
+    fleet = clouds = None
+    if fleet_path is not None:
+        from shared.clouds.registry import CloudClients
+        from shared.fleet import load_fleet
+
+        fleet = load_fleet(fleet_path)
+        clouds = CloudClients.from_fleet(fleet)
+    return Runtime(m, bus, store, fleet=fleet, clouds=clouds, only=list(only) or None)
 
 
 async def _until_signalled() -> None:
@@ -119,15 +132,16 @@ async def _until_signalled() -> None:
 @cli.command()
 @_bus_option
 @_manifest_option
+@_fleet_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-def serve(bus_url: str | None, manifest: Path | None, host: str, port: int) -> None:
-    """HTTP ingress (POST /events, GET /healthz, http functions) + every function, one process."""
+def serve(bus_url: str | None, manifest: Path | None, fleet_path: Path | None, host: str, port: int) -> None:
+    """HTTP ingress (POST /events, /hooks/…, GET /healthz) + every function + the clock, one process."""
     from aiohttp import web
 
     from shared.serve import build_app
 
-    runtime = _open_runtime(bus_url, manifest)
+    runtime = _open_runtime(bus_url, manifest, fleet_path)
 
     async def main() -> None:
         await runtime.start()
@@ -149,10 +163,11 @@ def serve(bus_url: str | None, manifest: Path | None, host: str, port: int) -> N
 @cli.command()
 @_bus_option
 @_manifest_option
+@_fleet_option
 @click.option("--only", multiple=True, help="Run only these functions (repeatable).")
-def worker(bus_url: str | None, manifest: Path | None, only: tuple[str, ...]) -> None:
+def worker(bus_url: str | None, manifest: Path | None, fleet_path: Path | None, only: tuple[str, ...]) -> None:
     """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
-    runtime = _open_runtime(bus_url, manifest, only)
+    runtime = _open_runtime(bus_url, manifest, fleet_path, only)
 
     async def main() -> None:
         await runtime.start()
@@ -171,6 +186,18 @@ def _add_optional_commands() -> None:
         from simulator.cli import simulate
 
         cli.add_command(simulate)
+    with contextlib.suppress(ImportError):
+        from shared.plan import plan
+
+        cli.add_command(plan)
+    with contextlib.suppress(ImportError):
+        from shared.status import status
+
+        cli.add_command(status)
+    with contextlib.suppress(ImportError):
+        from shared.demo import demo
+
+        cli.add_command(demo)
 
 
 _add_optional_commands()

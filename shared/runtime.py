@@ -173,6 +173,9 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.store.close()
+        close = getattr(self.clouds, "close", None)
+        if close is not None:
+            await close()
 
     async def wait_idle(self, limit: float = 30.0) -> None:
         """Until the bus has no pending deliveries (embedded bus only; tests and demo)."""
