@@ -31,6 +31,7 @@ __all__ = [
     "UpgradeRequested",
     "UpgradeSucceeded",
     "VersionReleased",
+    "WaveReady",
     "WindowClosing",
     "WindowOpened",
     "model_for",
@@ -180,6 +181,14 @@ class UpgradeHalted(_Data):
     failed_target: str | None = None
 
 
+class WaveReady(_Data):
+    """A window's wave may be due: its bake time has passed (start_upgrades looks again)."""
+
+    window: str = Field(min_length=1)
+    wave: int = Field(ge=0)
+    not_before: datetime = Field(description="The instant (domain time) the bake of the waves before it ends.")
+
+
 class ChatCommand(_Data):
     """A command typed in chat, already authenticated by the chat edge."""
 
@@ -234,6 +243,7 @@ class T:
     UPGRADE_SUCCEEDED = "dev.upshift.upgrade.succeeded"
     UPGRADE_FAILED = "dev.upshift.upgrade.failed"
     UPGRADE_HALTED = "dev.upshift.upgrade.halted"
+    WAVE_READY = "dev.upshift.wave.ready"
     CHAT_COMMAND = "dev.upshift.chat.command"
     NOTIFICATION_REQUESTED = "dev.upshift.notification.requested"
     ECHO = "dev.upshift.echo"
@@ -261,6 +271,7 @@ CATALOG: dict[str, EventSpec] = {
         _spec(T.UPGRADE_SUCCEEDED, UpgradeSucceeded),
         _spec(T.UPGRADE_FAILED, UpgradeFailed),
         _spec(T.UPGRADE_HALTED, UpgradeHalted),
+        _spec(T.WAVE_READY, WaveReady),
         _spec(T.CHAT_COMMAND, ChatCommand),
         _spec(T.NOTIFICATION_REQUESTED, NotificationRequested),
         _spec(T.ECHO, Echo),
