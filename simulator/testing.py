@@ -40,10 +40,14 @@ async def start_simulator(
     creds: SimCredentials | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    start: float | None = None,
 ) -> SimHandle:
-    """Start the simulator on ``host:port`` (0 = a free port). Stop with ``handle.runner.cleanup()``."""
+    """Start the simulator on ``host:port`` (0 = a free port). Stop with ``handle.runner.cleanup()``.
+
+    ``start`` is the simulated epoch time the clock starts from (default: now).
+    """
     state = SimState.create(
-        default_fleet() if targets is None else targets, speed=speed, creds=creds, seed=seed
+        default_fleet() if targets is None else targets, speed=speed, creds=creds, seed=seed, start=start
     )
     if faults:
         state.faults.update(faults)

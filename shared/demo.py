@@ -1,0 +1,312 @@
+"""``upshift demo``: the whole pipeline on the built-in simulator and the embedded bus.
+
+Zero setup: the simulator starts in-process on a free loopback port with a bundled fleet (at
+least one target of each of the five kinds, a canary wave and a second wave); the embedded
+runtime runs every function of ``serverless.yml`` on a fresh SQLite file, with domain time sped
+up (``--speed``) and started just inside a Saturday-night maintenance window; releases are
+announced through the real ``POST /hooks/release`` edge; progress is shown live. It exits 0
+only when every target reached its new version *according to the simulator*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulator.core import SimCredentials, SimTarget
+
+__all__ = ["DemoFleet", "build_demo_fleet", "demo", "run_demo"]
+
+TERMINAL = {"succeeded", "failed", "halted", "cancelled", "superseded"}
+WINDOW_TZ = "Asia/Seoul"
+#: (kind, from, to, simulated job seconds, extra) — versions the simulator knows how to reach.
+_KINDS: list[tuple[str, str, str, float, dict[str, Any]]] = [
+    ("ncloud-kafka", "2823006", "3503006", 1500, {"brokers": 3}),
+    ("cce", "v1.28", "v1.29", 2400, {}),
+    ("autopilot", "v1.28", "v1.29", 2400, {}),
+    ("starrocks", "3.2.11", "3.3.5", 1200, {}),
+    ("oceanbase", "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022", 1800, {"operatingSystem": "el7"}),
+]
+_ENV = {
+    "UPSHIFT_DEMO_HW_AK": "hw_ak", "UPSHIFT_DEMO_HW_SK": "hw_sk",
+    "UPSHIFT_DEMO_OCP_USER": "ocp_user", "UPSHIFT_DEMO_OCP_PASSWORD": "ocp_password",
+    "UPSHIFT_DEMO_NCP_AK": "ncp_ak", "UPSHIFT_DEMO_NCP_SK": "ncp_sk",
+}
+
+
+@dataclass
+class DemoFleet:
+    fleet_yaml: str
+    sim_targets: list[SimTarget]
+    releases: list[dict[str, str]]
+
+
+def _window_start(now: datetime) -> datetime:
+    """The most recent Saturday 02:00 in Seoul: the demo's domain time starts just inside it."""
+    local = now.astimezone(ZoneInfo(WINDOW_TZ))
+    sat = local - timedelta(days=(local.weekday() - 5) % 7)
+    start = sat.replace(hour=2, minute=0, second=0, microsecond=0)
+    if start > local:
+        start -= timedelta(days=7)
+    return start.astimezone(UTC)
+
+
+def build_demo_fleet(n: int, sim_url: str, project_id: str, *, concurrency: int = 50) -> DemoFleet:
+    """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary."""
+    if n < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--targets")
+    lines = [
+        "clouds:",
+        f"  huawei: {{region: ap-southeast-1, project_id: {project_id}, ak_env: UPSHIFT_DEMO_HW_AK, sk_env: UPSHIFT_DEMO_HW_SK,",
+        f"           endpoints: {{cce: '{sim_url}', autopilot: '{sim_url}', taurusdb: '{sim_url}', iam: '{sim_url}'}}}}",
+        f"  ocp: {{url: '{sim_url}', user_env: UPSHIFT_DEMO_OCP_USER, password_env: UPSHIFT_DEMO_OCP_PASSWORD}}",
+        f"  ncloud: {{region: KR, endpoint: '{sim_url}', access_key_env: UPSHIFT_DEMO_NCP_AK, secret_key_env: UPSHIFT_DEMO_NCP_SK}}",
+        "windows:",
+        f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', duration: 4h, timezone: {WINDOW_TZ},",
+        f"              cutoff: 45m, concurrency: {concurrency}}}",
+        "waves: {bake: 10m}",
+        "targets:",
+    ]
+    sims: list[SimTarget] = []
+    for i in range(n):
+        kind, old, new, secs, extra = _KINDS[i % len(_KINDS)]
+        name = f"{kind.split('-')[-1]}-{i // len(_KINDS) + 1:03d}"
+        wave = 0 if i < len(_KINDS) else 1
+        vid = f"{i + 1:04d}"
+        fields = {"name": name, "kind": kind, "window": "sat-night", "wave": wave, "version": old}
+        if kind in ("cce", "autopilot"):
+            vid = f"7378a198-4b2c-11ef-9a5e-{i + 1:012d}"
+            fields["cluster_id"] = vid
+        elif kind == "starrocks":
+            vid = f"{i + 1:028x}in17"
+            fields |= {"instance_id": vid, "starrocks_instance_id": f"{i + 1:028x}no17"}
+        elif kind == "oceanbase":
+            vid = str(100 + i)
+            fields |= {"cluster_id": vid, "operating_system": "el7"}
+        else:
+            vid = str(3_432_000 + i)
+            fields |= {"cluster": int(vid), "config_group": 170}
+        lines.append("  - " + json.dumps(fields))
+        sim_extra = dict(extra)
+        if kind == "ncloud-kafka":
+            sim_extra["configGroupNo"] = 170
+        if kind == "starrocks":
+            sim_extra["starrocksInstanceId"] = fields["starrocks_instance_id"]
+        sims.append(SimTarget(name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra))
+    from shared.fleet import DEFAULT_PRODUCT
+
+    releases = [{"product": DEFAULT_PRODUCT[k], "version": new} for k, _, new, _, _ in _KINDS[: min(n, len(_KINDS))]]
+    return DemoFleet("\n".join(lines) + "\n", sims, releases)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+async def run_demo(
+    *, targets: int, speed: float, faults: bool, give_up_s: float, live: bool, console: Console, workdir: str
+) -> dict[str, Any]:
+    from aiohttp import web
+
+    from shared.bus import open_bus
+    from shared.clock import Clock
+    from shared.clouds.registry import CloudClients
+    from shared.fleet import parse_fleet
+    from shared.manifest import load_manifest
+    from shared.runtime import Runtime
+    from shared.serve import build_app
+    from shared.store import open_store
+    from simulator.testing import start_simulator
+
+    creds = SimCredentials()
+    start = _window_start(datetime.now(UTC)) + timedelta(minutes=1)
+    sim_targets = build_demo_fleet(targets, "", creds.hw_project_id).sim_targets
+    sim = await start_simulator(targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp())
+    demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id)
+    if faults:
+        sim.state.faults.update(_DEMO_FAULTS)
+    for env, field in _ENV.items():
+        os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
+    fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
+    url = f"sqlite:///{workdir}/upshift.db"
+    runtime = Runtime(
+        load_manifest(), open_bus(url), open_store(url),
+        clock=Clock(speed, start=start), fleet=fleet, clouds=CloudClients.from_fleet(fleet),
+    )
+    await runtime.start()
+    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    ingress = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    t0 = time.monotonic()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for rel in demo_fleet.releases:
+                body = {**rel, "released_at": (start - timedelta(days=30)).isoformat()}
+                async with http.post(f"{ingress}/hooks/release", json=body) as r:
+                    if r.status >= 300:
+                        raise click.ClickException(f"release intake refused {rel}: {r.status} {await r.text()}")
+            runs = await _follow(runtime, len(demo_fleet.sim_targets), give_up_s, live, console)
+            async with http.get(f"{sim.url}/_sim/fleet") as r:
+                sim_fleet = await r.json()
+            async with http.get(f"{sim.url}/_sim/stats") as r:
+                stats = await r.json()
+    finally:
+        await runner.cleanup()
+        await runtime.stop()
+        await sim.runner.cleanup()  # type: ignore[union-attr]
+    return _summary(demo_fleet, fleet, runs, sim_fleet, stats, time.monotonic() - t0)
+
+
+_DEMO_FAULTS = {
+    svc: {"error_rates": {"500": 0.03, "503": 0.03, "429": 0.03}, "retry_after": 1, "reset_rate": 0.02, "drop_after_commit_rate": 0.05}
+    for svc in ("cce", "autopilot", "taurusdb", "ocp", "ncloud")
+}
+
+
+async def _follow(runtime: Any, n: int, give_up_s: float, live: bool, console: Console) -> dict[str, dict[str, Any]]:
+    """Poll the ledger until every target's run is terminal; draw progress meanwhile."""
+    progress = Progress(TextColumn("upgrading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    task = progress.add_task("targets", total=n)
+    deadline = time.monotonic() + give_up_s
+    by_target: dict[str, dict[str, Any]] = {}
+
+    def frame() -> Group:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for col in ("target", "kind", "wave", "from → to", "stage", "state"):
+            table.add_column(col)
+        for name in sorted(by_target):
+            r = by_target[name]
+            stage = _current_stage(r)
+            table.add_row(name, r.get("kind", ""), str(r.get("wave", "")), f"{r.get('from_version')} → {r.get('to_version')}", stage, r.get("state", ""))
+        return Group(table if n <= 40 else Table(), progress)
+
+    async def poll() -> bool:
+        for r in await runtime.store.ledger.runs():
+            if r.get("state") == "superseded":
+                continue
+            by_target[r["target"]] = r
+        done = sum(1 for r in by_target.values() if r.get("state") in TERMINAL)
+        progress.update(task, completed=done)
+        return len(by_target) >= n and done >= n
+
+    if live:
+        with Live(frame(), console=console, refresh_per_second=8, transient=False) as view:
+            while not await poll():
+                if time.monotonic() > deadline:
+                    break
+                view.update(frame())
+                await asyncio.sleep(0.25)
+            view.update(frame())
+    else:
+        # not a terminal: one line per change, so a CI log still shows the progress
+        seen: dict[str, tuple[str, str]] = {}
+        t0 = time.monotonic()
+        while True:
+            finished = await poll()
+            for name in sorted(by_target):
+                r = by_target[name]
+                now = (_current_stage(r), r.get("state", ""))
+                if seen.get(name) != now:
+                    seen[name] = now
+                    console.print(f"[{time.monotonic() - t0:6.1f}s] {name:<16} {now[0]:<10} {now[1]}", highlight=False)
+            if finished or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.25)
+    return by_target
+
+
+def _current_stage(run: dict[str, Any]) -> str:
+    stages = list(run.get("stages", {}))
+    return stages[-1] if stages else ""
+
+
+def _summary(demo_fleet: DemoFleet, fleet: Any, runs: dict[str, dict[str, Any]], sim_fleet: Any, stats: dict[str, Any], wall: float) -> dict[str, Any]:
+    by_id = {t["id"]: t for t in (sim_fleet.get("targets", sim_fleet) if isinstance(sim_fleet, dict) else sim_fleet)}
+    calls = stats.get("calls", {})
+    rows = []
+    for st in demo_fleet.sim_targets:
+        run = runs.get(st.name, {})
+        now = by_id.get(st.id, {}).get("version")
+        want = st.versions[-1]
+        upgrade_calls = sum(n.get(st.id, 0) for ep, n in calls.items() if ep.endswith(".upgrade"))
+        rows.append(
+            {
+                "target": st.name,
+                "kind": st.kind,
+                "from": st.version,
+                "to": want,
+                "version_now": now,
+                "result": "upgraded" if now == want else (run.get("state") or "not started"),
+                "stages": list(run.get("stages", {})),
+                "upgrade_calls": upgrade_calls,
+                "status_calls": int(run.get("status_calls", 0)),
+                "duration_s": _run_seconds(run),
+            }
+        )
+    ok = all(r["result"] == "upgraded" for r in rows)
+    return {"ok": ok, "targets": rows, "wall_s": round(wall, 2)}
+
+
+def _run_seconds(run: dict[str, Any]) -> float | None:
+    try:
+        a = datetime.fromisoformat(run["started_at"])
+        b = datetime.fromisoformat(run["ended_at"])
+        return round((b - a).total_seconds(), 1)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"upshift demo — {'every target upgraded' if summary['ok'] else 'NOT every target upgraded'} in {summary['wall_s']} s")
+    for col in ("target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"):
+        table.add_column(col)
+    for r in summary["targets"]:
+        dur = "" if r["duration_s"] is None else str(timedelta(seconds=int(r["duration_s"])))
+        style = "green" if r["result"] == "upgraded" else "red"
+        table.add_row(
+            r["target"], r["kind"], f"{r['from']} → {r['to']}", " → ".join(r["stages"]),
+            f"{r['upgrade_calls']} upgrade / {r['status_calls']} status", dur, f"[{style}]{r['result']}[/]",
+        )
+    return table
+
+
+@click.command()
+@click.option("--targets", "n", default=5, show_default=True, type=click.IntRange(1, 5000), help="Fleet size (cycles through the five kinds).")
+@click.option("--speed", default=600.0, show_default=True, type=click.FloatRange(1, 100_000), help="Domain seconds per real second.")
+@click.option("--faults", is_flag=True, help="Turn on the simulator's faults: 5xx, 429, resets, dropped responses.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (no live view).")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Give up after this many real seconds.")
+def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> None:
+    """The whole pipeline on the built-in simulator and the embedded bus: no accounts, no servers."""
+    from shared.log import configure
+
+    # the live view owns the terminal; function logs would tear it, so only errors go to a file
+    with tempfile.TemporaryDirectory(prefix="upshift-demo-") as workdir:
+        log_path = os.path.join(workdir, "upshift.log")
+        with open(log_path, "w") as log_file:
+            configure(json=True, stream=log_file, level=40)
+            console = Console(stderr=as_json)
+            summary = asyncio.run(
+                run_demo(targets=n, speed=speed, faults=faults, give_up_s=timeout, live=not as_json and console.is_terminal, console=console, workdir=workdir)
+            )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        console.print(_table(summary))
+    sys.exit(0 if summary["ok"] else 1)
