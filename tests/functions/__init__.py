@@ -1,0 +1,1 @@
+"""Tests of the functions in functions/, each through its real trigger."""
