@@ -25,7 +25,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def check_namespace(namespace: str) -> str:
     """The namespace prefixes stream, subject and bucket names, so it must be a plain token."""
     if not _NAMESPACE.match(namespace):
-        raise ConfigError("namespace", f"{namespace!r}: 1-64 of letters, digits, '_' or '-', starting alphanumeric")
+        raise ConfigError(
+            "namespace", f"{namespace!r}: 1-64 of letters, digits, '_' or '-', starting alphanumeric"
+        )
     return namespace
 
 

@@ -76,7 +76,9 @@ class NatsKV:
         except BucketNotFoundError:
             # Creating an existing bucket with the same config is a no-op on the server, so two
             # processes racing here both succeed.
-            kv = await self._js.create_key_value(KeyValueConfig(bucket=full, history=1, storage=StorageType.FILE))
+            kv = await self._js.create_key_value(
+                KeyValueConfig(bucket=full, history=1, storage=StorageType.FILE)
+            )
         self._buckets[bucket] = kv
         return kv
 

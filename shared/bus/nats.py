@@ -1,0 +1,458 @@
+"""The distributed bus: NATS JetStream (server 2.12+, for message schedules).
+
+Layout, for namespace ``ns`` (stream names are the upper-cased namespace, so namespaces are
+case-insensitive and ``x`` and ``x_dlq`` must not both be used):
+
+* Stream ``NS`` holds ``ns.>``. An event lives on ``ns.<type, '.'→'_'>.<kind|_>.<stage|_>``, so a
+  subscription's ``where`` on ``kind``/``stage`` is a subject filter; other ``where`` keys (and
+  the type, in case two types map to one token) are checked here with ``matches()``; a
+  non-matching message is acked and skipped. ``kind``/``stage`` are read like ``matches()`` does:
+  the extension attribute, else the field of ``data``.
+* Every publish carries ``Nats-Msg-Id`` = event id: the server drops a second publish of an id
+  (``publish`` returns False). The stream's ``duplicate_window`` is 24 h because dedupe only
+  holds inside it: a handler redelivered after a long ``RetryLater`` re-emits the same ids and
+  they must still be dropped. The cost is one server-side map entry per event of the last 24 h.
+* Delays use the server's message schedules: the event is stored on ``ns._delay.<hash of id>``
+  with ``Nats-Schedule: @at <time>`` and the real subject as target; the server publishes it there
+  when due (±0.25 s) and removes the schedule. Nothing consumes delivery attempts while waiting
+  and no client-side scheduler has to be running. The dedupe id sits on the schedule message, so
+  an id is accepted once whether it was sent now or later. Due times use this host's clock.
+* Each ``Subscription`` is a durable pull consumer (name = sub name, made NATS-safe) with explicit
+  ack, ``ack_wait`` = lease, ``max_deliver`` = ``max_attempts`` and deliver policy *new*: like the
+  SQLite bus, a consumer gets the events published after it was first registered.
+* A handler's emitted events are published concurrently and every publish ack awaited **before**
+  the input is acked. A failure naks with a backoff (always a delay: a plain nak redelivers at
+  once). The last failing attempt writes a dead letter to stream ``NS_DLQ`` and terms the
+  message. ``NS_DLQ`` also captures the server's max-deliveries advisories for ``NS``, so an event
+  whose last attempt died with its process is dead-lettered too (``dead_letters()`` fetches the
+  original by stream sequence).
+* Running handlers are kept leased with in-progress acks every ``ack_wait / 3`` (as the SQLite bus
+  renews its leases); a process that dies stops renewing and the event is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    PubAck,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from events.codec import BadEvent, from_dict, from_json, to_json
+from events.envelope import Event
+from shared.bus._nats_util import check_namespace, connect, name, token
+from shared.bus.base import DeadLetter, Delayed, Emitted, Subscription, backoff_delay, matches
+from shared.errors import ConfigError, RetryLater
+from shared.log import bind_event, get_logger
+
+__all__ = ["NatsBus"]
+
+log = get_logger("upshift.bus.nats")
+
+DUPLICATE_WINDOW = 24 * 3600.0
+#: Long-poll length of one fetch; close() cancels a waiting fetch, so this only bounds idle traffic.
+_FETCH_WAIT = 1.0
+#: Publish acks slower than this count as a failed publish (the handler's input is then retried).
+_PUBLISH_TIMEOUT = 5.0
+_MAX_BATCH = 256
+_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+# A stream create that found the stream already there (with another config): update instead.
+_STREAM_IN_USE = 10058
+
+
+def _attr(event: Event, key: str) -> str | None:
+    """The attribute ``matches()`` compares: the extension, else the ``data`` field."""
+    got = getattr(event, key, None)
+    if got is None:
+        got = getattr(event.data, key, None)
+    return got if isinstance(got, str) else None
+
+
+class NatsBus:
+    """JetStream implementation of :class:`shared.bus.base.Bus` (see the module docstring)."""
+
+    def __init__(self, url: str, *, namespace: str = "upshift", ack_wait: float = 30.0) -> None:
+        self.url = url
+        self.namespace = check_namespace(namespace)
+        self.ack_wait = ack_wait
+        self.stream = namespace.upper()
+        self.dlq_stream = f"{self.stream}_DLQ"
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._pulls: dict[str, JetStreamContext.PullSubscription] = {}
+        self._lock = asyncio.Lock()
+        self._loops: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, int] = {}
+        self._leased: dict[int, Msg] = {}  # id(msg) → msg (Msg is unhashable)
+        self._room: dict[str, asyncio.Event] = {}
+        self._closed: asyncio.Event = asyncio.Event()
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def subject_for(self, event: Event) -> str:
+        kind, stage = _attr(event, "kind"), _attr(event, "stage")
+        return ".".join(
+            (
+                self.namespace,
+                event.type.replace(".", "_"),
+                token(kind) if kind is not None else "_",
+                token(stage) if stage is not None else "_",
+            )
+        )
+
+    def filter_for(self, sub: Subscription) -> str:
+        def part(key: str) -> str:
+            return token(str(sub.where[key])) if key in sub.where else "*"
+
+        return ".".join((self.namespace, sub.type.replace(".", "_"), part("kind"), part("stage")))
+
+    @staticmethod
+    def durable_for(sub_name: str) -> str:
+        return name(sub_name)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("NatsBus used before start()")
+        return self._js
+
+    async def start(self) -> None:
+        """Connect, create/update both streams, then the consumers registered so far. Idempotent."""
+        async with self._lock:
+            if self._nc is None or self._nc.is_closed:
+                nc = await connect(self.url)
+                version = nc.connected_server_version
+                if (version.major, version.minor) < (2, 12):
+                    await nc.close()
+                    raise ConfigError("bus url", f"nats-server {version} is too old: 2.12+ is needed")
+                self._nc, self._js = nc, nc.jetstream()
+                self._pulls.clear()
+                await self._ensure_stream(
+                    StreamConfig(
+                        name=self.stream,
+                        subjects=[f"{self.namespace}.>"],
+                        storage=StorageType.FILE,
+                        duplicate_window=DUPLICATE_WINDOW,
+                        allow_msg_schedules=True,
+                    )
+                )
+                await self._ensure_stream(
+                    StreamConfig(
+                        name=self.dlq_stream,
+                        subjects=[f"_dlq.{self.namespace}.>", f"{_ADVISORY}.{self.stream}.*"],
+                        storage=StorageType.FILE,
+                        duplicate_window=DUPLICATE_WINDOW,
+                    )
+                )
+            for sub in self._subs.values():
+                if sub.name not in self._pulls:
+                    await self._ensure_consumer(sub)
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError as err:
+            if err.err_code != _STREAM_IN_USE:
+                raise
+            await self.js.update_stream(config)
+
+    async def _ensure_consumer(self, sub: Subscription) -> None:
+        durable = self.durable_for(sub.name)
+        config = ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            description=sub.name,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=sub.max_attempts,
+            filter_subject=self.filter_for(sub),
+            max_ack_pending=max(1000, sub.concurrency * 4),
+        )
+        # CONSUMER.CREATE creates, or updates the editable fields of an existing durable.
+        await self.js.add_consumer(self.stream, config)
+        self._pulls[sub.name] = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
+
+    async def close(self) -> None:
+        """Stop fetching, let running handlers finish (and ack), then drain the connection."""
+        self._closed.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+        # Messages fetched but not handed out (a fetch cancelled mid-way): redeliver them now
+        # rather than after ack_wait. Then drop the pull subscriptions: the server forgets pull
+        # requests nobody listens to any more.
+        for pull in self._pulls.values():
+            queue = pull._sub._pending_queue  # nats-py has no public API for this
+            while not queue.empty():
+                msg = queue.get_nowait()
+                if msg.reply and not JetStreamContext.is_status_msg(msg):
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
+        nc, self._nc, self._js = self._nc, None, None
+        self._pulls.clear()
+        if nc is not None and not nc.is_closed:
+            # flush, not drain: drain waits for unread messages of every subscription, and a
+            # cancelled fetch can leave some behind; acks and naks only need to be written out.
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=2)
+            await nc.close()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(self, event: Event, *, delay: float = 0.0) -> bool:
+        if self._js is None:
+            await self.start()
+        subject, payload, headers = self._message(event, delay)
+        ack = await self.js.publish(subject, payload, headers=headers, timeout=_PUBLISH_TIMEOUT)
+        return not ack.duplicate
+
+    def _message(self, event: Event, delay: float) -> tuple[str, bytes, dict[str, str]]:
+        subject = self.subject_for(event)
+        headers = {"Nats-Msg-Id": event.id}
+        if delay <= 0:
+            return subject, to_json(event).encode(), headers
+        due = datetime.now(UTC) + timedelta(seconds=delay)
+        headers["Nats-Schedule"] = "@at " + due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        headers["Nats-Schedule-Target"] = subject
+        # One schedule per subject: a per-event subject keeps two schedules from replacing each other.
+        schedule = f"{self.namespace}._delay.{hashlib.sha256(event.id.encode()).hexdigest()[:32]}"
+        return schedule, to_json(event).encode(), headers
+
+    async def _publish_all(self, emitted: Iterable[Emitted]) -> None:
+        """Publish every emitted event at once (pipelined), returning once all are stored."""
+        futures: list[asyncio.Future[PubAck]] = []
+        for item in emitted:
+            event, delay = (item.event, item.delay) if isinstance(item, Delayed) else (item, 0.0)
+            subject, payload, headers = self._message(event, delay)
+            futures.append(await self.js.publish_async(subject, payload, headers=headers))
+        if futures:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                await asyncio.gather(*futures)
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription) -> None:
+        if sub.handler is None:
+            raise ValueError(f"subscription {sub.name!r} has no handler")
+        self._subs[sub.name] = sub
+        self._pulls.pop(sub.name, None)  # (re)created with this config by start()/run()
+
+    async def run(self) -> None:
+        await self.start()
+        self._closed.clear()
+        self._loops = [asyncio.create_task(self._consume(sub)) for sub in self._subs.values()]
+        self._loops.append(asyncio.create_task(self._renew_leases()))
+        await self._closed.wait()
+
+    async def _consume(self, sub: Subscription) -> None:
+        pull = self._pulls[sub.name]
+        self._inflight.setdefault(sub.name, 0)
+        room = self._room.setdefault(sub.name, asyncio.Event())
+        while True:
+            free = sub.concurrency - self._inflight[sub.name]
+            if free <= 0:  # all slots busy: wait for a handler to finish
+                room.clear()
+                await room.wait()
+                continue
+            try:
+                msgs = await pull.fetch(batch=min(free, _MAX_BATCH), timeout=_FETCH_WAIT)
+            except TimeoutError:
+                continue
+            except Exception as exc:  # disconnected / reconnecting: try again shortly
+                log.debug("fetch failed", consumer=sub.name, error=repr(exc))
+                await asyncio.sleep(0.25)
+                continue
+            for msg in msgs:
+                self._inflight[sub.name] += 1
+                self._leased[id(msg)] = msg
+                task = asyncio.create_task(self._handle(sub, msg))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for msg in list(self._leased.values()):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    async def _handle(self, sub: Subscription, msg: Msg) -> None:
+        try:
+            await self._deliver(sub, msg)
+        except Exception as exc:  # ack/nak lost with the connection: ack_wait redelivers it
+            log.warning("could not settle a delivery", consumer=sub.name, error=repr(exc))
+        finally:
+            self._leased.pop(id(msg), None)
+            self._inflight[sub.name] -= 1
+            self._room[sub.name].set()
+
+    async def _deliver(self, sub: Subscription, msg: Msg) -> None:
+        try:
+            event = from_json(msg.data)
+        except BadEvent as exc:
+            log.error("undecodable event dropped", consumer=sub.name, subject=msg.subject, error=str(exc))
+            await msg.term()
+            return
+        if not matches(event, sub.type, sub.where):
+            await msg.ack()
+            return
+        attempt = msg.metadata.num_delivered
+        try:
+            with bind_event(event):
+                emitted = await sub.handler(event)  # type: ignore[misc]
+            await self._publish_all(emitted or ())
+        except Exception as exc:  # any failure (handler or publishing its output) means "retry"
+            await self._failed(sub, msg, event, attempt, exc)
+            return
+        await msg.ack()
+
+    async def _failed(self, sub: Subscription, msg: Msg, event: Event, attempt: int, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}"[:2000]
+        if attempt >= sub.max_attempts:
+            try:
+                await self._write_dead_letter(sub, msg, event, attempt, text)
+            except Exception as err:  # a nak on the last attempt raises the advisory instead
+                log.error("dead letter not written", consumer=sub.name, error=repr(err))
+                await msg.nak(delay=1.0)
+                return
+            log.error("dead-lettered", consumer=sub.name, attempts=attempt, error=text)
+            await msg.term()
+            return
+        if isinstance(exc, RetryLater):
+            delay = exc.delay
+        else:
+            delay = backoff_delay(attempt, sub.backoff_base, sub.max_backoff)
+        log.warning(
+            "handler failed; will retry",
+            consumer=sub.name,
+            attempt=attempt,
+            retry_in=round(delay, 3),
+            error=text,
+        )
+        await msg.nak(delay=max(delay, 0.001))
+
+    async def _write_dead_letter(
+        self, sub: Subscription, msg: Msg, event: Event, attempt: int, text: str
+    ) -> None:
+        durable = self.durable_for(sub.name)
+        seq = msg.metadata.sequence.stream
+        record = {
+            "consumer": sub.name,
+            "attempts": attempt,
+            "error": text,
+            "stream_seq": seq,
+            "event": event.to_wire(),
+        }
+        await self.js.publish(
+            f"_dlq.{self.namespace}.{durable}",
+            json.dumps(record).encode(),
+            headers={"Nats-Msg-Id": f"dlq:{durable}:{seq}"},
+            timeout=_PUBLISH_TIMEOUT,
+        )
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Dead letters written by handlers, plus max-deliveries advisories not already covered."""
+        if self._js is None:
+            await self.start()
+        written: list[dict[str, Any]] = []
+        advisories: list[dict[str, Any]] = []
+        for subject, data in await self._read_stream(self.dlq_stream):
+            (advisories if subject.startswith(_ADVISORY) else written).append(json.loads(data))
+        letters = [
+            DeadLetter(
+                consumer=r["consumer"], event=from_dict(r["event"]), attempts=r["attempts"], error=r["error"]
+            )
+            for r in written
+        ]
+        covered = {(self.durable_for(r["consumer"]), r["stream_seq"]) for r in written}
+        names = {self.durable_for(n): n for n in self._subs}
+        for adv in advisories:
+            key = (adv["consumer"], adv["stream_seq"])
+            if key in covered:
+                continue
+            covered.add(key)
+            try:
+                raw = await self.js.get_msg(self.stream, adv["stream_seq"])
+                event = from_json(raw.data or b"")
+            except (NotFoundError, BadEvent):
+                log.warning("dead letter's event is gone", consumer=adv["consumer"], seq=adv["stream_seq"])
+                continue
+            letters.append(
+                DeadLetter(
+                    consumer=names.get(adv["consumer"]) or await self._sub_name(adv["consumer"]),
+                    event=event,
+                    attempts=int(adv.get("deliveries", 0)),
+                    error="max deliveries reached without an ack (the handler's process died or hung)",
+                )
+            )
+        return letters
+
+    async def _sub_name(self, durable: str) -> str:
+        try:
+            info = await self.js.consumer_info(self.stream, durable)
+        except NotFoundError:
+            return durable
+        return info.config.description or durable
+
+    async def _read_stream(self, stream: str) -> list[tuple[str, bytes]]:
+        """Every message of ``stream`` in order, through a short-lived ephemeral consumer."""
+        info = await self.js.stream_info(stream)
+        if not info.state.messages:
+            return []
+        pull = await self.js.pull_subscribe(
+            ">",
+            stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True),
+        )
+        out: list[tuple[str, bytes]] = []
+        try:
+            while True:
+                try:
+                    msgs = await pull.fetch(batch=_MAX_BATCH, timeout=2.0)
+                except TimeoutError:
+                    break
+                out.extend((m.subject, m.data) for m in msgs)
+                if msgs[-1].metadata.num_pending == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
+        return out
+
+    async def pending(self) -> int:
+        """Deliveries not yet acknowledged, for all consumers, plus delayed events not yet due."""
+        if self._js is None:
+            await self.start()
+        total = 0
+        for info in await self.js.consumers_info(self.stream):
+            total += (info.num_pending or 0) + (info.num_ack_pending or 0)
+        delayed = await self.js.stream_info(self.stream, subjects_filter=f"{self.namespace}._delay.>")
+        total += sum((delayed.state.subjects or {}).values())
+        return total

@@ -1,0 +1,345 @@
+"""NATS-specific bus behaviour, against a real nats-server (the shared suite covers the contract).
+
+Each test gets its own namespace (its own streams), so tests do not see each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import nats
+import pytest
+
+from events import Event, T
+from events.catalog import Echo
+from shared.bus import Delayed, Subscription
+from shared.bus.nats import NatsBus
+from shared.errors import ConfigError, RetryLater
+from shared.natsd import NatsServer
+from tests.helpers import echo, eventually, stage_requested
+
+Factory = Callable[..., Awaitable[NatsBus]]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[NatsServer]:
+    srv = NatsServer.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def make_bus(server: NatsServer) -> AsyncIterator[Factory]:
+    """``await make_bus(*subs, namespace=…, ack_wait=…, run=True)``: a started (and running) bus."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    made: list[tuple[NatsBus, asyncio.Task[None] | None]] = []
+
+    async def make(
+        *subs: Subscription, ns: str | None = None, ack_wait: float = 5.0, run: bool = True
+    ) -> NatsBus:
+        bus = NatsBus(server.url, namespace=ns or namespace, ack_wait=ack_wait)
+        for sub in subs:
+            bus.subscribe(sub)
+        await bus.start()
+        made.append((bus, asyncio.create_task(bus.run()) if run else None))
+        return bus
+
+    yield make
+    for bus, task in made:
+        await bus.close()
+        if task is not None:
+            await asyncio.wait_for(task, 10)
+
+
+def collector(into: list[Event], emit: Callable[[Event], list] | None = None):
+    async def handler(event: Event):
+        into.append(event)
+        return emit(event) if emit else None
+
+    return handler
+
+
+async def test_subject_mapping_and_filters(make_bus: Factory) -> None:
+    bus = await make_bus(run=False)
+    ns = bus.namespace
+    assert bus.subject_for(echo()) == f"{ns}.dev_upshift_echo._._"
+    assert (
+        bus.subject_for(stage_requested("cce", "upgrade")) == f"{ns}.dev_upshift_stage_requested.cce.upgrade"
+    )
+    # Dots inside a value must not split the token; the data field stands in for a missing extension.
+    ev = stage_requested("cce", "pre.check")
+    ev = ev.model_copy(update={"kind": None})
+    assert bus.subject_for(ev) == f"{ns}.dev_upshift_stage_requested.cce.pre=2Echeck"
+    sub = Subscription("s", T.STAGE_REQUESTED, {"kind": "cce", "target": "t1"}, collector([]))
+    assert bus.filter_for(sub) == f"{ns}.dev_upshift_stage_requested.cce.*"
+    assert bus.filter_for(Subscription("e", T.ECHO, {}, collector([]))) == f"{ns}.dev_upshift_echo.*.*"
+
+
+async def test_where_filters_on_subject_and_client_side(make_bus: Factory) -> None:
+    cce: list[Event] = []
+    upgrade_t2: list[Event] = []
+    await make_bus(
+        Subscription("cce", T.STAGE_REQUESTED, {"kind": "cce"}, collector(cce)),
+        Subscription("t2", T.STAGE_REQUESTED, {"stage": "upgrade", "target": "t2"}, collector(upgrade_t2)),
+    )
+    pub = await make_bus(run=False)
+    sent = [
+        stage_requested("cce", "upgrade", "t1"),
+        stage_requested("autopilot", "upgrade", "t2"),
+        stage_requested("cce", "precheck", "t2"),
+        stage_requested("cce", "upgrade", "t2"),
+    ]
+    for ev in sent:
+        assert await pub.publish(ev)
+    await eventually(lambda: len(cce) == 3 and len(upgrade_t2) == 2)
+    await asyncio.sleep(0.3)
+    assert {e.id for e in cce} == {sent[0].id, sent[2].id, sent[3].id}
+    assert {e.id for e in upgrade_t2} == {sent[1].id, sent[3].id}
+    assert await pub.pending() == 0
+
+
+async def test_republished_id_is_dropped(make_bus: Factory) -> None:
+    got: list[Event] = []
+    bus = await make_bus(Subscription("e", T.ECHO, {}, collector(got)))
+    ev = echo("once")
+    assert await bus.publish(ev) is True
+    assert await bus.publish(ev) is False
+    assert await bus.publish(ev, delay=0.5) is False  # one id space, delayed or not
+    later = echo("later")
+    assert await bus.publish(later, delay=0.5) is True
+    assert await bus.publish(later, delay=0.5) is False
+    assert await bus.publish(later) is False
+    await eventually(lambda: len(got) == 2)
+    await asyncio.sleep(1.0)
+    assert sorted(e.data.message for e in got) == ["later", "once"]
+
+
+async def test_delay_is_honoured(make_bus: Factory) -> None:
+    arrived: dict[str, float] = {}
+
+    async def handler(event: Event):
+        arrived[event.data.message] = time.monotonic()
+
+    bus = await make_bus(Subscription("e", T.ECHO, {}, handler))
+    t0 = time.monotonic()
+    await bus.publish(echo("late"), delay=1.0)
+    await bus.publish(echo("now"))
+    await eventually(lambda: len(arrived) == 2, timeout=10)
+    # Server schedules fire on a 0.25 s tick and use the wall clock: generous bounds on a busy box.
+    assert arrived["now"] - t0 < 1.0
+    assert 0.95 <= arrived["late"] - t0 <= 4.0, arrived["late"] - t0
+
+
+async def test_emitted_delayed_event_does_not_use_attempts(make_bus: Factory) -> None:
+    polls: list[tuple[Event, float]] = []
+
+    async def handler(event: Event):
+        polls.append((event, time.monotonic()))
+        if len(polls) < 3:
+            nxt = event.follow(T.ECHO, Echo(message=f"poll-{len(polls)}"), id_parts=(len(polls),))
+            return [Delayed(nxt, 0.3)]
+        return None
+
+    # max_attempts=1: a delayed event that consumed a delivery attempt would be dead-lettered.
+    bus = await make_bus(Subscription("poller", T.ECHO, {}, handler, max_attempts=1))
+    await bus.publish(echo("poll-0"))
+    await eventually(lambda: len(polls) == 3, timeout=10)
+    gaps = [b[1] - a[1] for a, b in zip(polls, polls[1:], strict=False)]
+    assert all(g >= 0.25 for g in gaps), gaps
+    assert await bus.dead_letters() == []
+
+
+async def test_failures_back_off_then_succeed(make_bus: Factory) -> None:
+    calls: list[float] = []
+
+    async def flaky(event: Event):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        if len(calls) == 2:
+            raise RetryLater(0.6, "vendor busy")
+        return [event.follow(T.ECHO, Echo(message="done", reply=False)).model_copy(update={"subject": "out"})]
+
+    done: list[Event] = []
+    bus = await make_bus(
+        Subscription("flaky", T.ECHO, {"subject": "in"}, flaky, max_attempts=5, backoff_base=0.05),
+        Subscription("sink", T.ECHO, {"subject": "out"}, collector(done)),
+    )
+    src = echo("go").model_copy(update={"subject": "in"})
+    await bus.publish(src)
+    await eventually(lambda: len(done) == 1, timeout=10)
+    assert len(calls) == 3
+    assert calls[2] - calls[1] >= 0.55  # RetryLater's delay, not an immediate redelivery
+    assert await bus.dead_letters() == []
+
+
+async def test_dead_letter_after_max_attempts(make_bus: Factory) -> None:
+    calls: list[Event] = []
+
+    async def broken(event: Event):
+        calls.append(event)
+        raise ValueError("vendor said no")
+
+    bus = await make_bus(Subscription("broken", T.ECHO, {}, broken, max_attempts=3, backoff_base=0.02))
+    ev = echo("doomed")
+    await bus.publish(ev)
+    await eventually(lambda: len(calls) == 3, timeout=10)
+    letters: list = []
+
+    async def poll() -> None:
+        letters[:] = await bus.dead_letters()
+
+    for _ in range(100):
+        await poll()
+        if letters:
+            break
+        await asyncio.sleep(0.05)
+    assert len(letters) == 1
+    dl = letters[0]
+    assert (dl.consumer, dl.event.id, dl.attempts) == ("broken", ev.id, 3)
+    assert "vendor said no" in dl.error
+    await asyncio.sleep(0.5)
+    assert len(calls) == 3  # termed: never redelivered
+    assert await bus.pending() == 0
+
+
+async def test_dead_letter_from_advisory_when_the_last_attempt_died(
+    server: NatsServer, make_bus: Factory
+) -> None:
+    """A process that dies holding the last attempt never writes a dead letter: the server's
+    max-deliveries advisory, captured into the DLQ stream, still makes it visible."""
+    never: list[Event] = []
+    sub = Subscription("crashy", T.ECHO, {}, collector(never), max_attempts=2)
+    bus = await make_bus(sub, ack_wait=0.5, run=False)  # registers the consumer, consumes nothing
+    ev = echo("orphan")
+    await bus.publish(ev)
+    # Two "processes" take the event and die without acking (fetch, no ack, ack_wait passes).
+    nc = await nats.connect(server.url)
+    try:
+        pull = await nc.jetstream().pull_subscribe_bind(durable=bus.durable_for("crashy"), stream=bus.stream)
+        for _ in range(2):
+            [msg] = await pull.fetch(1, timeout=5)
+            assert msg.metadata.num_delivered <= 2
+    finally:
+        await nc.close()
+    # The server notices the exhausted event when it next tries to deliver it, i.e. when a
+    # (restarted) process pulls again; the handler itself never runs.
+    await make_bus(sub, ack_wait=0.5)
+    letters: list = []
+    for _ in range(100):
+        letters = await bus.dead_letters()
+        if letters:
+            break
+        await asyncio.sleep(0.1)
+    assert [(d.consumer, d.event.id, d.attempts) for d in letters] == [("crashy", ev.id, 2)]
+    assert "max deliveries" in letters[0].error
+    assert never == []
+
+
+async def test_outputs_published_before_ack_and_deduped_on_redelivery(make_bus: Factory) -> None:
+    """Die after publishing the outputs but before acking: the input comes back, the second run
+    emits the same ids and the bus drops them, so downstream sees each output exactly once."""
+    runs: list[str] = []
+    outputs: list[Event] = []
+    sink = await make_bus(Subscription("sink", T.ECHO, {"subject": "out"}, collector(outputs)))
+
+    def fan_out(event: Event) -> list:
+        return [
+            event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), id_parts=(i,)).model_copy(
+                update={"subject": "out"}
+            )
+            for i in range(3)
+        ]
+
+    async def dying(event: Event):
+        runs.append("dying")
+        return fan_out(event)
+
+    victim = await make_bus(Subscription("worker", T.ECHO, {"subject": "in"}, dying), ack_wait=1.0)
+    original = victim._publish_all
+
+    async def publish_then_die(emitted):
+        await original(emitted)  # the outputs are durable...
+        await victim._nc.close()  # ...and the process dies before its ack
+
+    victim._publish_all = publish_then_die  # type: ignore[method-assign]
+    await victim.publish(echo("job").model_copy(update={"subject": "in"}))
+    await eventually(lambda: runs == ["dying"])
+    await eventually(lambda: len(outputs) == 3)
+
+    async def healthy(event: Event):
+        runs.append("healthy")
+        return fan_out(event)
+
+    await make_bus(Subscription("worker", T.ECHO, {"subject": "in"}, healthy), ack_wait=1.0)
+    await eventually(lambda: runs == ["dying", "healthy"], timeout=10)
+    await asyncio.sleep(1.0)
+    assert sorted(e.data.message for e in outputs) == ["out-0", "out-1", "out-2"]
+    info = await sink.js.stream_info(sink.stream)
+    assert info.state.messages == 1 + 3  # the input and three outputs; the re-emitted copies dropped
+    assert await sink.pending() == 0
+
+
+async def test_concurrency_limit_and_close_waits_for_handlers(make_bus: Factory) -> None:
+    running = 0
+    peak = 0
+    finished: list[str] = []
+
+    async def slow(event: Event):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.3)
+        running -= 1
+        finished.append(event.id)
+
+    bus = await make_bus(Subscription("slow", T.ECHO, {}, slow, concurrency=3))
+    for i in range(9):
+        await bus.publish(echo(f"m{i}"))
+    await eventually(lambda: len(finished) >= 4, timeout=10)
+    await bus.close()  # waits for the in-flight ones, which then ack
+    assert running == 0
+    assert peak == 3
+    done = len(finished)
+    checker = await make_bus(run=False, ns=bus.namespace)
+    assert await checker.pending() == 9 - done
+
+
+async def test_restart_keeps_streams_consumers_and_schedules() -> None:
+    srv = NatsServer.start()
+    got: list[str] = []
+
+    async def handler(event: Event):
+        got.append(event.data.message)
+
+    bus = NatsBus(srv.url, namespace="restart", ack_wait=2.0)
+    bus.subscribe(Subscription("keep", T.ECHO, {}, handler))
+    await bus.start()
+    runner = asyncio.create_task(bus.run())
+    try:
+        await bus.publish(echo("before"))
+        await bus.publish(echo("scheduled"), delay=1.5)
+        await eventually(lambda: got == ["before"])
+        srv.restart()
+        for _ in range(100):  # the client reconnects by itself
+            try:
+                await bus.publish(echo("after"))
+                break
+            except Exception:  # noqa: BLE001 - timeouts while reconnecting
+                await asyncio.sleep(0.1)
+        # At least once: an ack in flight when the server was killed may be lost (redelivery).
+        await eventually(lambda: set(got) == {"after", "before", "scheduled"}, timeout=20)
+        info = await bus.js.consumer_info(bus.stream, "keep")
+        assert info.config.filter_subject == "restart.dev_upshift_echo.*.*"
+    finally:
+        await bus.close()
+        await runner
+        srv.stop()
+
+
+def test_bad_namespace_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        NatsBus("nats://127.0.0.1:4222", namespace="has.dot")
