@@ -25,6 +25,7 @@ State lives in the store, bucket ``feeds``, one document per feed URL:
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,7 +79,8 @@ async def _poll(feed: Feed, tick: Event[Tick], ctx: Context) -> list[Event]:
     fetched = await _fetch(feed.url, {} if retrying else _conditional(doc), log)
     if fetched is None or fetched.status == 304:
         return []
-    parsed = feedparser.parse(fetched.body, response_headers=fetched.headers)
+    # A stream, never bytes: feedparser opens a bytes/str argument as a local file if one has that name.
+    parsed = feedparser.parse(io.BytesIO(fetched.body), response_headers=fetched.headers)
     if parsed.bozo and not parsed.entries:
         log.warning("not a feed; skipped", error=type(parsed.get("bozo_exception")).__name__)
         return []
@@ -126,11 +128,14 @@ async def _fetch(url: str, headers: dict[str, str], log: Any) -> _Fetched | None
             if r.status != 200:
                 log.warning("feed answered an HTTP error; skipped", status=r.status)
                 return None
-            body = await r.content.read(MAX_FEED_BYTES + 1)
-            if len(body) > MAX_FEED_BYTES:
-                log.warning("feed too large; skipped", limit=MAX_FEED_BYTES)
-                return None
-            return _Fetched(200, body, {k.lower(): v for k, v in r.headers.items()})
+            body = bytearray()
+            # read(n) may return less than n before EOF: read to the end, stopping past the limit.
+            async for chunk in r.content.iter_chunked(64 << 10):
+                body += chunk
+                if len(body) > MAX_FEED_BYTES:
+                    log.warning("feed too large; skipped", limit=MAX_FEED_BYTES)
+                    return None
+            return _Fetched(200, bytes(body), {k.lower(): v for k, v in r.headers.items()})
     except (aiohttp.ClientError, TimeoutError) as exc:
         # The exception text may carry the URL (and any token in it): log its type only.
         log.warning("feed unreachable; skipped", error=type(exc).__name__)

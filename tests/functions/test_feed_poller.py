@@ -81,6 +81,11 @@ class FeedServer:
         app.router.add_get("/cce.rss", self._doc(lambda: RSS, "application/rss+xml"))
         app.router.add_get("/broken", self._status(500))
         app.router.add_get("/garbage", self._doc(lambda: "<html><body>not a feed</body>", "text/html"))
+        #: a body that is the name of a local file (set by a test): must be parsed as text, never opened
+        self.path_body = ""
+        app.router.add_get("/path", self._doc(lambda: self.path_body, "application/atom+xml"))
+        self.big_entries = [(f"3.{i}.0", f"3.{i}.0") for i in range(400)]
+        app.router.add_get("/big.atom", self._doc(lambda: _atom(self.big_entries), "application/atom+xml"))
         self.server = TestServer(app)
 
     def _doc(self, render, content_type: str):
@@ -274,3 +279,17 @@ async def test_no_feeds_is_a_quiet_tick(make_poller):
     p = await make_poller("  []")
     await p.poll()
     assert p.released() == []
+
+
+async def test_a_body_naming_a_local_file_is_not_read_from_disk(feeds, make_poller, tmp_path):
+    local = tmp_path / "local.atom"
+    local.write_text(_atom([("9.9.9", "9.9.9")]))
+    feeds.path_body = str(local)
+    p = await make_poller(f'  - {{url: "{feeds.url("/path")}", product: starrocks}}')
+    assert feeds.gets["/path"] == 1
+    assert p.released() == []
+
+
+async def test_a_large_feed_is_read_to_the_end(feeds, make_poller):
+    p = await make_poller(f'  - {{url: "{feeds.url("/big.atom")}", product: starrocks}}')
+    assert len(p.released()) == 400
