@@ -1,0 +1,136 @@
+"""plan_upgrades: ``version.released`` → ``upgrade.planned`` per target that takes the release.
+
+The decision is :func:`shared.plan.decide` (the same one ``upshift plan`` prints). For each
+target that takes it:
+
+* the run (``run_id(target, version)``) joins its window's waves document — latest wins: a
+  planned run to an older version is superseded (ledger state ``superseded``), and a release
+  no newer than a planned or running run of that target is refused;
+* the ledger run is opened (state ``planned``, window, wave, from/to);
+* ``upgrade.planned`` is emitted with an id derived from the run alone, so a replayed or
+  re-announced release (webhook and feed both) emits nothing new.
+
+Soak: a release younger than a matching policy's ``min_release_age`` is re-emitted to this
+function as a ``Delayed`` ``version.released`` (carrying the resolved ``released_at``) that
+arrives when the youngest soak ends; at that point it is decided afresh (policies may have
+changed). A run that exists in any state other than ``planned`` is never planned again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from events import Event, T
+from events.catalog import UpgradePlanned, VersionReleased
+from events.envelope import consequence_id
+from shared.bus import Delayed, Emitted
+from shared.function import Context, upshift_function
+from shared.plan import Decision, Release, decide
+from shared.stages import run_id
+from shared.store.ledger import RUNS, mutate
+from shared.waves import BUCKET, add_planned, window_key
+
+__all__ = ["plan_upgrades"]
+
+
+@upshift_function
+async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emitted]:
+    data = event.data
+    fleet = ctx.fleet
+    now = ctx.clock.now()
+    released_at = _aware(data.released_at or event.time)
+    release = Release(data.product, data.version, released_at)
+    ledger = ctx.store.ledger
+    current = {
+        t.name: (await ledger.version(t.name)) or t.version for t in fleet.targets if t.product_key == data.product
+    }
+    decisions = decide(fleet, release, now, current)
+    out: list[Emitted] = []
+
+    # Runs that exist past "planned" (running, done, superseded) are history: never re-planned.
+    groups: dict[str, dict[str, Decision]] = {}
+    for d in decisions:
+        if not d.take:
+            if d.code != "product":
+                ctx.log.info("not planned", target=d.target, version=d.version, code=d.code, reason=d.reason)
+            continue
+        rid = run_id(d.target, d.version)
+        existing = await ledger.run(rid)
+        if existing is not None and existing.get("state") != "planned":
+            ctx.log.info("run exists", runid=rid, state=existing.get("state"))
+            continue
+        groups.setdefault(window_key(d.window), {})[rid] = d
+
+    for key, by_run in groups.items():
+        lost, superseded = await _join(ctx, key, {rid: _entry(d, now) for rid, d in by_run.items()})
+        for old, new in superseded.items():
+            await _supersede(ctx, old, new)
+        for rid, d in by_run.items():
+            if rid in lost:
+                ctx.log.info("not planned", runid=rid, target=d.target, reason=lost[rid])
+                continue
+            await ledger.open_run(
+                rid, target=d.target, kind=d.kind, product=d.product, from_version=d.from_version,
+                to_version=d.version, window=d.window, wave=d.wave, planned_at=now.isoformat(),
+            )
+            out.append(_planned(rid, d))
+
+    soaking = [d.soak_until for d in decisions if d.code == "soak" and d.soak_until is not None]
+    if soaking:
+        until = min(soaking)
+        again = data.model_copy(update={"released_at": released_at})
+        # Chained on this event's id: a copy that arrives early (domain clock behind) re-arms
+        # under a new id instead of being dropped as a duplicate of itself.
+        follow = event.follow(T.VERSION_RELEASED, again, id_parts=("soak", until.isoformat()))
+        out.append(Delayed(follow, ctx.clock.real_delay((until - now).total_seconds())))
+        ctx.log.info("soaking", version=data.version, until=until.isoformat())
+    return out
+
+
+def _entry(d: Decision, now: datetime) -> dict[str, object]:
+    return {
+        "target": d.target, "kind": d.kind, "wave": d.wave, "from_version": d.from_version or "unknown",
+        "to_version": d.version, "planned_at": now.isoformat(),
+    }
+
+
+def _planned(rid: str, d: Decision) -> Event:
+    data = UpgradePlanned(
+        target=d.target, kind=d.kind, from_version=d.from_version or "unknown", to_version=d.version,
+        window=d.window, wave=d.wave, product=d.product,
+    )
+    return Event(
+        type=T.UPGRADE_PLANNED, id=consequence_id(T.UPGRADE_PLANNED, rid), subject=d.target, data=data,
+        runid=rid, target=d.target, kind=d.kind,
+    )
+
+
+async def _join(ctx: Context, key: str, entries: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
+    """Add the runs to the window's waves document (CAS); (refused runs, superseded → new run)."""
+    outcome: list[tuple[dict[str, str], dict[str, str]]] = []
+
+    def change(doc):
+        new, lost, superseded = add_planned(doc, key, entries)
+        outcome[:] = [(lost, superseded)]  # the last attempt is the one that was written
+        return new
+
+    await mutate(ctx.store.kv, BUCKET, key, change)
+    return outcome[0]
+
+
+async def _supersede(ctx: Context, old: str, new: str) -> None:
+    """Mark a planned (never started) run superseded; a run that started meanwhile is left alone."""
+
+    def change(cur):
+        if cur is None:
+            return {"id": old, "state": "superseded", "stages": {}, "superseded_by": new}
+        if cur.get("state") != "planned":
+            return cur
+        return {**cur, "state": "superseded", "superseded_by": new}
+
+    await mutate(ctx.store.kv, RUNS, old, change)
+    ctx.log.info("superseded", runid=old, by=new)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -1,0 +1,193 @@
+"""start_upgrades: release planned runs wave by wave, inside the window, within its concurrency.
+
+Triggers: ``window.opened``, ``upgrade.planned``, ``upgrade.succeeded``, ``upgrade.failed`` and
+its own delayed ``wave.ready``. Each delivery makes ONE compare-and-set change to the window's
+waves document (:mod:`shared.waves`):
+
+* an ``upgrade.succeeded`` / ``upgrade.failed`` first takes the run out (its wave's
+  ``last_ended`` moves; a failure halts the window — ``upgrade.halted`` once, nothing more is
+  released there until someone resumes);
+* then the lowest planned wave is released when every earlier wave is done and
+  ``fleet.waves.bake`` has passed since the last of them finished (else a delayed
+  ``wave.ready`` looks again then), at most ``window.concurrency`` running at once, and only
+  runs whose first stage fits before the cutoff (:func:`shared.windows.gate` with the expected
+  duration from the ledger's history); the others wait for the next ``window.opened``.
+
+A released run turns ``running`` in the ledger and gets ``stage.requested`` for its first stage
+with an id from (runid, stage, attempt): a redelivery re-emits the same ids and the bus drops
+them. A run whose ledger state became ``superseded`` or ``cancelled`` is never started: it is
+taken out of the waves document instead (cancelling = setting that state).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from events import Event, T
+from events.catalog import StageRequested, UpgradeHalted, WaveReady
+from events.envelope import consequence_id
+from shared.bus import Delayed, Emitted
+from shared.function import Context, upshift_function
+from shared.stages import expected_duration, first_stage, run_id
+from shared.store.ledger import RUNS, mutate
+from shared.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
+from shared.windows import gate
+
+__all__ = ["start_upgrades", "stage_requested_id"]
+
+#: Concurrency of targets without a window (a window's own is ``window.concurrency``).
+ANYTIME_CONCURRENCY = 10
+#: Ledger states of runs that must never start (set by plan_upgrades or, later, by a cancel).
+DROPPED = ("superseded", "cancelled")
+
+
+def stage_requested_id(runid: str, stage: str, attempt: int) -> str:
+    """The id of a run's ``stage.requested``: the same (run, stage, attempt) is the same event."""
+    return consequence_id(T.STAGE_REQUESTED, runid, stage, attempt)
+
+
+@upshift_function
+async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
+    fleet = ctx.fleet
+    now = ctx.clock.now()
+    key, ended = _window_of(event, fleet)
+    if key is None:
+        ctx.log.warning("unknown target or window; nothing to start", type=event.type)
+        return []
+    targets = [t for t in fleet.targets if window_key(t.window) == key]
+    expected = {}
+    for kind in {t.kind for t in targets}:
+        stage = first_stage(kind)
+        history = await ctx.store.ledger.durations(kind, stage)
+        expected[kind] = expected_duration(kind, stage, history=history, fleet=fleet)
+
+    gates: dict[str, Any] = {}
+
+    def fits(run: dict[str, Any]) -> Any:
+        # Every target of a window shares it: one gate per kind is enough.
+        if run["kind"] not in gates:
+            gates[run["kind"]] = gate(fleet, run["target"], now, expected[run["kind"]])
+        return gates[run["kind"]]
+
+    outcome: list[Selection] = []
+
+    def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+        if ended is not None:
+            rid, ok, reason = ended
+            doc = finish(doc, key, rid, ok=ok, now=now, by=event.id, reason=reason)
+        new, sel = select(
+            doc, key, now=now, concurrency=_concurrency(fleet, key), bake=fleet.waves.bake, fits=fits, by=event.id,
+        )
+        outcome[:] = [sel]
+        return new
+
+    doc = await mutate(ctx.store.kv, BUCKET, key, change)
+    sel = outcome[0]
+    out: list[Emitted] = []
+    if ended is not None:
+        await _end_run(ctx, *ended, now)
+    for rid, run in doc["runs"].items():
+        if run.get("released_by") == event.id:
+            released = await _release(ctx, key, rid, run, now)
+            if released is not None:
+                out.append(released)
+    halted = doc.get("halted")
+    if halted is not None and halted.get("by") == event.id:
+        out.append(_halted(event, key, halted))
+    if sel.bake_until is not None and sel.wave is not None:
+        out.append(_wave_ready(ctx, event, key, sel.wave, sel.bake_until, now))
+    for rid, why in sel.waiting.items():
+        ctx.log.info("waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None)
+    return out
+
+
+def _window_of(event: Event, fleet: Any) -> tuple[str | None, tuple[str, bool, str] | None]:
+    """The waves document this event concerns, and the run it ends (runid, ok, reason) if any."""
+    data = event.data
+    if event.type in (T.WINDOW_OPENED, T.WAVE_READY):
+        return data.window, None
+    try:
+        target = fleet.target(data.target)
+    except KeyError:
+        return None, None
+    key = window_key(target.window)
+    if event.type == T.UPGRADE_SUCCEEDED:
+        return key, (event.runid or run_id(data.target, data.to_version), True, "")
+    if event.type == T.UPGRADE_FAILED:
+        reason = f"{data.target} failed at {data.stage}: {data.code} {data.message}"
+        return key, (event.runid or run_id(data.target, data.to_version), False, reason)
+    return key, None
+
+
+def _concurrency(fleet: Any, key: str) -> int:
+    return ANYTIME_CONCURRENCY if key == ANYTIME else fleet.windows[key].concurrency
+
+
+async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: datetime) -> Event | None:
+    """Mark the ledger run running and request its first stage; None for a run cancelled meanwhile."""
+
+    def change(cur: dict[str, Any] | None) -> dict[str, Any]:
+        base = cur or {"id": rid, "stages": {}}
+        if base.get("state") not in (None, "planned"):
+            return base  # a redelivery: already released (or further along), or dropped
+        return {**base, "state": "running", "released_at": now.isoformat()}
+
+    doc = await mutate(ctx.store.kv, RUNS, rid, change)
+    if doc.get("state") in DROPPED:
+        await _forget(ctx, key, rid)
+        ctx.log.info("not released: run was dropped", runid=rid, state=doc.get("state"))
+        return None
+    stage = first_stage(run["kind"])
+    data = StageRequested(
+        target=run["target"], kind=run["kind"], stage=stage, from_version=run["from_version"],
+        to_version=run["to_version"], attempt=1,
+    )
+    ctx.log.info("released", runid=rid, target=run["target"], wave=run["wave"], stage=stage)
+    return Event(
+        type=T.STAGE_REQUESTED, id=stage_requested_id(rid, stage, 1), subject=run["target"], data=data,
+        runid=rid, target=run["target"], kind=run["kind"], stage=stage,
+    )
+
+
+async def _forget(ctx: Context, key: str, rid: str) -> None:
+    def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+        doc = dict(doc or {})
+        doc["runs"] = {r: v for r, v in doc.get("runs", {}).items() if r != rid}
+        return doc
+
+    await mutate(ctx.store.kv, BUCKET, key, change)
+
+
+async def _end_run(ctx: Context, rid: str, ok: bool, reason: str, now: datetime) -> None:
+    """Record the end on the ledger run too (only if it is still marked running)."""
+
+    def change(cur: dict[str, Any] | None) -> dict[str, Any] | None:
+        if cur is None or cur.get("state") != "running":
+            return cur
+        return {**cur, "state": "succeeded" if ok else "failed", "ended_at": now.isoformat()}
+
+    if await ctx.store.ledger.run(rid) is not None:
+        await mutate(ctx.store.kv, RUNS, rid, change)
+
+
+def _halted(event: Event, key: str, halted: dict[str, Any]) -> Event:
+    data = UpgradeHalted(
+        window=None if key == ANYTIME else key, wave=halted["wave"], reason=halted["reason"] or "a run failed",
+        failed_target=halted["target"],
+    )
+    return Event(
+        type=T.UPGRADE_HALTED, id=consequence_id(T.UPGRADE_HALTED, key, halted["runid"]), subject=key, data=data,
+        runid=halted["runid"], target=halted["target"],
+    )
+
+
+def _wave_ready(ctx: Context, event: Event, key: str, wave: int, until: datetime, now: datetime) -> Delayed:
+    # One look per (window, wave, bake end); a wave.ready that arrived early (the domain clock
+    # behind) chains on its own id so it is not dropped as a duplicate of itself.
+    chain = event.id if event.type == T.WAVE_READY else ""
+    ready = Event(
+        type=T.WAVE_READY, id=consequence_id(T.WAVE_READY, key, wave, until.isoformat(), chain), subject=key,
+        data=WaveReady(window=key, wave=wave, not_before=until),
+    )
+    return Delayed(ready, ctx.clock.real_delay(max(timedelta(0), until - now).total_seconds()))

@@ -1,0 +1,43 @@
+"""window_clock (``schedule: rate(1 minute)``): ``window.opened`` / ``window.closing`` per fleet window.
+
+On each tick (its ``at`` is the period's start in domain time), for every window:
+
+* ``window.opened`` while an occurrence is open and before its cutoff (so a runtime that was
+  down when the window opened still announces it once it is back);
+* ``window.closing`` once the cutoff has passed, until ``GRACE`` after the window closed
+  (so a window whose cutoff is zero still gets one).
+
+Ids come from (window, occurrence): every tick inside one occurrence emits the same ids and
+the bus keeps only the first. Occurrences and DST are :mod:`shared.windows`'s business.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from events import Event, T
+from events.catalog import Tick, WindowClosing, WindowOpened
+from events.envelope import consequence_id
+from shared.function import Context, upshift_function
+from shared.windows import occurrences
+
+__all__ = ["GRACE", "window_clock"]
+
+#: How long after a window closed a late tick still announces its closing.
+GRACE = timedelta(minutes=10)
+
+
+@upshift_function
+async def window_clock(event: Event[Tick], ctx: Context) -> list[Event]:
+    at = event.data.at
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    out: list[Event] = []
+    for name, window in (ctx.fleet.windows if ctx.fleet is not None else {}).items():
+        for occ in occurrences(window, at - window.duration - GRACE, at + timedelta(microseconds=1)):
+            if occ.opens_at <= at < occ.cutoff_at:
+                data = WindowOpened(window=name, opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at)
+                out.append(Event(type=T.WINDOW_OPENED, id=consequence_id(T.WINDOW_OPENED, name, occ.key), subject=name, data=data))
+            elif occ.cutoff_at <= at < occ.closes_at + GRACE:
+                data = WindowClosing(window=name, cutoff_at=occ.cutoff_at, closes_at=occ.closes_at)
+                out.append(Event(type=T.WINDOW_CLOSING, id=consequence_id(T.WINDOW_CLOSING, name, occ.key), subject=name, data=data))
+    return out

@@ -1,0 +1,139 @@
+"""start_upgrades in simulated time: windows hold, waves wait for success + bake, canaries halt.
+
+The real window_clock, plan_upgrades and start_upgrades run on a real SQLite bus with a
+FakeClock; outcomes are published by the test. The fleet's window is 02:00–04:00 Europe/Berlin
+(CEST in June: 00:00–02:00 UTC), cutoff 30m (01:30 UTC), concurrency 2, bake 30m, and a CCE
+precheck is expected to take 20m.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from events import Event, T
+from events.catalog import WindowOpened
+from shared.windows import window_at
+from tests.functions._planning import FLEET, Harness, fleet_from, utc
+from tests.helpers import eventually
+
+PRECHECK = timedelta(minutes=20)
+ALL = ("window_clock", "plan_upgrades", "start_upgrades")
+
+
+def _targets(events: list[Event]) -> list[str]:
+    return [e.data.target for e in events]
+
+
+async def _assert_inside_windows(h: Harness) -> None:
+    """Every stage.requested was released at a domain instant inside the window, fitting the cutoff."""
+    window = h.fleet.windows["night"]
+    for e in h.events(T.STAGE_REQUESTED):
+        run = await h.run(e.runid)
+        released = utc(run["released_at"][:19])
+        occ = window_at(window, released)
+        assert occ is not None, f"{e.data.target} started at {released} outside the window"
+        assert released + PRECHECK <= occ.cutoff_at, f"{e.data.target} started too close to the cutoff"
+
+
+async def test_windows_hold_waves_bake_and_concurrency(tmp_path):
+    fleet = fleet_from(FLEET)
+    async with Harness(tmp_path, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await h.at(utc("2026-06-09T12:00:00"))
+        await h.release("cce", "v1.29.0-r0")
+        assert len(h.events(T.UPGRADE_PLANNED)) == 4
+        assert h.events(T.STAGE_REQUESTED) == [], "the window is closed"
+
+        await h.at(utc("2026-06-10T00:00:00"))  # the window opens: only the canary (wave 0)
+        assert len(h.events(T.WINDOW_OPENED)) == 1
+        requested = h.events(T.STAGE_REQUESTED)
+        assert _targets(requested) == ["canary"]
+        assert requested[0].data.stage == "precheck" and requested[0].stage == "precheck"
+        assert (await h.run(requested[0].runid))["state"] == "running"
+
+        # a second window.opened for the same occurrence (another id) releases nothing new
+        w = fleet.windows["night"]
+        occ = window_at(w, h.clock.now())
+        await h.publish(Event(type=T.WINDOW_OPENED, data=WindowOpened(window="night", opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at)))
+        assert len(h.events(T.STAGE_REQUESTED)) == 1
+
+        await h.at(utc("2026-06-10T00:10:00"))
+        await h.outcome(requested[0], ok=True)
+        assert (await h.run(requested[0].runid))["state"] == "succeeded"
+        assert len(h.events(T.STAGE_REQUESTED)) == 1, "wave 1 waits for the bake"
+        ready = h.delayed(T.WAVE_READY)
+        assert ready and all(e.data.wave == 1 and e.data.not_before == utc("2026-06-10T00:40:00") for e, _ in ready)
+
+        await h.at(utc("2026-06-10T00:39:00"))
+        assert len(h.events(T.STAGE_REQUESTED)) == 1, "still baking"
+
+        await h.at(utc("2026-06-10T00:40:00"))  # bake over: the delayed wave.ready releases wave 1
+        await eventually(lambda: len(h.events(T.STAGE_REQUESTED)) == 3)
+        await h.settle()
+        wave1 = h.events(T.STAGE_REQUESTED)[1:]
+        assert sorted(_targets(wave1)) == ["prod-a", "prod-b"], "concurrency 2"
+        assert await _running(h) == 2
+
+        # 01:20 + 20m precheck > 01:30 cutoff: prod-c does not fit and waits for the next window
+        await h.at(utc("2026-06-10T01:20:00"))
+        await h.outcome(wave1[0], ok=True)
+        await h.at(utc("2026-06-10T01:25:00"))
+        await h.outcome(wave1[1], ok=True)
+        await h.at(utc("2026-06-10T01:31:00"))
+        assert len(h.events(T.WINDOW_CLOSING)) == 1
+        assert len(h.events(T.STAGE_REQUESTED)) == 3
+        await h.at(utc("2026-06-10T12:00:00"))
+        assert len(h.events(T.STAGE_REQUESTED)) == 3
+
+        await h.at(utc("2026-06-11T00:00:00"))  # next window: prod-c goes
+        assert _targets(h.events(T.STAGE_REQUESTED))[-1] == "prod-c"
+        assert len(h.events(T.STAGE_REQUESTED)) == 4
+        await _assert_inside_windows(h)
+
+
+async def _running(h: Harness) -> int:
+    return sum(1 for r in await h.store.ledger.runs() if r["state"] == "running")
+
+
+async def test_a_failed_canary_halts_the_later_waves(tmp_path):
+    fleet = fleet_from(FLEET)
+    async with Harness(tmp_path, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await h.at(utc("2026-06-09T12:00:00"))
+        await h.release("cce", "v1.29.0-r0")
+        await h.at(utc("2026-06-10T00:00:00"))
+        [canary] = h.events(T.STAGE_REQUESTED)
+        await h.at(utc("2026-06-10T00:05:00"))
+        await h.outcome(canary, ok=False)
+        halted = h.events(T.UPGRADE_HALTED)
+        assert len(halted) == 1
+        assert halted[0].data.window == "night" and halted[0].data.wave == 0
+        assert halted[0].data.failed_target == "canary" and "CCE.01400001" in halted[0].data.reason
+        assert (await h.waves())["halted"]["target"] == "canary"
+        assert (await h.run(canary.runid))["state"] == "failed"
+
+        # a second failure report (another id) halts nothing more
+        await h.outcome(canary, ok=False, stage="postcheck")
+        assert len(h.events(T.UPGRADE_HALTED)) == 1
+
+        # long past the bake, and the next window: still nothing for wave 1
+        await h.at(utc("2026-06-10T01:00:00"))
+        await h.at(utc("2026-06-11T00:00:00"))
+        assert _targets(h.events(T.STAGE_REQUESTED)) == ["canary"]
+        assert h.delayed(T.WAVE_READY) == []
+        for name in ("prod-a", "prod-b", "prod-c"):
+            [planned] = [e for e in h.events(T.UPGRADE_PLANNED) if e.data.target == name]
+            assert (await h.run(planned.runid))["state"] == "planned"
+
+
+async def test_a_redelivered_trigger_emits_the_same_stage_requested(tmp_path):
+    fleet = fleet_from(FLEET)
+    async with Harness(tmp_path, fleet, utc("2026-06-10T00:05:00"), functions=("plan_upgrades", "start_upgrades")) as h:
+        await h.release("cce", "v1.29.0-r0")  # the window is open: the canary goes at once
+        [first] = h.events(T.STAGE_REQUESTED)
+        from functions.start_upgrades import stage_requested_id, start_upgrades
+
+        assert first.id == stage_requested_id(first.runid, "precheck", 1)
+        # run the handler again on the very event that released it (a redelivery)
+        [planned] = [e for e in h.events(T.UPGRADE_PLANNED) if e.data.target == "canary"]
+        again = await start_upgrades(planned, h.runtime.context("start_upgrades"))
+        assert [e.id for e in again] == [first.id]
+        assert not await h.runtime.bus.publish(again[0])
