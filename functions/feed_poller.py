@@ -38,10 +38,10 @@ from yarl import URL
 
 from events.catalog import Tick
 from events.envelope import Event
-from functions.release_intake import Refused, Release, release_event, validate_release
 from shared.clouds._base import get_session
 from shared.fleet import Feed
 from shared.function import Context, upshift_function
+from shared.releases import Refused, Release, release_event, validate_release
 
 __all__ = ["BUCKET", "MAX_FEED_BYTES", "feed_poller"]
 

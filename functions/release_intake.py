@@ -41,26 +41,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from events.catalog import T, VersionReleased
-from events.envelope import Event, consequence_id
 from shared.clouds._base import read_secret
 from shared.errors import ConfigError, Conflict
 from shared.fleet import Feed, Fleet
 from shared.function import Context, HttpReply, HttpRequest, upshift_function
-from shared.versions import BadVersion, parse_version
+from shared.releases import Refused, Release, release_event, validate_release
 
-__all__ = [
-    "DELIVERIES",
-    "GenericRelease",
-    "GitHubReleaseHook",
-    "Refused",
-    "Release",
-    "release_event",
-    "release_id",
-    "release_intake",
-    "sign",
-    "validate_release",
-]
+__all__ = ["DELIVERIES", "GenericRelease", "GitHubReleaseHook", "release_intake", "sign"]
 
 #: Store bucket of GitHub delivery ids already accepted.
 DELIVERIES = "hook_deliveries"
@@ -68,20 +55,6 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 _DEFAULT_TAG_PATTERN: str = Feed.model_fields["tag_pattern"].default
 M = TypeVar("M", bound=BaseModel)
 _GITHUB_REPO = re.compile(r"^https?://github\.com/([^/]+/[^/]+)/", re.IGNORECASE)
-
-
-class Refused(Exception):
-    """Bad input refused at the edge: HTTP ``status``, a reason, and the field it concerns."""
-
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.field = field
-
-    def reply(self) -> HttpReply:
-        body = {"error": self.error} | ({"field": self.field} if self.field else {})
-        return HttpReply(self.status, body)
 
 
 class Ignored(Exception):
@@ -124,55 +97,9 @@ class GitHubReleaseHook(_GitHub):
     repository: GitHubRepository
 
 
-class Release(BaseModel):
-    """A release both bodies (and the feed poller) reduce to, before validation against the fleet."""
-
-    product: str
-    version: str
-    released_at: datetime | None = None
-    url: str | None = None
-    origin: str = "webhook"
-
-
-def release_id(product: str, version: str) -> str:
-    """The id of ``version.released`` for a release, whoever announces it (dedupes across sources)."""
-    return consequence_id(T.VERSION_RELEASED, product, version)
-
-
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def validate_release(fleet: Fleet | None, release: Release) -> Release:
-    """Refuse (422) an unknown product or a version that does not parse for it."""
-    products = fleet.products if fleet is not None else set()
-    if release.product not in products:
-        raise Refused(422, f"unknown product {release.product!r}; known: {', '.join(sorted(products)) or 'none'}", "product")
-    try:
-        parse_version(_kind_of(fleet, release.product), release.version)
-    except BadVersion as exc:
-        raise Refused(422, f"version does not parse for {release.product}: {exc}", "version") from None
-    return release
-
-
-def release_event(release: Release, now: datetime) -> Event:
-    """``version.released`` with the deterministic id; a missing release date is taken as ``now``."""
-    data = VersionReleased(
-        product=release.product,
-        version=release.version,
-        released_at=release.released_at or now,
-        url=release.url,
-        origin=release.origin,
-    )
-    return Event(
-        type=T.VERSION_RELEASED,
-        id=release_id(release.product, release.version),
-        source=f"/upshift/{release.origin}",
-        subject=release.product,
-        time=now,
-        data=data,
-    )
 
 
 @upshift_function
@@ -270,14 +197,6 @@ def _model(model: type[M], doc: Any) -> M:
         err = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
         raise Refused(400, err["msg"], field) from None
-
-
-def _kind_of(fleet: Fleet | None, product: str) -> str:
-    # Versions order per vendor: parse by the kind of a target that follows this product.
-    for target in fleet.targets if fleet is not None else ():
-        if target.product_key == product:
-            return target.kind
-    return product
 
 
 async def _replayed(ctx: Context, delivery: str | None, event_id: str) -> bool:

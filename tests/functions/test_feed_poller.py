@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestServer
 
 from events import Event, T, consequence_id
 from events.catalog import Tick
-from functions.release_intake import release_id
 from shared.bus import open_bus
 from shared.clock import FakeClock
 from shared.clouds._base import close_sessions
@@ -23,6 +22,7 @@ from shared.fleet import parse_fleet
 from shared.log import configure
 from shared.manifest import Manifest
 from shared.natsd import free_port
+from shared.releases import release_id
 from shared.runtime import Runtime
 from shared.store import open_store
 

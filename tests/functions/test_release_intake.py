@@ -9,11 +9,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from events import T
-from functions.release_intake import release_id, sign
+from functions.release_intake import sign
 from shared.bus import open_bus
 from shared.fleet import parse_fleet
 from shared.log import configure
 from shared.manifest import Manifest
+from shared.releases import release_id
 from shared.runtime import Runtime
 from shared.serve import build_app
 from shared.store import open_store
