@@ -47,13 +47,23 @@ class CloudClients:
         return cls(huawei=clouds.huawei, ocp=clouds.ocp, ncloud=clouds.ncloud)
 
     def __repr__(self) -> str:
-        configured = [n for n, c in (("huawei", self.huawei_config), ("ocp", self.ocp_config), ("ncloud", self.ncloud_config)) if c]
+        configured = [
+            n
+            for n, c in (
+                ("huawei", self.huawei_config),
+                ("ocp", self.ocp_config),
+                ("ncloud", self.ncloud_config),
+            )
+            if c
+        ]
         return f"CloudClients(configured={configured}, built={sorted(self._clients)})"
 
     # -- the clients ---------------------------------------------------------------------------
     def _huawei(self) -> tuple[HuaweiConfig, HuaweiAuth]:
         if self.huawei_config is None:
-            raise ConfigError("clouds.huawei", "not configured (needed for cce, autopilot and starrocks targets)")
+            raise ConfigError(
+                "clouds.huawei", "not configured (needed for cce, autopilot and starrocks targets)"
+            )
         if self._huawei_auth is None:
             self._huawei_auth = make_auth(self.huawei_config)
         return self.huawei_config, self._huawei_auth

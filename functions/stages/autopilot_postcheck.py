@@ -1,0 +1,25 @@
+"""Autopilot postcheck (``stage.requested`` kind=autopilot, stage=postcheck): the synchronous post-check."""
+
+from __future__ import annotations
+
+from events.catalog import StageRequested
+from events.envelope import Event
+from functions.stages._common import run_stage
+from functions.stages._huawei import ClusterPostcheck
+from shared.bus.base import Emitted
+from shared.function import Context, upshift_function
+
+__all__ = ["CALL", "autopilot_postcheck"]
+
+
+class AutopilotPostcheck(ClusterPostcheck):
+    kind = "autopilot"
+
+
+CALL = AutopilotPostcheck()
+
+
+@upshift_function
+async def autopilot_postcheck(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
+    """One ``POST .../operation/postcheck`` → ``stage.succeeded`` or ``stage.failed``."""
+    return await run_stage(CALL, event, ctx)

@@ -1,0 +1,50 @@
+"""Autopilot snapshot (``stage.requested`` kind=autopilot, stage=snapshot): back the cluster up
+before the upgrade (``POST /autopilot/v3.1/.../operation/snapshot``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.catalog import JobPoll, StageRequested
+from events.envelope import Event
+from functions.stages._common import Job, JobStatus, VendorCall, recent, run_stage
+from shared.bus.base import Emitted
+from shared.function import Context, upshift_function
+
+__all__ = ["CALL", "autopilot_snapshot"]
+
+
+class AutopilotSnapshot(VendorCall):
+    """Claimed (each call takes another snapshot); a lost answer is found in the snapshot task
+    list (the newest task created since the claim)."""
+
+    kind = "autopilot"
+    stage = "snapshot"
+
+    def client(self, clouds: Any) -> Any:
+        return clouds.autopilot
+
+    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+        return Job(await client.snapshot(target.cluster_id))
+
+    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: float) -> Job | None:
+        tasks = [t for t in await client.list_snapshot_tasks(target.cluster_id) if recent(t.createdAt, since)]
+        tasks.sort(key=lambda t: t.createdAt or "")
+        return Job(tasks[-1].id) if tasks else None
+
+    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
+        task = await client.get_snapshot_task(target.cluster_id, poll.job_id)
+        if task.status == "Success":
+            return JobStatus("succeeded", "Success")
+        if task.status == "Failed":
+            return JobStatus("failed", "Failed", task.message or "snapshot failed", "snapshot.failed")
+        return JobStatus("running", f"{task.status}:{task.progress or ''}")
+
+
+CALL = AutopilotSnapshot()
+
+
+@upshift_function
+async def autopilot_snapshot(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
+    """At most one snapshot call per (target, version) → ``stage.started`` + ``job.poll``."""
+    return await run_stage(CALL, event, ctx)

@@ -1,0 +1,46 @@
+"""Autopilot workflow (``stage.requested`` kind=autopilot, stage=workflow): create the upgrade
+workflow that the later stages (precheck, snapshot, upgrade, postcheck) report into."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.catalog import StageRequested
+from events.envelope import Event
+from functions.stages._common import Done, VendorCall, names, run_stage
+from shared.bus.base import Emitted
+from shared.function import Context, upshift_function
+
+__all__ = ["CALL", "autopilot_workflow"]
+
+
+class AutopilotWorkflow(VendorCall):
+    """Creating a workflow is synchronous (201 with it), but a second one is refused while the
+    first is open, so it is claimed; a lost answer is found again in the workflow list."""
+
+    kind = "autopilot"
+    stage = "workflow"
+
+    def client(self, clouds: Any) -> Any:
+        return clouds.autopilot
+
+    async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
+        workflow = await client.create_workflow(target.cluster_id, req.to_version)
+        return Done(workflow.uid)
+
+    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: float) -> Done | None:
+        for workflow in await client.list_workflows(target.cluster_id):
+            if workflow.status.phase != "Cancel" and names(
+                self.kind, workflow.spec.get("targetVersion"), req.to_version
+            ):
+                return Done(workflow.uid)
+        return None
+
+
+CALL = AutopilotWorkflow()
+
+
+@upshift_function
+async def autopilot_workflow(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
+    """At most one ``POST .../operation/upgradeworkflows`` → ``stage.succeeded`` (its id as job)."""
+    return await run_stage(CALL, event, ctx)

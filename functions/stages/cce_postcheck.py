@@ -1,0 +1,25 @@
+"""CCE postcheck (``stage.requested`` kind=cce, stage=postcheck): the synchronous post-check."""
+
+from __future__ import annotations
+
+from events.catalog import StageRequested
+from events.envelope import Event
+from functions.stages._common import run_stage
+from functions.stages._huawei import ClusterPostcheck
+from shared.bus.base import Emitted
+from shared.function import Context, upshift_function
+
+__all__ = ["CALL", "cce_postcheck"]
+
+
+class CcePostcheck(ClusterPostcheck):
+    kind = "cce"
+
+
+CALL = CcePostcheck()
+
+
+@upshift_function
+async def cce_postcheck(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
+    """One ``POST .../operation/postcheck`` → ``stage.succeeded`` or ``stage.failed``."""
+    return await run_stage(CALL, event, ctx)

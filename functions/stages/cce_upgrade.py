@@ -1,0 +1,26 @@
+"""CCE upgrade (``stage.requested`` kind=cce, stage=upgrade): start the in-place rolling upgrade."""
+
+from __future__ import annotations
+
+from events.catalog import StageRequested
+from events.envelope import Event
+from functions.stages._common import run_stage
+from functions.stages._huawei import ClusterUpgrade
+from shared.bus.base import Emitted
+from shared.function import Context, upshift_function
+
+__all__ = ["CALL", "cce_upgrade"]
+
+
+class CceUpgrade(ClusterUpgrade):
+    kind = "cce"
+
+
+CALL = CceUpgrade()
+
+
+@upshift_function
+async def cce_upgrade(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
+    """At most one ``POST .../operation/upgrade`` per (target, version), claimed first; a lost
+    answer is reconciled from the upgrade task list and the cluster version."""
+    return await run_stage(CALL, event, ctx)
