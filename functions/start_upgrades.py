@@ -32,7 +32,7 @@ from shared.function import Context, upshift_function
 from shared.stages import expected_duration, first_stage, run_id
 from shared.store.ledger import RUNS, mutate
 from shared.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
-from shared.windows import gate
+from shared.windows import Gate, gate
 
 __all__ = ["start_upgrades", "stage_requested_id"]
 
@@ -64,7 +64,11 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
 
     gates: dict[str, Any] = {}
 
+    names = {t.name for t in targets}
+
     def fits(run: dict[str, Any]) -> Any:
+        if run["target"] not in names or run["kind"] not in expected:
+            return Gate(False, "target no longer in this window of the fleet")
         # Every target of a window shares it: one gate per kind is enough.
         if run["kind"] not in gates:
             gates[run["kind"]] = gate(fleet, run["target"], now, expected[run["kind"]])
