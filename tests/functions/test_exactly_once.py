@@ -1,0 +1,110 @@
+"""Exactly one upgrade call per (target, stage, version) — DESIGN §6.2 — counted by the simulator.
+
+* every event delivered twice (the first one published twice, every emitted one re-published
+  under a fresh id), on the SQLite bus and on the NATS bus;
+* "commit then drop the response": the vendor starts the job but the answer never arrives; the
+  next delivery reconciles (task list / job / cluster version) and does not call again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events import T
+from shared.stages import run_id
+from tests.functions._stages_harness import ENV, KINDS, TARGETS, Pipeline, pipeline, until
+
+#: Every endpoint that starts something at the vendor, per kind (claimed calls).
+STARTS = {
+    "cce": ("cce.upgrade",),
+    "autopilot": ("autopilot.workflow", "autopilot.snapshot", "autopilot.upgrade"),
+    "starrocks": ("taurusdb.upgrade",),
+    "oceanbase": ("ocp.upgrade",),
+    "ncloud-kafka": ("ncloud.upgrade",),
+}
+SERVICE = {
+    "cce": "cce",
+    "autopilot": "autopilot",
+    "starrocks": "taurusdb",
+    "oceanbase": "ocp",
+    "ncloud-kafka": "ncloud",
+}
+UPGRADE = {
+    "cce": "cce.upgrade",
+    "autopilot": "autopilot.upgrade",
+    "starrocks": "taurusdb.upgrade",
+    "oceanbase": "ocp.upgrade",
+    "ncloud-kafka": "ncloud.upgrade",
+}
+
+
+@pytest.fixture(autouse=True)
+def _creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+async def _everything_twice(p: Pipeline) -> None:
+    for name in TARGETS:
+        await p.start(name, twice=True)
+    for name in TARGETS:
+        outcome = await p.outcome(name, 90)
+        assert outcome.type == T.UPGRADE_SUCCEEDED, outcome
+    stats = await p.stats()
+    for name, (kind, sim_id, _from, to_v, _) in TARGETS.items():
+        for endpoint in STARTS[kind]:
+            assert stats[endpoint][sim_id] == 1, (endpoint, stats[endpoint])
+        target = p.sim.target(kind, sim_id)
+        p.sim.state.refresh(target)
+        assert target.version == to_v
+        run = await p.store.ledger.run(run_id(name, to_v))
+        assert run["upgrade_calls"] == 1
+    # the copies really were delivered: each outcome twice (original + copy), and no more
+    await until(lambda: len(p.seen[T.UPGRADE_SUCCEEDED]) == 2 * len(TARGETS))
+    assert len({e.id for e in p.seen[T.UPGRADE_SUCCEEDED]}) == 2 * len(TARGETS)
+    assert len(p.runtime.bus.copies) > 10 * len(TARGETS)
+
+
+async def test_every_event_twice_on_sqlite(tmp_path: Path) -> None:
+    async with pipeline(f"sqlite:///{tmp_path}/u.db", doubling=True) as p:
+        await _everything_twice(p)
+
+
+async def test_every_event_twice_on_nats(nats_server, namespace: str) -> None:
+    async with pipeline(f"{nats_server.url}?namespace={namespace}", doubling=True) as p:
+        await _everything_twice(p)
+
+
+async def _drop_then_reconcile(p: Pipeline, kind: str) -> None:
+    name = KINDS[kind]
+    _, sim_id, _from, to_v, _ = TARGETS[name]
+    if kind == "ncloud-kafka":  # NAVER wants a passing precheck right before the upgrade
+        target = p.fleet.target(name)
+        assert await p.runtime.clouds.ncloud.precheck(target.cluster, int(to_v), target.config_group)
+    await p.faults({SERVICE[kind]: {"drop_after_commit_rate": 1.0}})
+    await p.runtime.bus.publish(p.request(name, "upgrade"))
+    # the vendor took the call and started the job; its answer (and every later one) was dropped
+    await until(lambda: p.sim.state.stats.calls.get(UPGRADE[kind], {}).get(sim_id) == 1)
+    await until(lambda: p.sim.state.stats.faults[SERVICE[kind]].get("drop_after_commit", 0) >= 2)
+    await p.faults({SERVICE[kind]: None})
+    outcome = await p.outcome(name, 60)
+    assert outcome.type == T.UPGRADE_SUCCEEDED, outcome
+    assert (await p.stats())[UPGRADE[kind]] == {sim_id: 1}
+    target = p.sim.target(kind, sim_id)
+    p.sim.state.refresh(target)
+    assert target.version == to_v
+    run = await p.store.ledger.run(run_id(name, to_v))
+    assert run["upgrade_calls"] == 1 and run["stages"]["upgrade"]["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_commit_then_drop_is_reconciled_not_called_again(tmp_path: Path, kind: str) -> None:
+    async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
+        await _drop_then_reconcile(p, kind)
+
+
+async def test_commit_then_drop_on_nats(nats_server, namespace: str) -> None:
+    async with pipeline(f"{nats_server.url}?namespace={namespace}") as p:
+        await _drop_then_reconcile(p, "cce")

@@ -1,0 +1,88 @@
+"""track_job: status calls per job (counted by the simulator and the ledger), the poll schedule,
+stuck jobs."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from events import T
+from functions.stages._common import FLOOR, STUCK_AFTER, poll_delay
+from shared.stages import run_id
+from tests.functions._stages_harness import ENV, KINDS, TARGETS, pipeline
+
+#: The simulator endpoint a kind's upgrade job is read through.
+STATUS = {
+    "cce": "cce.upgrade_task",
+    "autopilot": "autopilot.upgrade_task",
+    "starrocks": "taurusdb.jobs",
+    "oceanbase": "ocp.get_task",
+    "ncloud-kafka": "ncloud.cluster_status",
+}
+
+
+@pytest.fixture(autouse=True)
+def _creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def looks(duration: float, expected: float) -> list[float]:
+    """The instants (seconds after the start) track_job looks at a job, up to the first at/after its end."""
+    t, out = 0.0, []
+    while not out or out[-1] < duration:
+        t += poll_delay(expected, t)
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("expected", [10.0, 60.0, 600.0, 2400.0, 7200.0])
+def test_a_job_as_long_as_expected_takes_few_looks_and_is_noticed_soon(expected: float) -> None:
+    for duration in (0.9 * expected, expected, 1.3 * expected):
+        seen = looks(duration, expected)
+        assert len(seen) <= 10
+        assert seen[-1] - duration <= max(FLOOR, 0.1 * duration) + 1e-9
+
+
+def test_a_job_longer_than_expected_is_still_noticed_within_a_tenth() -> None:
+    for duration in (2 * 600.0, 5 * 600.0, 20 * 600.0):
+        seen = looks(duration, 600.0)
+        assert seen[-1] - duration <= max(FLOOR, 0.1 * duration) + 1e-9
+
+
+async def test_status_calls_per_job_stay_within_the_budget(tmp_path: Path) -> None:
+    async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
+        for name in TARGETS:
+            await p.start(name)
+        for name in TARGETS:
+            assert (await p.outcome(name)).type == T.UPGRADE_SUCCEEDED
+        stats = await p.stats()
+        per_job: list[int] = []
+        for name, (kind, sim_id, _from, to_v, _) in TARGETS.items():
+            run = await p.store.ledger.run(run_id(name, to_v))
+            jobs = {stage: s["status_calls"] for stage, s in run["stages"].items() if "status_calls" in s}
+            assert jobs, run
+            assert all(1 <= n <= 10 for n in jobs.values()), (name, jobs)
+            assert run["status_calls"] == sum(jobs.values())
+            # the vendor saw exactly the status calls the ledger counted for the upgrade job
+            assert stats[STATUS[kind]][sim_id] == jobs["upgrade"]
+            per_job.extend(jobs.values())
+        assert statistics.median(per_job) <= 10
+        print(f"status calls per job: {sorted(per_job)} median {statistics.median(per_job)}")
+
+
+async def test_a_job_without_progress_fails_as_stuck(tmp_path: Path) -> None:
+    # Jobs take ~12 days in the simulator while the fleet expects 10 minutes: progress stays at 0.
+    async with pipeline(f"sqlite:///{tmp_path}/u.db", job_seconds=1e6) as p:
+        name = KINDS["cce"]
+        await p.runtime.bus.publish(p.request(name, "upgrade"))
+        outcome = await p.outcome(name, 60)
+        assert outcome.type == T.UPGRADE_FAILED and outcome.data.code == "stuck"
+        assert "no progress" in outcome.data.message
+        run = await p.store.ledger.run(outcome.runid)
+        stage = run["stages"]["upgrade"]
+        assert stage["state"] == "failed" and stage["code"] == "stuck"
+        # it looked until the deadline (3 x expected without progress), not for ever
+        assert stage["status_calls"] <= STUCK_AFTER * 600 / FLOOR
