@@ -19,6 +19,7 @@ __all__ = ["check_namespace", "connect", "name", "token"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_SAFE = re.compile(r"[A-Za-z0-9_:\-]")
+_TOKEN_ALL_SAFE = re.compile(r"^[A-Za-z0-9_:\-]+$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -39,6 +40,8 @@ def token(value: str) -> str:
     """
     if not value:
         return "="
+    if _TOKEN_ALL_SAFE.match(value):
+        return value
     return "".join(ch if _TOKEN_SAFE.match(ch) else "".join(f"={b:02X}" for b in ch.encode()) for ch in value)
 
 

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -58,7 +59,7 @@ from events.envelope import Event
 from shared.bus._nats_util import check_namespace, connect, name, token
 from shared.bus.base import DeadLetter, Delayed, Emitted, Subscription, backoff_delay, matches
 from shared.errors import ConfigError, RetryLater
-from shared.log import bind_event, get_logger
+from shared.log import get_logger
 
 __all__ = ["NatsBus"]
 
@@ -321,13 +322,15 @@ class NatsBus:
         if not matches(event, sub.type, sub.where):
             await msg.ack()
             return
-        attempt = msg.metadata.num_delivered
         try:
-            with bind_event(event):
-                emitted = await sub.handler(event)  # type: ignore[misc]
-            await self._publish_all(emitted or ())
+            # Each delivery runs in its own task, hence its own context copy: binding the
+            # correlation fields here needs no unbinding (what bind_event does, minus the undo).
+            structlog.contextvars.bind_contextvars(**event.correlation())
+            emitted = await sub.handler(event)  # type: ignore[misc]
+            if emitted:
+                await self._publish_all(emitted)
         except Exception as exc:  # any failure (handler or publishing its output) means "retry"
-            await self._failed(sub, msg, event, attempt, exc)
+            await self._failed(sub, msg, event, msg.metadata.num_delivered, exc)
             return
         await msg.ack()
 
