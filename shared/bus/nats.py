@@ -194,7 +194,7 @@ class NatsBus:
         self._pulls[sub.name] = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
 
     async def close(self) -> None:
-        """Stop fetching, let running handlers finish (and ack), then drain the connection."""
+        """Stop fetching, let running handlers finish (and ack), then flush and close the connection."""
         self._closed.set()
         for task in self._loops:
             task.cancel()
@@ -268,7 +268,13 @@ class NatsBus:
         self._closed.clear()
         self._loops = [asyncio.create_task(self._consume(sub)) for sub in self._subs.values()]
         self._loops.append(asyncio.create_task(self._renew_leases()))
-        await self._closed.wait()
+        try:
+            await self._closed.wait()
+        except asyncio.CancelledError:
+            # run() cancelled without close(): stop fetching (running handlers finish on their own).
+            for task in self._loops:
+                task.cancel()
+            raise
 
     async def _consume(self, sub: Subscription) -> None:
         pull = self._pulls[sub.name]

@@ -343,3 +343,17 @@ async def test_restart_keeps_streams_consumers_and_schedules() -> None:
 def test_bad_namespace_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         NatsBus("nats://127.0.0.1:4222", namespace="has.dot")
+
+
+async def test_undecodable_message_is_dropped_not_retried(make_bus: Factory) -> None:
+    got: list[Event] = []
+    bus = await make_bus(Subscription("e", T.ECHO, {}, collector(got)))
+    # Someone wrote garbage on our subject: it is terminated (logged), and the next event flows.
+    await bus.js.publish(f"{bus.namespace}.dev_upshift_echo._._", b"{not json")
+    await bus.publish(echo("fine"))
+    await eventually(lambda: [e.data.message for e in got] == ["fine"])
+    for _ in range(50):
+        if await bus.pending() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await bus.pending() == 0
