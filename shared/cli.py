@@ -186,14 +186,11 @@ def _add_optional_commands() -> None:
         from simulator.cli import simulate
 
         cli.add_command(simulate)
-    with contextlib.suppress(ImportError):
-        from shared.plan import plan
+    from shared.plan import plan
+    from shared.status import status
 
-        cli.add_command(plan)
-    with contextlib.suppress(ImportError):
-        from shared.status import status
-
-        cli.add_command(status)
+    cli.add_command(plan)
+    cli.add_command(status)
     with contextlib.suppress(ImportError):
         from shared.demo import demo
 
