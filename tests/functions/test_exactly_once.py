@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from events import T
 from shared.stages import run_id
+from shared.store import claim_key
 from tests.functions._stages_harness import ENV, KINDS, TARGETS, Pipeline, pipeline, until
 
 #: Every endpoint that starts something at the vendor, per kind (claimed calls).
@@ -108,3 +110,27 @@ async def test_commit_then_drop_is_reconciled_not_called_again(tmp_path: Path, k
 async def test_commit_then_drop_on_nats(nats_server, namespace: str) -> None:
     async with pipeline(f"{nats_server.url}?namespace={namespace}") as p:
         await _drop_then_reconcile(p, "cce")
+
+
+async def test_a_claim_left_by_a_dead_attempt_is_waited_for_then_reconciled(tmp_path: Path) -> None:
+    # An attempt claimed the upgrade and died before calling: its claim is never recorded.
+    async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 1.0}) as p:
+        name = KINDS["starrocks"]
+        _, sim_id, _from, to_v, _ = TARGETS[name]
+        dead = await p.store.claims.claim(claim_key(name, "upgrade", to_v), "starrocks_upgrade/dead-worker")
+        assert dead.won
+        await p.runtime.bus.publish(p.request(name, "upgrade"))
+        # while the claim might still belong to a call in flight, nobody calls
+        for _ in range(200):  # the first delivery has run once it opened the run in the ledger
+            if await p.store.ledger.run(run_id(name, to_v)) is not None:
+                break
+            await asyncio.sleep(0.005)
+        assert "taurusdb.upgrade" not in await p.stats()
+        outcome = await p.outcome(name, 60)
+        assert outcome.type == T.UPGRADE_SUCCEEDED
+        # past the lease the vendor was asked (instance version/status), showed nothing, and got one call
+        stats = await p.stats()
+        assert stats["taurusdb.upgrade"] == {sim_id: 1}
+        assert stats["taurusdb.instance"][sim_id] >= 1
+        claim = await p.store.claims.get(claim_key(name, "upgrade", to_v))
+        assert claim is not None and claim.state == "recorded" and claim.owner != dead.owner
