@@ -98,7 +98,23 @@ _fleet_option = click.option(
 )
 
 
-def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path | None = None, only: tuple[str, ...] = ()):
+def _clock_options(f):
+    """Rehearsals and tests: run domain time faster, from a chosen instant (same in every process)."""
+    f = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_open=True), hidden=True)(f)
+    f = click.option("--domain-start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]), default=None, hidden=True)(f)
+    return click.option("--domain-anchor", type=float, default=None, hidden=True, help="real epoch seconds at --domain-start")(f)
+
+
+def _clock(speed: float, domain_start, domain_anchor: float | None):
+    from datetime import UTC
+
+    from shared.clock import Clock
+
+    start = None if domain_start is None else (domain_start if domain_start.tzinfo else domain_start.replace(tzinfo=UTC))
+    return Clock(speed, start, anchor=domain_anchor)
+
+
+def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path | None = None, only: tuple[str, ...] = (), clock=None):
     from shared.bus import DEFAULT_URL, open_bus
     from shared.manifest import DEFAULT_MANIFEST, load_manifest
     from shared.runtime import Runtime
@@ -117,7 +133,7 @@ def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path |
 
         fleet = load_fleet(fleet_path)
         clouds = CloudClients.from_fleet(fleet)
-    return Runtime(m, bus, store, fleet=fleet, clouds=clouds, only=list(only) or None)
+    return Runtime(m, bus, store, clock=clock, fleet=fleet, clouds=clouds, only=list(only) or None)
 
 
 async def _until_signalled() -> None:
@@ -135,13 +151,14 @@ async def _until_signalled() -> None:
 @_fleet_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-def serve(bus_url: str | None, manifest: Path | None, fleet_path: Path | None, host: str, port: int) -> None:
+@_clock_options
+def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain_anchor) -> None:
     """HTTP ingress (POST /events, /hooks/…, GET /healthz) + every function + the clock, one process."""
     from aiohttp import web
 
     from shared.serve import build_app
 
-    runtime = _open_runtime(bus_url, manifest, fleet_path)
+    runtime = _open_runtime(bus_url, manifest, fleet_path, clock=_clock(speed, domain_start, domain_anchor))
 
     async def main() -> None:
         await runtime.start()
@@ -165,9 +182,10 @@ def serve(bus_url: str | None, manifest: Path | None, fleet_path: Path | None, h
 @_manifest_option
 @_fleet_option
 @click.option("--only", multiple=True, help="Run only these functions (repeatable).")
-def worker(bus_url: str | None, manifest: Path | None, fleet_path: Path | None, only: tuple[str, ...]) -> None:
+@_clock_options
+def worker(bus_url, manifest, fleet_path, only, speed, domain_start, domain_anchor) -> None:
     """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
-    runtime = _open_runtime(bus_url, manifest, fleet_path, only)
+    runtime = _open_runtime(bus_url, manifest, fleet_path, only, clock=_clock(speed, domain_start, domain_anchor))
 
     async def main() -> None:
         await runtime.start()

@@ -15,12 +15,14 @@ __all__ = ["Clock", "FakeClock"]
 class Clock:
     """Domain time that runs ``speed`` times faster than real time, from ``start`` (default now)."""
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+    def __init__(self, speed: float = 1.0, start: datetime | None = None, *, anchor: float | None = None) -> None:
+        """``start`` is the domain time at real epoch ``anchor`` (default: now). Processes given the
+        same three values agree on domain time, across restarts too."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
-        self._real0 = time.time()
-        self._dom0 = (start or datetime.now(UTC)).timestamp()
+        self._real0 = time.time() if anchor is None else anchor
+        self._dom0 = (start or datetime.fromtimestamp(self._real0, UTC)).timestamp()
 
     def timestamp(self) -> float:
         return self._dom0 + (time.time() - self._real0) * self.speed

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from simulator.core import SimCredentials, SimTarget
 
-__all__ = ["DemoFleet", "build_demo_fleet", "demo", "run_demo"]
+__all__ = ["DEMO_ENV", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
 
 TERMINAL = {"succeeded", "failed", "halted", "cancelled", "superseded"}
 WINDOW_TZ = "Asia/Seoul"
@@ -42,7 +42,8 @@ _KINDS: list[tuple[str, str, str, float, dict[str, Any]]] = [
     ("starrocks", "3.2.11", "3.3.5", 1200, {}),
     ("oceanbase", "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022", 1800, {"operatingSystem": "el7"}),
 ]
-_ENV = {
+#: The env vars the demo fleet names, and which simulator credential each carries.
+DEMO_ENV = {
     "UPSHIFT_DEMO_HW_AK": "hw_ak", "UPSHIFT_DEMO_HW_SK": "hw_sk",
     "UPSHIFT_DEMO_OCP_USER": "ocp_user", "UPSHIFT_DEMO_OCP_PASSWORD": "ocp_password",
     "UPSHIFT_DEMO_NCP_AK": "ncp_ak", "UPSHIFT_DEMO_NCP_SK": "ncp_sk",
@@ -56,7 +57,7 @@ class DemoFleet:
     releases: list[dict[str, str]]
 
 
-def _window_start(now: datetime) -> datetime:
+def window_start(now: datetime) -> datetime:
     """The most recent Saturday 02:00 in Seoul: the demo's domain time starts just inside it."""
     local = now.astimezone(ZoneInfo(WINDOW_TZ))
     sat = local - timedelta(days=(local.weekday() - 5) % 7)
@@ -66,20 +67,33 @@ def _window_start(now: datetime) -> datetime:
     return start.astimezone(UTC)
 
 
-def build_demo_fleet(n: int, sim_url: str, project_id: str, *, concurrency: int = 50) -> DemoFleet:
-    """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary."""
+def build_demo_fleet(
+    n: int,
+    sim_url: str,
+    project_id: str,
+    *,
+    concurrency: int = 50,
+    window: str = "duration: 4h, cutoff: 45m",
+    bake: str = "10m",
+    client: dict[str, Any] | None = None,
+) -> DemoFleet:
+    """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary.
+
+    ``client`` (``{"retry": {...}, "limits": {...}}``) is given to every cloud's client config.
+    """
     if n < 1:
         raise click.BadParameter("must be at least 1", param_hint="--targets")
+    extra = "".join(f", {k}: {json.dumps(v)}" for k, v in (client or {}).items())
     lines = [
         "clouds:",
-        f"  huawei: {{region: ap-southeast-1, project_id: {project_id}, ak_env: UPSHIFT_DEMO_HW_AK, sk_env: UPSHIFT_DEMO_HW_SK,",
+        f"  huawei: {{region: ap-southeast-1, project_id: {project_id}, ak_env: UPSHIFT_DEMO_HW_AK, sk_env: UPSHIFT_DEMO_HW_SK{extra},",
         f"           endpoints: {{cce: '{sim_url}', autopilot: '{sim_url}', taurusdb: '{sim_url}', iam: '{sim_url}'}}}}",
-        f"  ocp: {{url: '{sim_url}', user_env: UPSHIFT_DEMO_OCP_USER, password_env: UPSHIFT_DEMO_OCP_PASSWORD}}",
-        f"  ncloud: {{region: KR, endpoint: '{sim_url}', access_key_env: UPSHIFT_DEMO_NCP_AK, secret_key_env: UPSHIFT_DEMO_NCP_SK}}",
+        f"  ocp: {{url: '{sim_url}', user_env: UPSHIFT_DEMO_OCP_USER, password_env: UPSHIFT_DEMO_OCP_PASSWORD{extra}}}",
+        f"  ncloud: {{region: KR, endpoint: '{sim_url}', access_key_env: UPSHIFT_DEMO_NCP_AK, secret_key_env: UPSHIFT_DEMO_NCP_SK{extra}}}",
         "windows:",
-        f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', duration: 4h, timezone: {WINDOW_TZ},",
-        f"              cutoff: 45m, concurrency: {concurrency}}}",
-        "waves: {bake: 10m}",
+        f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', timezone: {WINDOW_TZ},",
+        f"              {window}, concurrency: {concurrency}}}",
+        f"waves: {{bake: {bake}}}",
         "targets:",
     ]
     sims: list[SimTarget] = []
@@ -133,13 +147,13 @@ async def run_demo(
     from simulator.testing import start_simulator
 
     creds = SimCredentials()
-    start = _window_start(datetime.now(UTC)) + timedelta(minutes=1)
+    start = window_start(datetime.now(UTC)) + timedelta(minutes=1)
     sim_targets = build_demo_fleet(targets, "", creds.hw_project_id).sim_targets
     sim = await start_simulator(targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp())
     demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id)
     if faults:
         sim.state.faults.update(_DEMO_FAULTS)
-    for env, field in _ENV.items():
+    for env, field in DEMO_ENV.items():
         os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
     url = f"sqlite:///{workdir}/upshift.db"

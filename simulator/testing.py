@@ -67,9 +67,10 @@ async def run_simulator(
     faults: Mapping[str, Any] | None = None,
     seed: int = 0,
     creds: SimCredentials | None = None,
+    start: float | None = None,
 ) -> AsyncIterator[SimHandle]:
     """The simulator on 127.0.0.1 and a free port for the duration of the block."""
-    handle = await start_simulator(targets=targets, speed=speed, faults=faults, seed=seed, creds=creds)
+    handle = await start_simulator(targets=targets, speed=speed, faults=faults, seed=seed, creds=creds, start=start)
     try:
         yield handle
     finally:
