@@ -1,0 +1,35 @@
+"""`upshift demo` as a user runs it: a subprocess, fresh state, no accounts, no servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("flags", [[], ["--faults"]])
+def test_demo_upgrades_every_target_once(flags):
+    r = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "demo", "--json", "--targets", "10", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["ok"] is True
+    rows = summary["targets"]
+    assert {row["kind"] for row in rows} == {"cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"}
+    for row in rows:
+        assert row["result"] == "upgraded" and row["version_now"] == row["to"], row
+        assert row["upgrade_calls"] == 1, row
+        assert row["status_calls"] >= 1, row
+
+
+def test_demo_rejects_a_bad_argument():
+    r = subprocess.run([sys.executable, "-m", "shared.cli", "demo", "--targets", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--targets" in r.stderr and "Traceback" not in r.stderr
