@@ -132,8 +132,25 @@ def build_demo_fleet(
 
 
 async def run_demo(
-    *, targets: int, speed: float, faults: bool, give_up_s: float, live: bool, console: Console, workdir: str
+    *,
+    targets: int,
+    speed: float,
+    faults: bool | dict[str, Any],
+    give_up_s: float,
+    live: bool,
+    console: Console,
+    workdir: str,
+    concurrency: int = 50,
+    window: str = "duration: 4h, cutoff: 45m",
+    bake: str = "10m",
+    client: dict[str, Any] | None = None,
+    job_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """Run the pipeline on a fresh simulator + embedded bus; the summary (``runs`` included).
+
+    ``faults`` is True for the demo's fault mix or a ``POST /_sim/faults`` document; the other
+    knobs shape the fleet (window, bake, concurrency, client limits, simulated job seconds).
+    """
     from aiohttp import web
 
     from shared.bus import open_bus
@@ -148,11 +165,15 @@ async def run_demo(
 
     creds = SimCredentials()
     start = window_start(datetime.now(UTC)) + timedelta(minutes=1)
-    sim_targets = build_demo_fleet(targets, "", creds.hw_project_id).sim_targets
+    shape = {"concurrency": concurrency, "window": window, "bake": bake, "client": client}
+    sim_targets = build_demo_fleet(targets, "", creds.hw_project_id, **shape).sim_targets
+    for t in sim_targets:
+        t.job_seconds = (job_seconds or {}).get(t.kind, t.job_seconds)
     sim = await start_simulator(targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp())
-    demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id)
+    demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id, **shape)
+    demo_fleet.sim_targets = sim_targets
     if faults:
-        sim.state.faults.update(_DEMO_FAULTS)
+        sim.state.faults.update(_DEMO_FAULTS if faults is True else faults)
     for env, field in DEMO_ENV.items():
         os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
@@ -274,7 +295,7 @@ def _summary(demo_fleet: DemoFleet, fleet: Any, runs: dict[str, dict[str, Any]],
             }
         )
     ok = all(r["result"] == "upgraded" for r in rows)
-    return {"ok": ok, "targets": rows, "wall_s": round(wall, 2)}
+    return {"ok": ok, "targets": rows, "wall_s": round(wall, 2), "runs": runs}
 
 
 def _run_seconds(run: dict[str, Any]) -> float | None:
@@ -322,6 +343,7 @@ def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> N
             summary = asyncio.run(
                 run_demo(targets=n, speed=speed, faults=faults, give_up_s=timeout, live=not as_json and console.is_terminal, console=console, workdir=workdir)
             )
+    summary.pop("runs")
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
