@@ -9,7 +9,7 @@ from collections.abc import Callable
 from events import Event, T
 from events.catalog import Echo, StageRequested
 
-__all__ = ["echo", "eventually", "stage_requested"]
+__all__ = ["echo", "eventually", "stage_requested", "wait_healthy"]
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, interval: float = 0.02) -> None:
@@ -28,3 +28,22 @@ def echo(message: str = "hi", **attrs) -> Event:
 def stage_requested(kind: str = "cce", stage: str = "upgrade", target: str = "t1", **attrs) -> Event:
     data = StageRequested(target=target, kind=kind, stage=stage, from_version="v1.27", to_version="v1.28")
     return Event(type=T.STAGE_REQUESTED, data=data, kind=kind, stage=stage, target=target, **attrs)
+
+
+async def wait_healthy(port: int, proc=None, timeout: float = 20.0) -> None:
+    """Until ``GET /healthz`` on ``port`` answers 200 (fails early if ``proc`` exited)."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"serve exited with {proc.returncode}")
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("serve did not come up")

@@ -24,27 +24,13 @@ from shared.demo import DEMO_ENV, build_demo_fleet, window_start
 from shared.natsd import free_port
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
+from tests.helpers import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 50
 SPEED = 300.0
 #: Short client deadlines: a claim orphaned by a kill is reconciled after deadline + timeout (real s).
 CLIENT = {"retry": {"deadline": 3.0, "attempts": 4}, "limits": {"total_timeout": 2.0, "rate": 500, "burst": 100}}
-
-
-async def _healthy(port: int, proc: subprocess.Popen) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(400):
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited with {proc.returncode}")
-            try:
-                async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("serve did not come up")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "nats"])
@@ -79,7 +65,7 @@ async def test_kill_9_during_a_50_target_rollout(tmp_path, backend, request):
         kills = 0
         upgraded_at_kill: list[int] = []
         try:
-            await _healthy(port, proc)
+            await wait_healthy(port, proc)
             async with aiohttp.ClientSession() as http:
                 for rel in fleet.releases:
                     body = {**rel, "released_at": (start - timedelta(days=30)).isoformat()}
@@ -104,7 +90,7 @@ async def test_kill_9_during_a_50_target_rollout(tmp_path, backend, request):
                         proc.wait()
                         kills += 1
                         proc = launch()
-                        await _healthy(port, proc)
+                        await wait_healthy(port, proc)
                     else:
                         await asyncio.sleep(0.5)
                 now = await versions()

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from yarl import URL
 
 from shared.bus.base import backoff_delay
@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 #: Query parameters: a mapping, or pairs when a name repeats.
@@ -274,6 +275,16 @@ class BaseClient:
     vendor: ClassVar[str] = "cloud"
     #: Response headers that carry the vendor's request id, first found wins.
     request_id_headers: ClassVar[tuple[str, ...]] = ("X-Request-Id",)
+
+    @classmethod
+    def _parse(cls, model: type[M], data: Any) -> M:
+        """A vendor answer read as ``model``; a shape we do not know is a PermanentCloudError."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise PermanentCloudError(
+                f"unexpected {model.__name__} in answer: {exc.errors()[0]['msg']}", vendor=cls.vendor, code="bad_answer"
+            ) from None
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -54,7 +54,6 @@ VERSION_NOT_LATER = 10153
 #: Codes meaning "the cluster is being changed": they clear by waiting. (Simulator's choice; the
 #: public docs list no code for it.)
 BUSY_CODES = frozenset({10105})
-M = TypeVar("M", bound=BaseModel)
 
 
 class NcloudConfig(BaseModel):
@@ -191,17 +190,6 @@ class NcloudClient(BaseClient):
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             raise ValidationFailed(f"{field}: {err['msg']}", vendor=VENDOR, field=field) from None
-
-    @staticmethod
-    def _parse(model: type[M], data: Any) -> M:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise PermanentCloudError(
-                f"unexpected {model.__name__} in answer: {exc.errors()[0]['msg']}",
-                vendor=VENDOR,
-                code="bad_answer",
-            ) from None
 
     @staticmethod
     def _no(value: int, field: str = "serviceGroupInstanceNo") -> int:

@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -54,7 +54,6 @@ __all__ = [
 
 VENDOR = "ocp"
 AUTH_SCHEME = "OCP-ACCESS-KEY-HMACSHA1"
-M = TypeVar("M", bound=BaseModel)
 
 
 class OcpConfig(BaseModel):
@@ -215,17 +214,6 @@ class OcpClient(BaseClient):
         if not env.successful:
             raise self._error(response)
         return env.data
-
-    @staticmethod
-    def _parse(model: type[M], data: Any) -> M:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise PermanentCloudError(
-                f"unexpected {model.__name__} in answer: {exc.errors()[0]['msg']}",
-                vendor=VENDOR,
-                code="bad_answer",
-            ) from None
 
     @staticmethod
     def _id(value: int | str, field: str) -> int:

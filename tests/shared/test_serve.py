@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from shared.natsd import free_port
 from shared.runtime import Runtime
 from shared.serve import build_app
 from shared.store import open_store
-from tests.helpers import echo, eventually
+from tests.helpers import echo, eventually, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,21 +98,9 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "shared.cli", "serve", "--bus", f"sqlite:///{db}?lease=1", "--port", str(port)]
 
-    async def wait_healthy():
-        async with aiohttp.ClientSession() as s:
-            for _ in range(200):
-                try:
-                    async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("serve did not come up")
-
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await wait_healthy()
+        await wait_healthy(port, proc)
         headers, body = to_binary_http(echo("across-restart"))
         async with aiohttp.ClientSession() as s:
             async with s.post(f"http://127.0.0.1:{port}/events", data=body, headers=headers) as r:
@@ -123,7 +110,7 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
         proc.wait()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await wait_healthy()
+        await wait_healthy(port, proc)
         bus = open_bus(f"sqlite:///{db}")
         await bus.start()
 
