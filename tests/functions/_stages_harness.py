@@ -31,6 +31,7 @@ from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator
 
 __all__ = [
+    "UPGRADE_ENDPOINT",
     "CREDS",
     "ENV",
     "FUNCTIONS",
@@ -83,6 +84,15 @@ TARGETS: dict[str, tuple[str, str, str, str, str]] = {
     "kafka-a": ("ncloud-kafka", "3432149", "2823006", "3503006", "cluster: {id}, config_group: 170"),
 }
 KINDS = {kind: name for name, (kind, *_rest) in TARGETS.items()}
+#: The simulator's endpoint counting each kind's upgrade call.
+UPGRADE_ENDPOINT = {
+    "cce": "cce.upgrade",
+    "autopilot": "autopilot.upgrade",
+    "starrocks": "taurusdb.upgrade",
+    "oceanbase": "ocp.upgrade",
+    "ncloud-kafka": "ncloud.upgrade",
+}
+
 
 FUNCTIONS: dict[str, tuple[str, str, dict[str, str]]] = {
     "kafka_precheck": (

@@ -16,7 +16,14 @@ import pytest
 from events import T
 from shared.stages import run_id
 from shared.store import claim_key
-from tests.functions._stages_harness import ENV, KINDS, TARGETS, Pipeline, pipeline, until
+from tests.functions._stages_harness import (
+    KINDS,
+    TARGETS,
+    UPGRADE_ENDPOINT,
+    Pipeline,
+    pipeline,
+    until,
+)
 
 #: Every endpoint that starts something at the vendor, per kind (claimed calls).
 STARTS = {
@@ -33,19 +40,11 @@ SERVICE = {
     "oceanbase": "ocp",
     "ncloud-kafka": "ncloud",
 }
-UPGRADE = {
-    "cce": "cce.upgrade",
-    "autopilot": "autopilot.upgrade",
-    "starrocks": "taurusdb.upgrade",
-    "oceanbase": "ocp.upgrade",
-    "ncloud-kafka": "ncloud.upgrade",
-}
 
 
 @pytest.fixture(autouse=True)
-def _creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
+def _creds(stage_creds) -> None:
+    """Every test here talks to the simulator with its credentials."""
 
 
 async def _everything_twice(p: Pipeline) -> None:
@@ -88,12 +87,12 @@ async def _drop_then_reconcile(p: Pipeline, kind: str) -> None:
     await p.faults({SERVICE[kind]: {"drop_after_commit_rate": 1.0}})
     await p.runtime.bus.publish(p.request(name, "upgrade"))
     # the vendor took the call and started the job; its answer (and every later one) was dropped
-    await until(lambda: p.sim.state.stats.calls.get(UPGRADE[kind], {}).get(sim_id) == 1)
+    await until(lambda: p.sim.state.stats.calls.get(UPGRADE_ENDPOINT[kind], {}).get(sim_id) == 1)
     await until(lambda: p.sim.state.stats.faults[SERVICE[kind]].get("drop_after_commit", 0) >= 2)
     await p.faults({SERVICE[kind]: None})
     outcome = await p.outcome(name, 60)
     assert outcome.type == T.UPGRADE_SUCCEEDED, outcome
-    assert (await p.stats())[UPGRADE[kind]] == {sim_id: 1}
+    assert (await p.stats())[UPGRADE_ENDPOINT[kind]] == {sim_id: 1}
     target = p.sim.target(kind, sim_id)
     p.sim.state.refresh(target)
     assert target.version == to_v

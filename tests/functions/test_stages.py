@@ -11,22 +11,12 @@ import pytest
 from events import T
 from shared.stages import UPGRADE_STAGES, run_id
 from shared.store import claim_key
-from tests.functions._stages_harness import ENV, KINDS, TARGETS, pipeline
-
-#: The simulator's endpoint counting each kind's upgrade call.
-UPGRADE_ENDPOINT = {
-    "cce": "cce.upgrade",
-    "autopilot": "autopilot.upgrade",
-    "starrocks": "taurusdb.upgrade",
-    "oceanbase": "ocp.upgrade",
-    "ncloud-kafka": "ncloud.upgrade",
-}
+from tests.functions._stages_harness import KINDS, TARGETS, UPGRADE_ENDPOINT, pipeline
 
 
 @pytest.fixture(autouse=True)
-def _creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
+def _creds(stage_creds) -> None:
+    """Every test here talks to the simulator with its credentials."""
 
 
 @pytest.fixture
