@@ -169,6 +169,8 @@ async def run_demo(
     sim_targets = build_demo_fleet(targets, "", creds.hw_project_id, **shape).sim_targets
     for t in sim_targets:
         t.job_seconds = (job_seconds or {}).get(t.kind, t.job_seconds)
+    # the simulator moves these objects' versions as upgrades finish: remember where they began
+    from_versions = {t.id: t.version for t in sim_targets}
     sim = await start_simulator(targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp())
     demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id, **shape)
     demo_fleet.sim_targets = sim_targets
@@ -205,7 +207,7 @@ async def run_demo(
         await runner.cleanup()
         await runtime.stop()
         await sim.runner.cleanup()  # type: ignore[union-attr]
-    return _summary(demo_fleet, fleet, runs, sim_fleet, stats, time.monotonic() - t0)
+    return _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
 
 
 _DEMO_FAULTS = {
@@ -271,7 +273,9 @@ def _current_stage(run: dict[str, Any]) -> str:
     return stages[-1] if stages else ""
 
 
-def _summary(demo_fleet: DemoFleet, fleet: Any, runs: dict[str, dict[str, Any]], sim_fleet: Any, stats: dict[str, Any], wall: float) -> dict[str, Any]:
+def _summary(
+    demo_fleet: DemoFleet, from_versions: dict[str, str], runs: dict[str, dict[str, Any]], sim_fleet: Any, stats: dict[str, Any], wall: float
+) -> dict[str, Any]:
     by_id = {t["id"]: t for t in (sim_fleet.get("targets", sim_fleet) if isinstance(sim_fleet, dict) else sim_fleet)}
     calls = stats.get("calls", {})
     rows = []
@@ -284,7 +288,7 @@ def _summary(demo_fleet: DemoFleet, fleet: Any, runs: dict[str, dict[str, Any]],
             {
                 "target": st.name,
                 "kind": st.kind,
-                "from": st.version,
+                "from": from_versions[st.id],
                 "to": want,
                 "version_now": now,
                 "result": "upgraded" if now == want else (run.get("state") or "not started"),
