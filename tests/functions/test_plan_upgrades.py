@@ -9,7 +9,7 @@ import pytest
 from events import T
 from shared.plan import Release, decide
 from shared.stages import run_id
-from tests.functions._planning import Harness, fleet_from, utc
+from tests.functions._planning import Harness, bus_url, fleet_from, utc
 from tests.helpers import eventually
 
 FLEET = """
@@ -28,6 +28,12 @@ policies:
   - {match: {kind: starrocks}, track: "3.3", min_release_age: 7d, skip: ["3.3.4"]}
 """
 NOW = utc("2026-06-10T12:00:00")
+
+
+@pytest.fixture(params=["sqlite", "nats"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The bus/store URL: every Harness test runs on the SQLite bus and on NATS JetStream."""
+    return bus_url(request, tmp_path)
 
 
 def _decide(product, version, released_at=NOW, current=None):
@@ -70,9 +76,9 @@ def test_other_products_are_not_concerned():
     assert {d.target: d.code for d in ds if d.code == "product"}.keys() == {"ob-a", "kafka-a", "sr-a"}
 
 
-async def test_planned_once_and_latest_wins(tmp_path):
+async def test_planned_once_and_latest_wins(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(tmp_path, fleet, NOW, functions=("plan_upgrades",)) as h:
+    async with Harness(backend, fleet, NOW, functions=("plan_upgrades",)) as h:
         await h.release("cce", "v1.23.10-r0", id="webhook-1")
         [planned] = h.events(T.UPGRADE_PLANNED)
         old = run_id("cce-a", "v1.23.10-r0")
@@ -101,18 +107,18 @@ async def test_planned_once_and_latest_wins(tmp_path):
         assert await h.run(run_id("cce-a", "v1.23.9-r0")) is None
 
 
-async def test_current_version_comes_from_the_ledger_first(tmp_path):
+async def test_current_version_comes_from_the_ledger_first(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(tmp_path, fleet, NOW, functions=("plan_upgrades",)) as h:
+    async with Harness(backend, fleet, NOW, functions=("plan_upgrades",)) as h:
         await h.store.ledger.set_version("cce-a", "v1.23.12-r0")
         await h.release("cce", "v1.23.10-r0")
         assert h.events(T.UPGRADE_PLANNED) == []
 
 
-async def test_a_soaking_release_is_looked_at_again_when_old_enough(tmp_path):
+async def test_a_soaking_release_is_looked_at_again_when_old_enough(backend):
     fleet = fleet_from(FLEET)
     # 7 days of domain time is ~1s of real time: the delayed re-check arrives during the test
-    async with Harness(tmp_path, fleet, NOW, functions=("plan_upgrades",), speed=7 * 86400) as h:
+    async with Harness(backend, fleet, NOW, functions=("plan_upgrades",), speed=7 * 86400) as h:
         await h.release("starrocks", "3.3.5", released_at=NOW - timedelta(days=2))
         assert h.events(T.UPGRADE_PLANNED) == []
         [(again, delay)] = h.delayed(T.VERSION_RELEASED)

@@ -1,6 +1,6 @@
 """start_upgrades in simulated time: windows hold, waves wait for success + bake, canaries halt.
 
-The real window_clock, plan_upgrades and start_upgrades run on a real SQLite bus with a
+The real window_clock, plan_upgrades and start_upgrades run on a real bus (SQLite and NATS) with a
 FakeClock; outcomes are published by the test. The fleet's window is 02:00–04:00 Europe/Berlin
 (CEST in June: 00:00–02:00 UTC), cutoff 30m (01:30 UTC), concurrency 2, bake 30m, and a CCE
 precheck is expected to take 20m.
@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from events import Event, T
 from events.catalog import WindowOpened
 from shared.windows import window_at
-from tests.functions._planning import FLEET, Harness, fleet_from, utc
+from tests.functions._planning import FLEET, Harness, bus_url, fleet_from, utc
 from tests.helpers import eventually
 
 PRECHECK = timedelta(minutes=20)
 ALL = ("window_clock", "plan_upgrades", "start_upgrades")
+
+
+@pytest.fixture(params=["sqlite", "nats"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The bus/store URL: every Harness test runs on the SQLite bus and on NATS JetStream."""
+    return bus_url(request, tmp_path)
 
 
 def _targets(events: list[Event]) -> list[str]:
@@ -35,9 +43,9 @@ async def _assert_inside_windows(h: Harness) -> None:
         assert released + PRECHECK <= occ.cutoff_at, f"{e.data.target} started too close to the cutoff"
 
 
-async def test_windows_hold_waves_bake_and_concurrency(tmp_path):
+async def test_windows_hold_waves_bake_and_concurrency(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(tmp_path, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+    async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
         await h.at(utc("2026-06-09T12:00:00"))
         await h.release("cce", "v1.29.0-r0")
         assert len(h.events(T.UPGRADE_PLANNED)) == 4
@@ -94,9 +102,9 @@ async def _running(h: Harness) -> int:
     return sum(1 for r in await h.store.ledger.runs() if r["state"] == "running")
 
 
-async def test_a_failed_canary_halts_the_later_waves(tmp_path):
+async def test_a_failed_canary_halts_the_later_waves(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(tmp_path, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+    async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
         await h.at(utc("2026-06-09T12:00:00"))
         await h.release("cce", "v1.29.0-r0")
         await h.at(utc("2026-06-10T00:00:00"))
@@ -124,16 +132,19 @@ async def test_a_failed_canary_halts_the_later_waves(tmp_path):
             assert (await h.run(planned.runid))["state"] == "planned"
 
 
-async def test_a_redelivered_trigger_emits_the_same_stage_requested(tmp_path):
+async def test_a_redelivered_trigger_emits_the_same_stage_requested(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(tmp_path, fleet, utc("2026-06-10T00:05:00"), functions=("plan_upgrades", "start_upgrades")) as h:
+    async with Harness(backend, fleet, utc("2026-06-10T00:05:00"), functions=("plan_upgrades", "start_upgrades")) as h:
         await h.release("cce", "v1.29.0-r0")  # the window is open: the canary goes at once
         [first] = h.events(T.STAGE_REQUESTED)
         from functions.start_upgrades import stage_requested_id, start_upgrades
 
         assert first.id == stage_requested_id(first.runid, "precheck", 1)
-        # run the handler again on the very event that released it (a redelivery)
-        [planned] = [e for e in h.events(T.UPGRADE_PLANNED) if e.data.target == "canary"]
+        # run the handler again on the very event that released it (a redelivery). That is any of
+        # the four upgrade.planned (they are handled concurrently, and the canary is in the waves
+        # document before any of them arrives): the document names it.
+        by = (await h.waves())["runs"][first.runid]["released_by"]
+        [planned] = [e for e in h.events(T.UPGRADE_PLANNED) if e.id == by]
         again = await start_upgrades(planned, h.runtime.context("start_upgrades"))
         assert [e.id for e in again] == [first.id]
         assert not await h.runtime.bus.publish(again[0])

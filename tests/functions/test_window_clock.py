@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from events import T
-from tests.functions._planning import Harness, fleet_from, utc
+from tests.functions._planning import Harness, bus_url, fleet_from, utc
 
 FLEET = """
 clouds: {huawei: {region: r, project_id: p}}
@@ -16,6 +18,12 @@ targets:
 """
 
 
+@pytest.fixture(params=["sqlite", "nats"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The bus/store URL: every Harness test runs on the SQLite bus and on NATS JetStream."""
+    return bus_url(request, tmp_path)
+
+
 def _opened(h: Harness, window: str) -> list[str]:
     return [e.data.opens_at.isoformat() for e in h.events(T.WINDOW_OPENED) if e.data.window == window]
 
@@ -24,8 +32,8 @@ def _closing(h: Harness, window: str) -> list[str]:
     return [e.data.cutoff_at.isoformat() for e in h.events(T.WINDOW_CLOSING) if e.data.window == window]
 
 
-async def test_berlin_spring_forward_night(tmp_path):
-    async with Harness(tmp_path, fleet_from(FLEET), utc("2026-03-29T00:00:00"), functions=("window_clock",)) as h:
+async def test_berlin_spring_forward_night(backend):
+    async with Harness(backend, fleet_from(FLEET), utc("2026-03-29T00:00:00"), functions=("window_clock",)) as h:
         # 02:30 does not exist on 2026-03-29 in Berlin: the window opens at 03:30 CEST = 01:30 UTC
         await h.at(utc("2026-03-29T01:29:00"))
         assert _opened(h, "berlin") == []
@@ -43,8 +51,8 @@ async def test_berlin_spring_forward_night(tmp_path):
         assert _opened(h, "berlin")[-1] == "2026-03-30T00:30:00+00:00"
 
 
-async def test_berlin_fall_back_night_opens_once(tmp_path):
-    async with Harness(tmp_path, fleet_from(FLEET), utc("2026-10-25T00:00:00"), functions=("window_clock",)) as h:
+async def test_berlin_fall_back_night_opens_once(backend):
+    async with Harness(backend, fleet_from(FLEET), utc("2026-10-25T00:00:00"), functions=("window_clock",)) as h:
         # 02:30 happens twice on 2026-10-25: the window opens at the first (CEST, 00:30 UTC) only
         await h.at(utc("2026-10-25T00:30:00"))
         await h.at(utc("2026-10-25T01:30:00"))  # the second 02:30 (CET)
@@ -53,8 +61,8 @@ async def test_berlin_fall_back_night_opens_once(tmp_path):
         assert _closing(h, "berlin") == ["2026-10-25T01:15:00+00:00"]
 
 
-async def test_new_york_spring_forward_and_a_zero_cutoff_still_closes(tmp_path):
-    async with Harness(tmp_path, fleet_from(FLEET), utc("2026-03-08T05:00:00"), functions=("window_clock",)) as h:
+async def test_new_york_spring_forward_and_a_zero_cutoff_still_closes(backend):
+    async with Harness(backend, fleet_from(FLEET), utc("2026-03-08T05:00:00"), functions=("window_clock",)) as h:
         # 01:30 EST on the spring-forward day; the 2h window spans the jump and lasts 2 real hours
         await h.at(utc("2026-03-08T06:30:00"))
         [opened] = [e for e in h.events(T.WINDOW_OPENED) if e.data.window == "nyc"]
