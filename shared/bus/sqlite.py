@@ -189,11 +189,18 @@ class SqliteBus:
         try:
             while not self._closing:
                 self._wake.clear()
-                self._commit_outcomes()
-                claimed = self._claim_all()
-                if self._now() - last_renew >= renew_every:
-                    self._renew_leases()
-                    last_renew = self._now()
+                try:
+                    self._commit_outcomes()
+                    claimed = self._claim_all()
+                    if self._now() - last_renew >= renew_every:
+                        self._renew_leases()
+                        last_renew = self._now()
+                except sqlite3.OperationalError as exc:
+                    # e.g. "database is locked" past busy_timeout with other processes on the file:
+                    # nothing is lost (uncommitted work comes back when its lease ends); keep consuming.
+                    log.warning("sqlite busy; retrying", error=str(exc))
+                    await asyncio.sleep(0.1)
+                    continue
                 if claimed or self._done:
                     await asyncio.sleep(0)  # let handlers run; then loop to commit/claim again
                     continue
@@ -270,26 +277,30 @@ class SqliteBus:
         if not self._done:
             return
         done, self._done = self._done, []
-        # One transaction for the group (one fsync-free WAL commit), a savepoint per outcome so
-        # a lost lease undoes only that handler's outputs.
-        with self._tx() as conn:
+        try:
+            # One transaction for the group (one fsync-free WAL commit), a savepoint per outcome
+            # so a lost lease undoes only that handler's outputs.
+            with self._tx() as conn:
+                for outcome in done:
+                    d = outcome.delivery
+                    conn.execute("SAVEPOINT outcome")
+                    try:
+                        if outcome.error is None:
+                            self._ack(conn, d, outcome.emitted or ())
+                        else:
+                            self._fail(conn, d, outcome.error)
+                    except _LeaseLost:
+                        conn.execute("ROLLBACK TO outcome")
+                        log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
+                    finally:
+                        conn.execute("RELEASE outcome")
+        finally:
+            # Committed or not, these handlers are over: if the commit failed their rows are still
+            # leased and come back when the lease ends (outputs and ack were rolled back together).
             for outcome in done:
                 d = outcome.delivery
-                conn.execute("SAVEPOINT outcome")
-                try:
-                    if outcome.error is None:
-                        self._ack(conn, d, outcome.emitted or ())
-                    else:
-                        self._fail(conn, d, outcome.error)
-                except _LeaseLost:
-                    conn.execute("ROLLBACK TO outcome")
-                    log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
-                finally:
-                    conn.execute("RELEASE outcome")
-        for outcome in done:
-            d = outcome.delivery
-            self._inflight.pop(d.seq, None)
-            self._per_sub[d.sub.name] -= 1
+                self._inflight.pop(d.seq, None)
+                self._per_sub[d.sub.name] -= 1
 
     def _ack(self, conn: sqlite3.Connection, d: _Delivery, emitted: Iterable[Emitted]) -> None:
         for item in emitted:

@@ -49,3 +49,45 @@ async def test_ack_after_lost_lease_rolls_back_the_outputs(tmp_path):
 
 async def _noop(event):
     return []
+
+
+async def test_a_locked_database_does_not_stop_the_consumer(tmp_path):
+    """Another process holding the file past busy_timeout: the loop logs, waits and carries on; the
+    uncommitted outcome's delivery comes back when its lease ends."""
+    import asyncio
+    import sqlite3
+
+    path = str(tmp_path / "b.db")
+    bus = SqliteBus(path, lease=1.0)
+    await bus.start()
+    bus.conn.execute("PRAGMA busy_timeout=50")
+    gate = asyncio.Event()
+    calls = []
+
+    async def handler(event):
+        calls.append(event.id)
+        await gate.wait()
+        return []
+
+    bus.subscribe(Subscription("h", T.ECHO, {}, handler))
+    await bus.start()
+    task = asyncio.create_task(bus.run())
+    await bus.publish(echo())
+    await eventually(lambda: calls)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    gate.set()
+    await asyncio.sleep(0.5)  # the ack's commit fails while the lock is held
+    assert not task.done(), "the consumer loop must survive a locked database"
+    other.execute("COMMIT")
+    other.close()
+    await eventually(lambda: len(calls) >= 2, timeout=15)
+    async def drained():
+        return await bus.pending() == 0
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while not await drained():
+        assert asyncio.get_running_loop().time() < deadline, "delivery never acked"
+        await asyncio.sleep(0.05)
+    await bus.close()
+    task.cancel()
