@@ -198,24 +198,21 @@ def worker(bus_url, manifest, fleet_path, only, speed, domain_start, domain_anch
     asyncio.run(main())
 
 
-def _add_optional_commands() -> None:
-    """Commands that live beside their subsystem (simulator, pipeline) join the group here."""
-    with contextlib.suppress(ImportError):
-        from simulator.cli import simulate
+def _add_subsystem_commands() -> None:
+    """Commands that live beside their subsystem (simulator, planning, ledger, demo) join here.
 
-        cli.add_command(simulate)
+    Imported, not guarded: a broken module must fail loudly, not make its command vanish.
+    """
+    from shared.demo import demo
     from shared.plan import plan
     from shared.status import status
+    from simulator.cli import simulate
 
-    cli.add_command(plan)
-    cli.add_command(status)
-    with contextlib.suppress(ImportError):
-        from shared.demo import demo
-
-        cli.add_command(demo)
+    for command in (demo, plan, simulate, status):
+        cli.add_command(command)
 
 
-_add_optional_commands()
+_add_subsystem_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

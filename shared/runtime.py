@@ -13,7 +13,6 @@ Per function and trigger:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 from events.catalog import T, Tick
 from events.envelope import Event, consequence_id
-from shared.bus import Bus, Emitted, Subscription
+from shared.bus import Bus, Emitted, Subscription, publish_all
 from shared.clock import Clock
 from shared.errors import ConfigError
 from shared.function import Context, HttpReply, HttpRequest, UpshiftFunction
@@ -135,11 +134,7 @@ class Runtime:
         reply = await fn(request, self.context(name))
         if not isinstance(reply, HttpReply):
             raise TypeError(f"http function {name} must return HttpReply")
-        for item in reply.events:
-            if isinstance(item, Event):
-                await self.bus.publish(item)
-            else:
-                await self.bus.publish(item.event, delay=item.delay)
+        await publish_all(self.bus, reply.events)
         return reply
 
     # -- running -------------------------------------------------------------------------------
@@ -158,8 +153,10 @@ class Runtime:
             slot = math.floor(now / every) * every
             at = datetime.fromtimestamp(slot, UTC)
             tick = Event(type=T.CLOCK_TICK, id=consequence_id("tick", name, slot), subject=name, data=Tick(at=at))
-            with contextlib.suppress(Exception):
+            try:
                 await self.bus.publish(tick)
+            except Exception as exc:  # a bus hiccup skips one tick; the next period publishes again
+                get_logger("upshift.runtime").warning("tick not published", function=name, error=f"{type(exc).__name__}: {exc}")
             next_slot = slot + every
             await asyncio.sleep(max(0.01, self.clock.real_delay(next_slot - self.clock.timestamp())))
 

@@ -8,7 +8,7 @@ attribute ``echo``; :func:`__getattr__` builds it from ``serverless.yml`` then: 
 keeps a deployed function's cold start small.
 
 The bus and store come from ``UPSHIFT_BUS`` (default: the embedded SQLite file); the manifest
-from ``UPSHIFT_MANIFEST``. A target publishes what the function emits before it answers 200,
+from ``UPSHIFT_MANIFEST``; the fleet (and so the cloud clients) from ``UPSHIFT_FLEET``. A target publishes what the function emits before it answers 200,
 so the caller's retry (a Pub/Sub push, an HTTP client) is what redelivers on failure.
 """
 
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from events.codec import BadEvent, from_cloudevent
-from shared.bus import DEFAULT_URL, Delayed, open_bus
+from shared.bus import DEFAULT_URL, open_bus, publish_all
 from shared.function import HttpRequest, UpshiftFunction
 from shared.log import bind_event, get_logger
 from shared.manifest import DEFAULT_MANIFEST, load_manifest, resolve_handler
@@ -35,13 +35,20 @@ _state: dict[str, Any] = {}
 
 
 async def _runtime_parts():
-    """One bus + store per process, opened on first use."""
+    """One bus, store, fleet and set of cloud clients per process, opened on first use."""
     if "bus" not in _state:
         url = os.environ.get("UPSHIFT_BUS", DEFAULT_URL)
+        fleet = clouds = None
+        if os.environ.get("UPSHIFT_FLEET"):
+            from shared.clouds.registry import CloudClients
+            from shared.fleet import load_fleet
+
+            fleet = load_fleet(os.environ["UPSHIFT_FLEET"])
+            clouds = CloudClients.from_fleet(fleet)
         bus, store = open_bus(url), open_store(url)
         await bus.start()
         await store.start()
-        _state.update(bus=bus, store=store)
+        _state.update(bus=bus, store=store, fleet=fleet, clouds=clouds)
     return _state["bus"], _state["store"]
 
 
@@ -49,15 +56,14 @@ def _context(name: str, store):
     from shared.clock import Clock
     from shared.function import Context
 
-    return Context(function=name, store=store, clock=Clock(), log=get_logger(f"upshift.fn.{name}"))
-
-
-async def _publish_all(bus, emitted) -> None:
-    for item in emitted or ():
-        if isinstance(item, Delayed):
-            await bus.publish(item.event, delay=item.delay)
-        else:
-            await bus.publish(item)
+    return Context(
+        function=name,
+        store=store,
+        clock=Clock(),
+        log=get_logger(f"upshift.fn.{name}"),
+        fleet=_state.get("fleet"),
+        clouds=_state.get("clouds"),
+    )
 
 
 def _cloud_event_target(name: str, fn: UpshiftFunction):
@@ -68,7 +74,7 @@ def _cloud_event_target(name: str, fn: UpshiftFunction):
             raise HTTPException(400, detail=str(exc)) from None
         bus, store = await _runtime_parts()
         with bind_event(event):
-            await _publish_all(bus, await fn(event, _context(name, store)))
+            await publish_all(bus, await fn(event, _context(name, store)))
 
     target.__name__ = name
     return ff.cloud_event(target)
@@ -85,7 +91,7 @@ def _http_target(name: str, fn: UpshiftFunction):
         )
         bus, store = await _runtime_parts()
         reply = await fn(req, _context(name, store))
-        await _publish_all(bus, reply.events)
+        await publish_all(bus, reply.events)
         return JSONResponse(reply.body, status_code=reply.status)
 
     target.__name__ = name

@@ -10,7 +10,17 @@ of stream, consumer and subject names; default ``upshift``).
 
 from __future__ import annotations
 
-from shared.bus.base import Bus, DeadLetter, Delayed, Emitted, Handler, Subscription, backoff_delay, matches
+from shared.bus.base import (
+    Bus,
+    DeadLetter,
+    Delayed,
+    Emitted,
+    Handler,
+    Subscription,
+    backoff_delay,
+    matches,
+    publish_all,
+)
 from shared.bus.url import DEFAULT_URL, BusUrl, open_bus, parse_bus_url
 
 __all__ = [
@@ -26,4 +36,5 @@ __all__ = [
     "matches",
     "open_bus",
     "parse_bus_url",
+    "publish_all",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "Subscription",
     "backoff_delay",
     "matches",
+    "publish_all",
 ]
 
 
@@ -91,6 +92,15 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     """
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return (rng or random).uniform(0.0, ceiling)
+
+
+async def publish_all(bus: Bus, emitted: Sequence[Emitted] | None) -> None:
+    """Publish what a function emitted, honouring ``Delayed``; each publish is durable on return."""
+    for item in emitted or ():
+        if isinstance(item, Delayed):
+            await bus.publish(item.event, delay=item.delay)
+        else:
+            await bus.publish(item)
 
 
 @runtime_checkable

@@ -57,3 +57,26 @@ async def test_bad_cloudevent_is_a_400_without_traceback(app):
     r = await _post(asgi, headers, b'{"message": ""}')
     assert r.status_code == 400
     assert "data.message" in r.text and "Traceback" not in r.text
+
+
+async def test_a_deployed_function_gets_the_fleet_and_cloud_clients(tmp_path, monkeypatch):
+    """Under functions-framework the context is built from env vars, fleet included (stage functions need it)."""
+    import shared.targets as targets
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        "clouds: {ncloud: {region: KR}}\n"
+        "targets: [{name: kafka-a, kind: ncloud-kafka, cluster: 1, config_group: 2}]\n"
+    )
+    monkeypatch.setenv("UPSHIFT_BUS", f"sqlite:///{tmp_path}/ff.db")
+    monkeypatch.setenv("UPSHIFT_FLEET", str(fleet))
+    targets._state.clear()
+    try:
+        _, store = await targets._runtime_parts()
+        ctx = targets._context("kafka_precheck", store)
+        assert ctx.fleet.target("kafka-a").cluster == 1
+        assert ctx.clouds is not None
+    finally:
+        await targets._state["bus"].close()
+        await targets._state["store"].close()
+        targets._state.clear()
