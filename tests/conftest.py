@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
 
+from shared.log import configure
 from shared.natsd import NatsServer
 
 
@@ -21,3 +23,12 @@ def nats_server():
 def namespace() -> str:
     """A unique stream/subject/bucket prefix, so tests sharing the server do not see each other."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def log_buf():
+    """Every log line (JSON, all levels) written during the test, for secret and content checks."""
+    buf = io.StringIO()
+    configure(json=True, stream=buf, level=0)
+    yield buf
+    configure()

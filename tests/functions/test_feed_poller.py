@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections import Counter
@@ -19,7 +18,6 @@ from shared.bus import open_bus
 from shared.clock import FakeClock
 from shared.clouds._base import close_sessions
 from shared.fleet import parse_fleet
-from shared.log import configure
 from shared.manifest import Manifest
 from shared.natsd import free_port
 from shared.releases import release_id
@@ -117,14 +115,6 @@ async def feeds():
     await server.server.start_server()
     yield server
     await server.server.close()
-
-
-@pytest.fixture
-def log_buf():
-    buf = io.StringIO()
-    configure(json=True, stream=buf, level=0)
-    yield buf
-    configure()
 
 
 class Poller:

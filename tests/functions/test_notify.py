@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 
 import pytest
@@ -14,7 +13,6 @@ from events.catalog import StageFailed, UpgradeFailed, UpgradeHalted, UpgradeSuc
 from shared.bus import open_bus
 from shared.clouds._base import close_sessions
 from shared.fleet import parse_fleet
-from shared.log import configure
 from shared.manifest import Manifest
 from shared.natsd import free_port
 from shared.runtime import Runtime
@@ -66,14 +64,6 @@ async def receiver():
     await r.server.start_server()
     yield r
     await r.server.close()
-
-
-@pytest.fixture
-def log_buf():
-    buf = io.StringIO()
-    configure(json=True, stream=buf, level=0)
-    yield buf
-    configure()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -12,7 +11,6 @@ from events import T
 from functions.release_intake import sign
 from shared.bus import open_bus
 from shared.fleet import parse_fleet
-from shared.log import configure
 from shared.manifest import Manifest
 from shared.releases import release_id
 from shared.runtime import Runtime
@@ -69,14 +67,6 @@ async def signed_hook(tmp_path, monkeypatch):
     yield client, runtime
     await client.close()
     await runtime.stop()
-
-
-@pytest.fixture
-def log_buf():
-    buf = io.StringIO()
-    configure(json=True, stream=buf, level=0)
-    yield buf
-    configure()
 
 
 def _released(runtime) -> list[dict]:

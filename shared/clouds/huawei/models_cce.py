@@ -8,9 +8,9 @@ models read either and write ``clusterUpgradeAction``.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = [
     "TARGET_VERSION",
@@ -43,6 +43,8 @@ __all__ = [
 TARGET_VERSION = re.compile(r"^v\d+\.\d+(\.\d+)?(-r\d+)?$")
 
 _LOOSE = ConfigDict(extra="allow", populate_by_name=True)
+#: Progress comes as a number or as a string ("40", "40%") depending on the endpoint: keep it as text.
+Progress = Annotated[str | None, BeforeValidator(lambda v: None if v is None else str(v))]
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -137,15 +139,10 @@ class TaskStatus(BaseModel):
 
     model_config = _LOOSE
     phase: str = ""
-    progress: str | None = None
+    progress: Progress = None
     completionTime: str | None = None
     message: str | None = None
     expireTimeStamp: str | None = None
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress(cls, value: Any) -> Any:
-        return None if value is None else str(value)
 
 
 class UpgradeTask(BaseModel):
@@ -281,15 +278,10 @@ class SnapshotTask(BaseModel):
     model_config = _LOOSE
     id: str
     status: str = ""  # Queuing | Running | Success | Failed
-    progress: str | None = None
+    progress: Progress = None
     message: str | None = None
     createdAt: str | None = None
     updatedAt: str | None = None
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress(cls, value: Any) -> Any:
-        return None if value is None else str(value)
 
 
 class SnapshotTasks(BaseModel):

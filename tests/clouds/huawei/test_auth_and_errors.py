@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,6 @@ from shared.clouds.huawei import CceClient, TaurusDbClient
 from shared.clouds.huawei.auth import AkSkAuth
 from shared.clouds.huawei.signer import Signer
 from shared.errors import ConfigError
-from shared.log import configure
 from simulator.huawei import huawei_sim
 
 from .conftest import CCE_ID, CREDS, SR_ID, config
@@ -153,9 +151,8 @@ async def test_connect_error_is_not_applied() -> None:
     assert info.value.maybe_applied is False
 
 
-async def test_no_secret_in_repr_or_logs(sim, monkeypatch) -> None:
-    out = io.StringIO()
-    configure(json=True, level=10, stream=out)
+async def test_no_secret_in_repr_or_logs(sim, monkeypatch, log_buf) -> None:
+    out = log_buf
     try:
         client = CceClient(config(sim.url, auth="token"))
         await client.get_cluster(CCE_ID)
@@ -171,4 +168,3 @@ async def test_no_secret_in_repr_or_logs(sim, monkeypatch) -> None:
         assert "cloud.retry" in out.getvalue()
     finally:
         structlog.reset_defaults()
-        configure()

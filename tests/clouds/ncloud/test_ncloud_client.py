@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import aiohttp
 import pytest
 
-from shared import log
 from shared.clouds import _base, close_sessions
 from shared.clouds.errors import (
     AuthError,
@@ -165,20 +163,15 @@ async def test_commit_then_drop_on_upgrade(sim) -> None:
     assert sim.state.stats.snapshot()["calls"]["ncloud.upgrade"] == {str(NO): 1}
 
 
-async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch) -> None:
-    buf = io.StringIO()
-    log.configure(json=True, stream=buf, level=0)
-    try:
-        monkeypatch.setenv("NCP_SECRET_KEY", "a-very-secret-ncp-key")
-        c = client(sim, retry=_base.RetryPolicy(attempts=2, base=0.001, cap=0.001))
-        sim.state.faults.update({"ncloud": {"error_rates": {"500": 1.0}}})
-        with pytest.raises(TransientCloudError) as info:
-            await c.get_cluster_info(NO)
-        sim.state.faults.clear()
-        with pytest.raises(AuthError) as auth:
-            await c.get_cluster_info(NO)
-    finally:
-        log.configure()
-    for text in (repr(c), str(c), str(info.value), repr(auth.value), str(auth.value), buf.getvalue()):
+async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch, log_buf) -> None:
+    monkeypatch.setenv("NCP_SECRET_KEY", "a-very-secret-ncp-key")
+    c = client(sim, retry=_base.RetryPolicy(attempts=2, base=0.001, cap=0.001))
+    sim.state.faults.update({"ncloud": {"error_rates": {"500": 1.0}}})
+    with pytest.raises(TransientCloudError) as info:
+        await c.get_cluster_info(NO)
+    sim.state.faults.clear()
+    with pytest.raises(AuthError) as auth:
+        await c.get_cluster_info(NO)
+    for text in (repr(c), str(c), str(info.value), repr(auth.value), str(auth.value), log_buf.getvalue()):
         assert "a-very-secret-ncp-key" not in text
-    assert "cloud.retry" in buf.getvalue()
+    assert "cloud.retry" in log_buf.getvalue()

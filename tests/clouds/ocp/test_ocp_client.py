@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import functools
-import io
 import time
 
 import aiohttp
 import pytest
 
-from shared import log
 from shared.clouds import _base, close_sessions
 from shared.clouds.errors import (
     AuthError,
@@ -215,22 +213,17 @@ async def test_commit_then_drop_is_maybe_applied_and_reconcilable(sim) -> None:
     assert sim.state.stats.snapshot()["calls"]["ocp.upgrade"] == {"22": 1}
 
 
-async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch) -> None:
-    buf = io.StringIO()
-    log.configure(json=True, stream=buf, level=0)
-    try:
-        monkeypatch.setenv("OCP_SK", "a-very-secret-ocp-key")
-        c = client(sim, "aksk")
-        sim.state.faults.update({"ocp": {"error_rates": {"500": 1.0}}})
-        with pytest.raises(TransientCloudError) as info:
-            await c.get_cluster(22)
-        sim.state.faults.clear()
-        with pytest.raises(AuthError) as auth:
-            await c.get_cluster(22)
-        basic = client(sim, "basic")
-        await basic.get_cluster(22)
-    finally:
-        log.configure()
+async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch, log_buf) -> None:
+    monkeypatch.setenv("OCP_SK", "a-very-secret-ocp-key")
+    c = client(sim, "aksk")
+    sim.state.faults.update({"ocp": {"error_rates": {"500": 1.0}}})
+    with pytest.raises(TransientCloudError) as info:
+        await c.get_cluster(22)
+    sim.state.faults.clear()
+    with pytest.raises(AuthError) as auth:
+        await c.get_cluster(22)
+    basic = client(sim, "basic")
+    await basic.get_cluster(22)
     for text in (
         repr(c),
         str(c),
@@ -238,7 +231,7 @@ async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch) -> None:
         str(info.value),
         repr(auth.value),
         str(auth.value),
-        buf.getvalue(),
+        log_buf.getvalue(),
     ):
         assert "a-very-secret-ocp-key" not in text and CREDS.ocp_password not in text
-    assert "cloud.retry" in buf.getvalue()
+    assert "cloud.retry" in log_buf.getvalue()
