@@ -73,7 +73,7 @@ def build_demo_fleet(
     project_id: str,
     *,
     concurrency: int = 50,
-    window: str = "duration: 4h, cutoff: 45m",
+    window: str = "duration: 8h, cutoff: 45m",
     bake: str = "10m",
     client: dict[str, Any] | None = None,
 ) -> DemoFleet:
@@ -141,7 +141,7 @@ async def run_demo(
     console: Console,
     workdir: str,
     concurrency: int = 50,
-    window: str = "duration: 4h, cutoff: 45m",
+    window: str = "duration: 8h, cutoff: 45m",
     bake: str = "10m",
     client: dict[str, Any] | None = None,
     job_seconds: dict[str, float] | None = None,

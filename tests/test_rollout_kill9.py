@@ -29,6 +29,9 @@ from tests.helpers import wait_healthy
 ROOT = Path(__file__).resolve().parents[1]
 N = 50
 SPEED = 300.0
+#: Domain time runs from the wall clock: a loaded machine or the kills' lease waits must not push the
+#: rollout past the window's cutoff (that would be the window holding, correctly, not a lost run).
+WINDOW = "duration: 16h, cutoff: 30m"
 #: Short client deadlines: a claim orphaned by a kill is reconciled after deadline + timeout (real s).
 CLIENT = {"retry": {"deadline": 3.0, "attempts": 4}, "limits": {"total_timeout": 2.0, "rate": 500, "burst": 100}}
 
@@ -38,10 +41,10 @@ async def test_kill_9_during_a_50_target_rollout(tmp_path, backend, request):
     rng = random.Random(4242)
     creds = SimCredentials()
     start = window_start(datetime.now(UTC)) + timedelta(minutes=1)
-    plan = build_demo_fleet(N, "http://placeholder", creds.hw_project_id, concurrency=20)
+    plan = build_demo_fleet(N, "http://placeholder", creds.hw_project_id, concurrency=20, window=WINDOW)
     anchor = time.time()
     async with run_simulator(targets=plan.sim_targets, speed=SPEED, creds=creds, seed=3, start=start.timestamp()) as sim:
-        fleet = build_demo_fleet(N, sim.url, creds.hw_project_id, concurrency=20, client=CLIENT)
+        fleet = build_demo_fleet(N, sim.url, creds.hw_project_id, concurrency=20, window=WINDOW, client=CLIENT)
         fleet_file = tmp_path / "fleet.yaml"
         fleet_file.write_text(fleet.fleet_yaml)
         if backend == "sqlite":
