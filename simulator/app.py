@@ -5,11 +5,16 @@ Control routes (no auth, no faults; for tests and operators):
 - ``GET  /_sim/stats``          ``{"calls": {endpoint: {target_id: n}}, "faults": ..., "auth_failures": ...}``
 - ``POST /_sim/stats/reset``    zero the counters
 - ``GET  /_sim/faults``         current fault specs
-- ``POST /_sim/faults``         ``{service | "*": FaultSpec | null}``; ``{"clear": true}`` clears all
+- ``POST /_sim/faults``         ``{"<service>.<operation>" | service | "*": FaultSpec | null}``;
+  ``{"clear": true}`` clears all; an unknown key is a 400 naming it
 - ``DELETE /_sim/faults``       clear all faults
-- ``GET  /_sim/fleet``          targets with versions, busy flag, simulated now and speed
-- ``POST /_sim/targets/{id}``   patch ``fail_next``, ``version``, ``versions``, ``job_seconds``
+- ``GET  /_sim/operations``     the operation names valid as fault keys, per service
+- ``GET  /_sim/fleet``          targets with versions, outcome, busy flag, simulated now and speed
+- ``POST /_sim/targets/{id}``   patch ``fail_next``, ``outcome`` (succeed|fail|stall), ``version``,
+  ``versions``, ``job_seconds``
 - ``POST /_sim/clock``          ``{"advance": seconds}`` jumps the simulated clock
+
+Every response carries a ``Date`` header in the simulator's clock (see ``simulator.core``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from simulator.core import STATE, SimState
+from simulator.core import STATE, Outcome, SimState, install_date_header
 from simulator.fleet import default_fleet, load_fleet
 
 __all__ = ["VENDOR_MODULES", "build_app", "default_fleet", "load_fleet"]
@@ -34,6 +39,7 @@ class _TargetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fail_next: bool | None = None
+    outcome: Outcome | None = None
     version: str | None = None
     versions: list[str] | None = None
     job_seconds: float | None = Field(None, ge=0)
@@ -75,6 +81,7 @@ def _target_view(state: SimState, target_id: str) -> dict[str, Any]:
         "versions": list(t.versions),
         "job_seconds": t.job_seconds,
         "fail_next": t.fail_next,
+        "outcome": t.outcome,
         "busy": state.active_job(t) is not None,
         "extra": t.extra,
     }
@@ -106,6 +113,12 @@ def _control_routes(app: web.Application, state: SimState) -> None:
     async def faults_delete(_: web.Request) -> web.Response:
         state.faults.clear()
         return web.json_response({})
+
+    async def operations(_: web.Request) -> web.Response:
+        by_service: dict[str, list[str]] = {}
+        for op in sorted(state.faults.operations):
+            by_service.setdefault(op.partition(".")[0], []).append(op)
+        return web.json_response(by_service)
 
     async def fleet(_: web.Request) -> web.Response:
         return web.json_response(
@@ -142,6 +155,7 @@ def _control_routes(app: web.Application, state: SimState) -> None:
     app.router.add_get("/_sim/faults", faults_get)
     app.router.add_post("/_sim/faults", faults_post)
     app.router.add_delete("/_sim/faults", faults_delete)
+    app.router.add_get("/_sim/operations", operations)
     app.router.add_get("/_sim/fleet", fleet)
     app.router.add_post("/_sim/targets/{id}", target_patch)
     app.router.add_post("/_sim/clock", clock)
@@ -166,5 +180,8 @@ def build_app(state: SimState) -> web.Application:
         register = getattr(module, "register", None)  # a package still being built may lack it
         if register is not None:
             register(app, state)
+    for key in state.faults.specs:  # faults set before the routes existed: now the names are known
+        state.faults.check_key(key)
     _control_routes(app, state)
+    install_date_header(app, state)
     return app

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ConfigError
 from shared.yamlconf import line_of, parse_yaml, parse_yaml_model
-from simulator.core import SimTarget
+from simulator.core import Outcome, SimTarget
 
 __all__ = ["FleetFile", "TargetSpec", "default_fleet", "load_fleet", "parse_fleet"]
 
@@ -32,6 +32,8 @@ class TargetSpec(BaseModel):
     versions: list[str] = Field(default_factory=list)
     job_seconds: float = Field(600.0, ge=0)
     fail_next: bool = False
+    #: every job on it: succeed, fail (the vendor's failure shape) or stall (never ends)
+    outcome: Outcome = "succeed"
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def to_target(self) -> SimTarget:

@@ -8,6 +8,12 @@ Business errors answer HTTP 400 with ``{code, message, result: null, requestId}`
 not later than current, from the vendor's page) and, the simulator's own choices where the docs
 are silent, 10001 bad parameter, 10002 unknown cluster, 10105 cluster busy, 10154 unsupported
 version, 10155 no passing precheck.
+
+Operations (fault keys, stats counters): ``ncloud.precheck``, ``ncloud.upgrade``,
+``ncloud.cluster_info``, ``ncloud.cluster_status``. There is no job list: ``list_lag_s`` makes
+``getClusterStatus`` and ``getClusterInfoList`` keep showing the state before an upgrade younger
+than it (status ``running``, brokers at the old version). No answer carries a timestamp, so
+``clock_skew_s`` shows only in the ``Date`` header.
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def register(app: web.Application, state: SimState) -> None:
         return max(1, int(target.extra.get("brokers", 3)))
 
     def last_job(target: SimTarget) -> SimJob | None:
-        jobs = [j for j in state.jobs_of(target.id) if j.service == SERVICE]
+        jobs = [j for j in state.jobs_of(target.id, visible=True) if j.service == SERVICE]
         return jobs[-1] if jobs else None
 
     def cluster_status(target: SimTarget) -> dict[str, Any]:
@@ -237,6 +243,7 @@ def register(app: web.Application, state: SimState) -> None:
             "POST",
             f"{prefix}/cluster/rollingUpgradePreCheck",
             guarded("ncloud.precheck", precheck),
+            op="ncloud.precheck",
         )
         route(
             app,
@@ -245,6 +252,7 @@ def register(app: web.Application, state: SimState) -> None:
             "POST",
             f"{prefix}/cluster/rollingUpgrade",
             guarded("ncloud.upgrade", upgrade),
+            op="ncloud.upgrade",
         )
         route(
             app,
@@ -253,6 +261,7 @@ def register(app: web.Application, state: SimState) -> None:
             "POST",
             f"{prefix}/cluster/getClusterInfoList/{{no}}",
             guarded("ncloud.cluster_info", info),
+            op="ncloud.cluster_info",
         )
         route(
             app,
@@ -261,4 +270,5 @@ def register(app: web.Application, state: SimState) -> None:
             "GET",
             f"{prefix}/cluster/getClusterStatus/{{no}}",
             guarded("ncloud.cluster_status", status),
+            op="ncloud.cluster_status",
         )

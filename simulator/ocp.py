@@ -4,7 +4,16 @@ The upgrade DAG: prepare -> check -> upgrade each zone in turn -> (post script |
 -> update cluster status. Subtasks move PENDING -> READY -> RUNNING -> SUCCESSFUL on the
 simulated clock along their upstreams; a failing job fails the second zone's subtask. Retry
 re-runs from the failed subtask; rollback marks it rolled back and leaves the task FAILED.
-A second upgrade while a task runs is refused with 409.
+A second upgrade while a task runs is refused with 409. A stalled job freezes halfway, one
+subtask RUNNING for ever.
+
+Operations (fault keys, stats counters): ``ocp.upgrade``, ``ocp.get_cluster``, ``ocp.list_tasks``,
+``ocp.get_task``, ``ocp.retry``, ``ocp.rollback``.
+
+``list_lag_s``: a task younger than it is left out of ``GET /api/v2/tasks/instances`` and the
+cluster query still shows ``RUNNING`` (not ``UPGRADING``) for it; ``GET /api/v2/tasks/instances/{id}``
+finds it. ``clock_skew_s`` shifts ``startTime``, ``finishTime`` and the envelope's ``timestamp``
+(the OCP's clock: simulated time, skewed).
 """
 
 from __future__ import annotations
@@ -23,7 +32,16 @@ from typing import Any
 from aiohttp import web
 
 from shared.clouds.oceanbase import AUTH_SCHEME, canonical_resource, hmac_authorization, string_to_sign
-from simulator.core import SimJob, SimState, SimTarget, json_error, route
+from simulator.core import (
+    SimJob,
+    SimState,
+    SimTarget,
+    json_error,
+    lagging,
+    route,
+    vendor_now,
+    vendor_time,
+)
 
 __all__ = ["SERVICE", "envelope", "error_body", "register"]
 
@@ -33,15 +51,20 @@ MAX_SKEW = 15 * 60
 _DISPATCH = 0.1  # a subtask sits READY for this share of a weight unit before it runs
 
 
-def _iso(epoch: float) -> str:
+def _fmt(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _iso(epoch: float) -> str:
+    """A simulated time on the OCP's clock (the request's ``clock_skew_s`` added)."""
+    return _fmt(vendor_time(epoch))
 
 
 def envelope(data: Any, status: int = 200, *, error: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "data": data,
         "successful": error is None,
-        "timestamp": _iso(time.time()),
+        "timestamp": _fmt(vendor_now()),
         "duration": 3,
         "status": status,
         "traceId": uuid.uuid4().hex[:16],
@@ -148,7 +171,7 @@ def _task_view(state: SimState, job: SimJob, *, key: str = "subtasks") -> dict[s
     unit = job.duration / offsets[-1][1]
     fail_step = _fail_step(steps)
     outcome = job.outcome(now)
-    t = min(now, job.ends)  # after a failure nothing moves any more
+    t = job.progress_time(now)  # after a failure (or in a stall) nothing moves any more
     downstreams: dict[int, list[int]] = {i: [] for i in range(len(steps))}
     for i, (_, _, ups) in enumerate(steps):
         for u in ups:
@@ -242,7 +265,7 @@ def register(app: web.Application, state: SimState) -> None:
     state.error_bodies[SERVICE] = error_body
 
     def cluster_view(target: SimTarget) -> dict[str, Any]:
-        busy = state.active_job(target) is not None
+        busy = state.active_job(target, visible=True) is not None
         return {
             "id": int(target.id),
             "name": target.name,
@@ -340,10 +363,14 @@ def register(app: web.Application, state: SimState) -> None:
             page, size = int(request.query.get("page", "1")), int(request.query.get("size", "10"))
         except ValueError:
             return _fail(400, "page and size must be integers")
-        jobs = [j for j in state.jobs.values() if isinstance(j, SimJob) and j.service == SERVICE]
+        jobs = [
+            j
+            for j in state.jobs.values()
+            if isinstance(j, SimJob) and j.service == SERVICE and not lagging(j.created_real)
+        ]
         if cluster_id:
             jobs = [j for j in jobs if j.target_id == cluster_id]
-        views = [_task_view(state, j) for j in sorted(jobs, key=lambda j: j.started, reverse=True)]
+        views = [_task_view(state, j) for j in sorted(jobs, key=lambda j: j.created_real, reverse=True)]
         if status:
             views = [v for v in views if v["status"] == status]
         chunk = views[(page - 1) * size : page * size]
@@ -378,8 +405,7 @@ def register(app: web.Application, state: SimState) -> None:
         target = state.targets[job.target_id]
         # Re-run from the failed subtask: shift the timeline so that subtask becomes READY now.
         job.started = now - offsets[step][0] * unit
-        job.fail = target.fail_next
-        target.fail_next = False
+        job.fail, job.stall = state.job_fate(target)
         job.extra["operations"][str(step)] = "RETRY"
         return _ok(_task_view(state, job))
 
@@ -408,9 +434,12 @@ def register(app: web.Application, state: SimState) -> None:
             return target
         return _ok(cluster_view(target))
 
-    route(app, state, SERVICE, "POST", "/api/v2/ob/clusters/{id}/upgrade", upgrade)
-    route(app, state, SERVICE, "GET", "/api/v2/ob/clusters/{id}", get_cluster)
-    route(app, state, SERVICE, "GET", "/api/v2/tasks/instances", list_tasks)
-    route(app, state, SERVICE, "GET", "/api/v2/tasks/instances/{id}", get_task)
-    route(app, state, SERVICE, "POST", "/api/v2/tasks/instances/{id}/retry", retry)
-    route(app, state, SERVICE, "POST", "/api/v2/tasks/instances/{id}/rollback", rollback)
+    def add(method: str, path: str, handler: Any, op: str) -> None:
+        route(app, state, SERVICE, method, path, handler, op=op)
+
+    add("POST", "/api/v2/ob/clusters/{id}/upgrade", upgrade, "ocp.upgrade")
+    add("GET", "/api/v2/ob/clusters/{id}", get_cluster, "ocp.get_cluster")
+    add("GET", "/api/v2/tasks/instances", list_tasks, "ocp.list_tasks")
+    add("GET", "/api/v2/tasks/instances/{id}", get_task, "ocp.get_task")
+    add("POST", "/api/v2/tasks/instances/{id}/retry", retry, "ocp.retry")
+    add("POST", "/api/v2/tasks/instances/{id}/rollback", rollback, "ocp.rollback")

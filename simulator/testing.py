@@ -49,9 +49,10 @@ async def start_simulator(
     state = SimState.create(
         default_fleet() if targets is None else targets, speed=speed, creds=creds, seed=seed, start=start
     )
+    app = build_app(state)
     if faults:
-        state.faults.update(faults)
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+        state.faults.update(faults)  # after build_app: operation names are known, so checked
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

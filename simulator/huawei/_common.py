@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.clouds.huawei.signer import ALGORITHM, DATE_FORMAT, canonical_request, signature
-from simulator.core import Handler, SimState, json_error
+from simulator.core import Handler, SimState, json_error, vendor_time
 
 __all__ = [
     "MAX_SKEW",
@@ -45,13 +45,13 @@ class HuaweiSim:
     #: token -> expiry (real epoch seconds)
     tokens: dict[str, float] = field(default_factory=dict)
     token_ttl: float = 24 * 3600.0
-    #: A TaurusDB job answers 404 for this many real seconds after it was created (as the real one may).
+    #: A TaurusDB job answers 404 for this many real seconds after it was created (as the real one
+    #: may); the fault spec's ``list_lag_s`` does the same per request.
     fresh_job_404_s: float = 0.0
+    #: check / workflow / snapshot records; each has ``created_real`` (``time.monotonic()``)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: real creation time of each TaurusDB job, for ``fresh_job_404_s``
-    job_born: dict[str, float] = field(default_factory=dict)
 
     def uid(self, state: SimState) -> str:
         """A UUID, deterministic per simulator run (derived from the state's sequence)."""
@@ -68,9 +68,10 @@ def huawei_sim(state: SimState) -> HuaweiSim:
 
 
 def iso(epoch: float | None) -> str | None:
+    """``epoch`` on the vendor's clock (the request's ``clock_skew_s`` added), ISO 8601 with Z."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(vendor_time(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def apigw_error(status: int, code: str, message: str) -> web.Response:

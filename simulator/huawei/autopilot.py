@@ -3,15 +3,26 @@
 A workflow is bookkeeping: its ``pointStatuses`` are read off the stage tasks started on the
 cluster after it was created (the latest of each kind), so clients drive the stages with their own
 calls exactly as against the real service.
+
+Operations (fault keys, stats counters): ``autopilot.workflow`` (create and GET by id),
+``autopilot.workflows`` (list), ``autopilot.workflow_cancel`` (PATCH), ``autopilot.snapshot``,
+``autopilot.snapshot_tasks``; the cluster/precheck/upgrade/postcheck operations are in
+``simulator.huawei.cce``.
+
+``list_lag_s``: a workflow younger than it is left out of the workflow list; a stage task or
+snapshot younger than it is not (yet) in a workflow's ``pointStatuses`` nor in the snapshot task
+list. The GET of a workflow by id finds it. Conflict checks (a second workflow, cancel while a
+task runs) use the truth. ``clock_skew_s`` shifts every timestamp.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from simulator.core import SimState, SimTarget, route
+from simulator.core import SimState, SimTarget, lagging, route
 from simulator.huawei._common import authed, cce_error, huawei_sim, iso, read_json
 from simulator.huawei.cce import SNAPSHOT_FRACTION, resolve_version, task_phase, timed_phase
 
@@ -37,8 +48,8 @@ def register(app: web.Application, state: SimState) -> None:
     base = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}/operation/upgradeworkflows"
     snap = "/autopilot/v3.1/projects/{project_id}/clusters/{cluster_id}/operation/snapshot"
 
-    def add(method: str, path: str, handler: Any) -> None:
-        route(app, state, SERVICE, method, path, authed(state, SERVICE, handler))
+    def add(method: str, path: str, handler: Any, op: str) -> None:
+        route(app, state, SERVICE, method, path, authed(state, SERVICE, handler), op=f"{SERVICE}.{op}")
 
     def target_of(request: web.Request) -> SimTarget | None:
         return state.by_id(KIND, request.match_info["cluster_id"])
@@ -46,11 +57,14 @@ def register(app: web.Application, state: SimState) -> None:
     def missing(request: web.Request) -> web.Response:
         return cce_error(404, "CCE.01404001", f"Cluster {request.match_info['cluster_id']} not found")
 
-    def points(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    def shown(rec: dict[str, Any], visible: bool) -> bool:
+        return not (visible and lagging(rec.get("created_real", 0.0)))
+
+    def points(wf: dict[str, Any], visible: bool) -> list[dict[str, Any]]:
         since, cluster = wf["created"], wf["cluster"]
         found: dict[str, dict[str, Any]] = {}
         for uid, rec in sim.checks.items():
-            if rec["cluster"] == cluster and rec["started"] >= since:
+            if rec["cluster"] == cluster and rec["started"] >= since and shown(rec, visible):
                 phase = timed_phase(state, rec)
                 found[rec["type"]] = {
                     "taskID": uid,
@@ -61,14 +75,14 @@ def register(app: web.Application, state: SimState) -> None:
                     else None,
                 }
         for uid, rec in sim.snapshots.items():
-            if rec["cluster"] == cluster and rec["started"] >= since:
+            if rec["cluster"] == cluster and rec["started"] >= since and shown(rec, visible):
                 phase = timed_phase(state, rec)
                 found["Snapshot"] = {
                     "taskID": uid,
                     "status": _TASK_STATUS[phase],
                     "startTimeStamp": iso(rec["started"]),
                 }
-        for job in state.jobs_of(cluster):
+        for job in state.jobs_of(cluster, visible=visible):
             if job.service == SERVICE and job.extra.get("created", job.started) >= since:
                 phase, _ = task_phase(state, job)
                 found["Cluster"] = {
@@ -79,9 +93,11 @@ def register(app: web.Application, state: SimState) -> None:
                 }
         return [{"taskType": t, **found.get(t, {})} for t in _POINTS]
 
-    def view(uid: str) -> dict[str, Any]:
+    def view(uid: str, *, visible: bool = True) -> dict[str, Any]:
+        """The workflow as answered (``visible``: as ``list_lag_s`` lets it be seen) or, for
+        conflict checks, as it truly is."""
         wf = sim.workflows[uid]
-        pts = points(wf)
+        pts = points(wf, visible)
         statuses = {p["taskType"]: p.get("status") for p in pts}
         if wf["cancelled"]:
             phase = "Cancel"
@@ -131,7 +147,9 @@ def register(app: web.Application, state: SimState) -> None:
         if resolved is None:
             return cce_error(400, "CCE.01400001", f"Unsupported target version {spec['targetVersion']}")
         for uid, wf in sim.workflows.items():
-            if wf["cluster"] == target.id and view(uid)["status"]["phase"] not in ("Success", "Cancel"):
+            if wf["cluster"] != target.id:
+                continue
+            if view(uid, visible=False)["status"]["phase"] not in ("Success", "Cancel"):
                 return cce_error(409, "CCE.01409001", f"Upgrade workflow {uid} is already in progress")
         uid = sim.uid(state)
         sim.workflows[uid] = {
@@ -140,6 +158,7 @@ def register(app: web.Application, state: SimState) -> None:
             "target": resolved,
             "created": state.clock.now(),
             "cancelled": False,
+            "created_real": time.monotonic(),
         }
         return web.json_response(view(uid), status=201)
 
@@ -163,7 +182,11 @@ def register(app: web.Application, state: SimState) -> None:
         if target is None:
             return missing(request)
         state.count("autopilot.workflows", target.id)
-        items = [view(uid) for uid, wf in sim.workflows.items() if wf["cluster"] == target.id]
+        items = [
+            view(uid)
+            for uid, wf in sim.workflows.items()
+            if wf["cluster"] == target.id and not lagging(wf["created_real"])
+        ]
         return web.json_response({"kind": "List", "apiVersion": "v3", "items": items})
 
     async def patch(request: web.Request) -> web.Response:
@@ -178,7 +201,8 @@ def register(app: web.Application, state: SimState) -> None:
         if not isinstance(doc, dict) or (doc.get("status") or {}).get("phase") != "Cancel":
             return cce_error(400, "CCE.01400001", "Invalid request: only status.phase Cancel is supported")
         if any(
-            p.get("status") in ("Init", "Queuing", "Running") for p in view(uid)["status"]["pointStatuses"]
+            p.get("status") in ("Init", "Queuing", "Running")
+            for p in view(uid, visible=False)["status"]["pointStatuses"]
         ):
             return cce_error(400, "CCE.01400001", "The workflow cannot be cancelled while a task is running")
         sim.workflows[uid]["cancelled"] = True
@@ -195,6 +219,7 @@ def register(app: web.Application, state: SimState) -> None:
             "started": state.clock.now(),
             "duration": target.job_seconds * SNAPSHOT_FRACTION,
             "type": "Snapshot",
+            "created_real": time.monotonic(),
         }
         return web.json_response({"uid": uid})
 
@@ -205,7 +230,7 @@ def register(app: web.Application, state: SimState) -> None:
         state.count("autopilot.snapshot_tasks", target.id)
         items = []
         for uid, rec in sim.snapshots.items():
-            if rec["cluster"] == target.id:
+            if rec["cluster"] == target.id and not lagging(rec["created_real"]):
                 phase = timed_phase(state, rec)
                 elapsed = state.clock.now() - rec["started"]
                 progress = 100 if phase == "Success" else int(100 * elapsed / max(rec["duration"], 1e-9))
@@ -222,9 +247,9 @@ def register(app: web.Application, state: SimState) -> None:
                 )
         return web.json_response({"apiVersion": "v3.1", "kind": "List", "items": items})
 
-    add("POST", base, create)
-    add("GET", base, listing)
-    add("GET", base + "/{workflow_id}", get)
-    add("PATCH", base + "/{workflow_id}", patch)
-    add("POST", snap, snapshot)
-    add("GET", snap + "/tasks", snapshot_tasks)
+    add("POST", base, create, "workflow")
+    add("GET", base, listing, "workflows")
+    add("GET", base + "/{workflow_id}", get, "workflow")
+    add("PATCH", base + "/{workflow_id}", patch, "workflow_cancel")
+    add("POST", snap, snapshot, "snapshot")
+    add("GET", snap + "/tasks", snapshot_tasks, "snapshot_tasks")

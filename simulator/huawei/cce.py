@@ -4,12 +4,23 @@ Both: cluster query, precheck (+ task), upgrade (+ task, list, pause/continue/re
 Autopilot adds the upgrade workflow, whose ``pointStatuses`` are derived from the stage tasks
 started after it (PreCheck -> Snapshot -> Cluster -> PostCheck), and the v3.1 snapshot.
 Task phases follow the simulated clock: ``Init`` / ``Queuing`` at the very start, ``Running``,
-then ``Success`` or ``Failed`` (with the reason in ``status.message``).
+then ``Success`` or ``Failed`` (with the reason in ``status.message``); a stalled job stays
+``Running`` at 50%.
+
+Operations (fault keys, stats counters), ``<s>`` being ``cce`` or ``autopilot``: ``<s>.cluster``,
+``<s>.precheck`` (the POST and the GET of its task), ``<s>.upgrade``, ``<s>.upgrade_tasks`` (list),
+``<s>.upgrade_task`` (GET by id), ``<s>.upgrade_pause``, ``<s>.upgrade_continue``,
+``<s>.upgrade_retry``, ``<s>.postcheck``.
+
+``list_lag_s``: an upgrade task younger than it is left out of ``GET .../upgrade/tasks`` and the
+cluster query still shows the pre-upgrade ``Available`` phase; ``GET .../upgrade/tasks/{id}`` and
+the pre-check task by id are not affected. ``clock_skew_s`` shifts every timestamp.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from aiohttp import web
@@ -79,8 +90,8 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
     sim = huawei_sim(state)
     base = prefix + "/projects/{project_id}/clusters/{cluster_id}"
 
-    def add(method: str, path: str, handler: Any) -> None:
-        route(app, state, service, method, path, authed(state, service, handler))
+    def add(method: str, path: str, handler: Any, op: str) -> None:
+        route(app, state, service, method, path, authed(state, service, handler), op=f"{service}.{op}")
 
     def target_of(request: web.Request) -> SimTarget | None:
         return state.by_id(kind, request.match_info["cluster_id"])
@@ -97,7 +108,7 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
         if target is None:
             return missing(request)
         state.count(f"{service}.cluster", target.id)
-        busy = state.active_job(target) is not None
+        busy = state.active_job(target, visible=True) is not None
         return web.json_response(
             {
                 "kind": "Cluster",
@@ -129,6 +140,7 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
                 "duration": target.job_seconds * CHECK_FRACTION,
                 "target": resolved,
                 "type": "PreCheck",
+                "created_real": time.monotonic(),
             }
             phase = "Init"
         else:
@@ -141,6 +153,7 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
                 "target": resolved,
                 "type": "PostCheck",
                 "result": "Success" if ok else "Failed",
+                "created_real": time.monotonic(),
             }
             phase = record["result"]
         sim.checks[uid] = record
@@ -246,14 +259,14 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
         if target is None:
             return missing(request)
         state.count(f"{service}.upgrade_tasks", target.id)
-        items = [_task_view(state, j) for j in state.jobs_of(target.id) if j.service == service]
+        jobs = state.jobs_of(target.id, visible=True)
+        items = [_task_view(state, j) for j in jobs if j.service == service]
         return web.json_response({"apiVersion": "v3", "kind": "List", "items": items})
 
-    async def control(request: web.Request) -> web.Response:
+    async def control(request: web.Request, action: str) -> web.Response:
         target = target_of(request)
         if target is None:
             return missing(request)
-        action = request.match_info["action"]
         state.count(f"{service}.upgrade_{action}", target.id)
         job = latest_job(target)
         phase = task_phase(state, job)[0] if job else None
@@ -273,18 +286,27 @@ def _register_service(app: web.Application, state: SimState, service: str, kind:
             if phase != "Failed":
                 return cce_error(400, "CCE.01400001", f"Cannot retry an upgrade task in phase {phase}")
             resume_at = job.fail_at
-            job.fail, job.fail_reason = False, ""
+            job.fail, job.stall = state.job_fate(target)  # a target whose outcome is fail fails again
+            if not job.fail:
+                job.fail_reason = ""
             job.started = now - resume_at * job.duration
         return web.json_response({})
 
-    add("GET", base, cluster)
-    add("POST", base + "/operation/precheck", precheck)
-    add("GET", base + "/operation/precheck/tasks/{task_id}", precheck_task)
-    add("POST", base + "/operation/upgrade", upgrade)
-    add("GET", base + "/operation/upgrade/tasks", upgrade_tasks)
-    add("GET", base + "/operation/upgrade/tasks/{task_id}", upgrade_task)
-    add("POST", base + "/operation/upgrade/{action:pause|continue|retry}", control)
-    add("POST", base + "/operation/postcheck", postcheck)
+    def controller(action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return await control(request, action)
+
+        return handler
+
+    add("GET", base, cluster, "cluster")
+    add("POST", base + "/operation/precheck", precheck, "precheck")
+    add("GET", base + "/operation/precheck/tasks/{task_id}", precheck_task, "precheck")
+    add("POST", base + "/operation/upgrade", upgrade, "upgrade")
+    add("GET", base + "/operation/upgrade/tasks", upgrade_tasks, "upgrade_tasks")
+    add("GET", base + "/operation/upgrade/tasks/{task_id}", upgrade_task, "upgrade_task")
+    for action in ("pause", "continue", "retry"):
+        add("POST", base + f"/operation/upgrade/{action}", controller(action), f"upgrade_{action}")
+    add("POST", base + "/operation/postcheck", postcheck, "postcheck")
 
 
 def register(app: web.Application, state: SimState) -> None:

@@ -57,4 +57,4 @@ def register(app: web.Application, state: SimState) -> None:
         }
         return web.json_response(body, status=201, headers={"X-Subject-Token": token})
 
-    route(app, state, "iam", "POST", "/v3/auth/tokens", issue)
+    route(app, state, "iam", "POST", "/v3/auth/tokens", issue, op="iam.tokens")
