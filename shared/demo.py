@@ -107,8 +107,9 @@ def build_demo_fleet(
             vid = f"7378a198-4b2c-11ef-9a5e-{i + 1:012d}"
             fields["cluster_id"] = vid
         elif kind == "starrocks":
+            # the simulator knows the node by its StarRocks id (in17), its TaurusDB instance id (in07) beside it
             vid = f"{i + 1:028x}in17"
-            fields |= {"instance_id": vid, "starrocks_instance_id": f"{i + 1:028x}no17"}
+            fields |= {"instance_id": f"{i + 1:028x}in07", "starrocks_instance_id": vid}
         elif kind == "oceanbase":
             vid = str(100 + i)
             fields |= {"cluster_id": vid, "operating_system": "el7"}
@@ -120,7 +121,7 @@ def build_demo_fleet(
         if kind == "ncloud-kafka":
             sim_extra["configGroupNo"] = 170
         if kind == "starrocks":
-            sim_extra["starrocksInstanceId"] = fields["starrocks_instance_id"]
+            sim_extra["instance_id"] = fields["instance_id"]
         sims.append(SimTarget(name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra))
     from shared.fleet import DEFAULT_PRODUCT
 
