@@ -211,8 +211,16 @@ async def run_demo(
     return _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
 
 
+#: ``--faults``: per service a few % each of 5xx/429, resets before the handler, answers lost after
+#: the job started (dropped, 1 s late: under the clients' 30 s timeout, or a 5xx), new jobs missing
+#: from lists and status views for 1 s, and two vendors whose clocks are off (+90 s, -45 s).
+_DEMO_SKEW = {"cce": 90.0, "ocp": -45.0}
 _DEMO_FAULTS = {
-    svc: {"error_rates": {"500": 0.03, "503": 0.03, "429": 0.03}, "retry_after": 1, "reset_rate": 0.02, "drop_after_commit_rate": 0.05}
+    svc: {
+        "error_rates": {"500": 0.03, "503": 0.03, "429": 0.03}, "retry_after": 1, "reset_rate": 0.02,
+        "drop_after_commit_rate": 0.03, "apply_then_slow_rate": 0.03, "apply_then_slow_s": 1.0,
+        "apply_then_5xx_rate": 0.02, "list_lag_s": 1.0, "clock_skew_s": _DEMO_SKEW.get(svc, 0.0),
+    }
     for svc in ("cce", "autopilot", "taurusdb", "ocp", "ncloud")
 }
 

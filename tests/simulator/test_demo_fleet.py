@@ -1,10 +1,10 @@
-"""The bundled demo fleet and its simulator agree on ids."""
+"""The bundled demo fleet and its simulator agree on ids, and its fault mix is valid."""
 
 from __future__ import annotations
 
 import aiohttp
 
-from shared.demo import build_demo_fleet
+from shared.demo import _DEMO_FAULTS, build_demo_fleet
 from shared.fleet import parse_fleet
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
@@ -29,3 +29,11 @@ async def test_the_demo_starrocks_target_is_readable_through_the_instance_route(
         r = await v.hw("POST", f"/v3/{{p}}/instances/{target.instance_id}/starrocks/db-upgrade", json={})
         assert r.status == 200 and sim.state.active_job(node) is not None
 
+
+async def test_the_demo_fault_mix_is_accepted_and_skews_two_clocks() -> None:
+    async with run_simulator(faults=_DEMO_FAULTS) as sim:
+        skews = {key: spec.clock_skew_s for key, spec in sim.state.faults.specs.items()}
+        assert sorted(s for s in skews.values() if s) == [-45.0, 90.0]
+        for spec in sim.state.faults.specs.values():
+            assert 0 < spec.apply_then_slow_s < 30  # under the clients' default 30 s timeout
+            assert spec.list_lag_s and spec.apply_then_5xx_rate and spec.drop_after_commit_rate
