@@ -17,6 +17,7 @@ __all__ = [
     "EventSpec",
     "T",
     "ChatCommand",
+    "DeadLettered",
     "Echo",
     "JobPoll",
     "NotificationRequested",
@@ -172,6 +173,20 @@ class UpgradeFailed(_Data):
     message: str
 
 
+class DeadLettered(_Data):
+    """An event exhausted its delivery attempts at one consumer: its run, if still open, fails."""
+
+    consumer: str = Field(min_length=1, max_length=200)
+    event_type: str = Field(min_length=1, max_length=200)
+    event_id: str = Field(min_length=1, max_length=200)
+    attempts: int = Field(ge=0)
+    error: str = Field(max_length=2000)
+    target: str | None = None
+    kind: Kind | None = None
+    stage: str | None = None
+    to_version: str | None = None
+
+
 class UpgradeHalted(_Data):
     """Waves after a failed canary are stopped until someone resumes or cancels."""
 
@@ -248,6 +263,7 @@ class T:
     NOTIFICATION_REQUESTED = "dev.upshift.notification.requested"
     ECHO = "dev.upshift.echo"
     CLOCK_TICK = "dev.upshift.clock.tick"
+    EVENT_DEAD_LETTERED = "dev.upshift.event.deadlettered"
 
 
 def _spec(type_: str, model: type[BaseModel]) -> EventSpec:
@@ -276,6 +292,7 @@ CATALOG: dict[str, EventSpec] = {
         _spec(T.NOTIFICATION_REQUESTED, NotificationRequested),
         _spec(T.ECHO, Echo),
         _spec(T.CLOCK_TICK, Tick),
+        _spec(T.EVENT_DEAD_LETTERED, DeadLettered),
     )
 }
 

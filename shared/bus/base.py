@@ -13,7 +13,9 @@ Contract (checked by ``tests/bus/conformance.py`` against every backend):
   **before** the input is acknowledged; on SQLite in one transaction (outbox).
 * A handler that raises is redelivered later with exponential backoff (``RetryLater`` sets the
   delay); after ``max_attempts`` deliveries the event is dead-lettered and visible through
-  ``dead_letters()``.
+  ``dead_letters()``, and the bus publishes ``event.deadlettered`` (:func:`dead_letter_event`)
+  *with* the dead letter (SQLite: same transaction), so the run it belonged to is ended, not left
+  open (DESIGN §6.8).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from events.envelope import Event
+from events.catalog import DeadLettered, T
+from events.envelope import Event, consequence_id
 
 __all__ = [
     "Bus",
@@ -33,6 +36,7 @@ __all__ = [
     "Handler",
     "Subscription",
     "backoff_delay",
+    "dead_letter_event",
     "matches",
     "publish_all",
 ]
@@ -92,6 +96,37 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     """
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return (rng or random).uniform(0.0, ceiling)
+
+
+def dead_letter_event(consumer: str, event: Event, attempts: int, error: str) -> Event | None:
+    """The ``event.deadlettered`` announcing that ``consumer`` gave up on ``event`` (one id per
+    consumer and event: a dead letter written twice announces once). None for a dead letter of
+    that announcement itself, so a broken consumer of it cannot loop."""
+    if event.type == T.EVENT_DEAD_LETTERED:
+        return None
+    d = event.data
+    data = DeadLettered(
+        consumer=consumer,
+        event_type=event.type,
+        event_id=event.id,
+        attempts=attempts,
+        error=error[:2000],
+        target=event.target or getattr(d, "target", None),
+        kind=event.kind or getattr(d, "kind", None),
+        stage=event.stage or getattr(d, "stage", None),
+        to_version=getattr(d, "to_version", None),
+    )
+    return Event(
+        type=T.EVENT_DEAD_LETTERED,
+        id=consequence_id("deadletter", consumer, event.id),
+        source="/upshift/bus",
+        subject=event.subject,
+        runid=event.runid,
+        target=data.target,
+        kind=data.kind,
+        stage=data.stage,
+        data=data,
+    )
 
 
 async def publish_all(bus: Bus, emitted: Sequence[Emitted] | None) -> None:

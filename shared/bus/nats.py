@@ -18,14 +18,15 @@ case-insensitive and ``x`` and ``x_dlq`` must not both be used):
   and no client-side scheduler has to be running. The dedupe id sits on the schedule message, so
   an id is accepted once whether it was sent now or later. Due times use this host's clock.
 * Each ``Subscription`` is a durable pull consumer (name = sub name, made NATS-safe) with explicit
-  ack, ``ack_wait`` = lease, ``max_deliver`` = ``max_attempts`` and deliver policy *new*: like the
+  ack, ``ack_wait`` = lease, ``max_deliver`` = ``max_attempts`` + 1 and deliver policy *new*: like the
   SQLite bus, a consumer gets the events published after it was first registered.
 * A handler's emitted events are published concurrently and every publish ack awaited **before**
   the input is acked. A failure naks with a backoff (always a delay: a plain nak redelivers at
-  once). The last failing attempt writes a dead letter to stream ``NS_DLQ`` and terms the
-  message. ``NS_DLQ`` also captures the server's max-deliveries advisories for ``NS``, so an event
-  whose last attempt died with its process is dead-lettered too (``dead_letters()`` fetches the
-  original by stream sequence).
+  once). The last failing attempt writes a dead letter to stream ``NS_DLQ``, publishes
+  ``event.deadlettered`` and terms the message; an event whose last attempt died with its process
+  comes back once more (the spare delivery) and is dead-lettered the same way, unrun. ``NS_DLQ``
+  also captures the server's max-deliveries advisories for ``NS`` (``dead_letters()`` fetches the
+  original by stream sequence), for consumers made before the spare delivery existed.
 * Running handlers are kept leased with in-progress acks every ``ack_wait / 3`` (as the SQLite bus
   renews its leases); a process that dies stops renewing and the event is redelivered.
 """
@@ -56,8 +57,17 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from events.codec import BadEvent, from_dict, from_json, to_json
 from events.envelope import Event
+from shared import crashpoints
 from shared.bus._nats_util import check_namespace, connect, name, token
-from shared.bus.base import DeadLetter, Delayed, Emitted, Subscription, backoff_delay, matches
+from shared.bus.base import (
+    DeadLetter,
+    Delayed,
+    Emitted,
+    Subscription,
+    backoff_delay,
+    dead_letter_event,
+    matches,
+)
 from shared.errors import ConfigError, RetryLater
 from shared.log import get_logger
 
@@ -185,7 +195,9 @@ class NatsBus:
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
-            max_deliver=sub.max_attempts,
+            # One delivery more than attempts: a process that died in its last attempt leaves the
+            # event to a spare delivery, which dead-letters it (and ends its run) without running it.
+            max_deliver=sub.max_attempts + 1,
             filter_subject=self.filter_for(sub),
             max_ack_pending=max(1000, sub.concurrency * 4),
         )
@@ -328,16 +340,23 @@ class NatsBus:
         if not matches(event, sub.type, sub.where):
             await msg.ack()
             return
+        attempt = msg.metadata.num_delivered
+        if attempt > sub.max_attempts:  # the last attempt's process died before it could settle
+            died = RuntimeError("max deliveries reached without an ack (the handler's process died or hung)")
+            await self._failed(sub, msg, event, attempt, died)
+            return
         try:
             # Each delivery runs in its own task, hence its own context copy: binding the
             # correlation fields here needs no unbinding (what bind_event does, minus the undo).
             structlog.contextvars.bind_contextvars(**event.correlation())
             emitted = await sub.handler(event)  # type: ignore[misc]
+            crashpoints.hit("outbox.before_commit")
             if emitted:
                 await self._publish_all(emitted)
         except Exception as exc:  # any failure (handler or publishing its output) means "retry"
-            await self._failed(sub, msg, event, msg.metadata.num_delivered, exc)
+            await self._failed(sub, msg, event, attempt, exc)
             return
+        crashpoints.hit("outbox.published")
         await msg.ack()
 
     async def _failed(self, sub: Subscription, msg: Msg, event: Event, attempt: int, exc: Exception) -> None:
@@ -345,6 +364,9 @@ class NatsBus:
         if attempt >= sub.max_attempts:
             try:
                 await self._write_dead_letter(sub, msg, event, attempt, text)
+                notice = dead_letter_event(sub.name, event, attempt, text)
+                if notice is not None:  # before the term: its run is ended, not left open
+                    await self.publish(notice)
             except Exception as err:  # a nak on the last attempt raises the advisory instead
                 log.error("dead letter not written", consumer=sub.name, error=repr(err))
                 await msg.nak(delay=1.0)

@@ -34,7 +34,16 @@ from pathlib import Path
 
 from events.codec import BadEvent, from_json, to_json
 from events.envelope import Event
-from shared.bus.base import DeadLetter, Delayed, Emitted, Subscription, backoff_delay, matches
+from shared import crashpoints
+from shared.bus.base import (
+    DeadLetter,
+    Delayed,
+    Emitted,
+    Subscription,
+    backoff_delay,
+    dead_letter_event,
+    matches,
+)
 from shared.errors import RetryLater
 from shared.log import bind_event, get_logger
 
@@ -277,6 +286,7 @@ class SqliteBus:
         if not self._done:
             return
         done, self._done = self._done, []
+        crashpoints.hit("outbox.before_commit")
         try:
             # One transaction for the group (one fsync-free WAL commit), a savepoint per outcome
             # so a lost lease undoes only that handler's outputs.
@@ -294,6 +304,7 @@ class SqliteBus:
                         log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
                     finally:
                         conn.execute("RELEASE outcome")
+            crashpoints.hit("outbox.published")
         finally:
             # Committed or not, these handlers are over: if the commit failed their rows are still
             # leased and come back when the lease ends (outputs and ack were rolled back together).
@@ -323,6 +334,9 @@ class SqliteBus:
                 "INSERT OR REPLACE INTO bus_dead(consumer, event_id, attempts, error, dead_at) VALUES (?,?,?,?,?)",
                 (d.sub.name, self._event_id(conn, d), d.attempts, text, self._now()),
             )
+            notice = None if d.event is None else dead_letter_event(d.sub.name, d.event, d.attempts, text)
+            if notice is not None:  # with the dead letter, in its transaction: its run is ended
+                self._insert(conn, notice, 0.0)
             log.error("dead-lettered", consumer=d.sub.name, attempts=d.attempts, error=text)
             return
         delay = error.delay if isinstance(error, RetryLater) else backoff_delay(d.attempts, d.sub.backoff_base, d.sub.max_backoff)

@@ -188,6 +188,33 @@ class BusConformance:
         await asyncio.sleep(0.3)
         assert calls[e.id] == 3
 
+    async def test_a_dead_letter_is_announced_with_its_run(self, buses):
+        """DESIGN §6.8: the bus publishes ``event.deadlettered`` with the dead letter, carrying the
+        dead event's run, so the run is ended instead of left open."""
+        bus = await buses()
+        notices: list = []
+
+        async def broken(event):
+            raise ValueError("vendor keeps failing")
+
+        async def heard(event):
+            notices.append(event)
+            return []
+
+        bus.subscribe(Subscription("stage_fn", T.STAGE_REQUESTED, {}, broken, max_attempts=2, backoff_base=0.02, max_backoff=0.05))
+        bus.subscribe(Subscription("ender", T.EVENT_DEAD_LETTERED, {}, heard))
+        await bus.start()
+        buses.run(bus)
+        e = stage_requested(runid="r1")
+        await bus.publish(e)
+        await eventually(lambda: len(notices) >= 1, timeout=20)
+        await asyncio.sleep(0.3)
+        assert len(notices) == 1
+        n = notices[0]
+        assert (n.runid, n.target, n.kind, n.stage) == (e.runid, e.data.target, e.data.kind, e.data.stage)
+        assert (n.data.consumer, n.data.event_id, n.data.attempts) == ("stage_fn", e.id, 2)
+        assert n.data.to_version == e.data.to_version and "vendor keeps failing" in n.data.error
+
     # -- delays --------------------------------------------------------------------------------
 
     async def test_delayed_publish_is_not_delivered_early(self, buses):

@@ -206,11 +206,9 @@ async def test_dead_letter_after_max_attempts(make_bus: Factory) -> None:
     assert await bus.pending() == 0
 
 
-async def test_dead_letter_from_advisory_when_the_last_attempt_died(
-    server: NatsServer, make_bus: Factory
-) -> None:
-    """A process that dies holding the last attempt never writes a dead letter: the server's
-    max-deliveries advisory, captured into the DLQ stream, still makes it visible."""
+async def test_dead_letter_when_the_last_attempt_died(server: NatsServer, make_bus: Factory) -> None:
+    """A process that dies holding the last attempt never writes a dead letter: the consumer's
+    spare delivery (max_deliver = attempts + 1) does, without running the handler again."""
     never: list[Event] = []
     sub = Subscription("crashy", T.ECHO, {}, collector(never), max_attempts=2)
     bus = await make_bus(sub, ack_wait=0.5, run=False)  # registers the consumer, consumes nothing
@@ -225,8 +223,7 @@ async def test_dead_letter_from_advisory_when_the_last_attempt_died(
             assert msg.metadata.num_delivered <= 2
     finally:
         await nc.close()
-    # The server notices the exhausted event when it next tries to deliver it, i.e. when a
-    # (restarted) process pulls again; the handler itself never runs.
+    # The spare delivery reaches the (restarted) process, which dead-letters it unrun.
     await make_bus(sub, ack_wait=0.5)
     letters: list = []
     for _ in range(100):
@@ -234,7 +231,7 @@ async def test_dead_letter_from_advisory_when_the_last_attempt_died(
         if letters:
             break
         await asyncio.sleep(0.1)
-    assert [(d.consumer, d.event.id, d.attempts) for d in letters] == [("crashy", ev.id, 2)]
+    assert [(d.consumer, d.event.id, d.attempts) for d in letters] == [("crashy", ev.id, 3)]
     assert "max deliveries" in letters[0].error
     assert never == []
 
