@@ -20,6 +20,7 @@ from functions.stages import CALLS
 from functions.stages._common import (
     STUCK_AFTER,
     TERMINAL_RUN_STATES,
+    VendorCall,
     consequence,
     expected_seconds,
     iso,
@@ -28,6 +29,7 @@ from functions.stages._common import (
     stage_failed,
     stage_succeeded,
 )
+from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
 from shared.clouds.errors import CloudError, TransientCloudError
 from shared.errors import RetryLater
@@ -60,6 +62,9 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
             raise RetryLater(exc.retry_after, str(exc)) from exc
         raise
     except CloudError as exc:
+        if exc.status == 404 and _young(poll, ctx, call):
+            # Lists lag (TaurusDB: a new job is queryable "after a few seconds"): not yet, not gone.
+            raise RetryLater(max(0.2, call.client(ctx.clouds).reconcile.look_gap_s), str(exc)) from exc
         await note(ctx, rid, poll.stage, status_calls=1, state="failed", code=exc.code, message=exc.message)
         return [stage_failed(event, exc.code, exc.message, job_id=poll.job_id, request_id=exc.request_id)]
 
@@ -69,6 +74,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     if status.state == "succeeded":
         await note(ctx, rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
         await ctx.store.ledger.add_duration(poll.kind, poll.stage, elapsed)
+        crashpoints.hit("poll.noted")
         return [stage_succeeded(event, poll.job_id)]
     if status.state == "failed":
         await note(
@@ -81,6 +87,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
             code=status.code,
             message=status.reason,
         )
+        crashpoints.hit("poll.noted")
         return [stage_failed(event, status.code, status.reason, job_id=poll.job_id)]
 
     expected = await expected_seconds(ctx, poll.kind, poll.stage)
@@ -101,8 +108,17 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         return [stage_failed(event, "stuck", reason, job_id=poll.job_id)]
 
     await note(ctx, rid, poll.stage, status_calls=1, progress=status.progress)
+    crashpoints.hit("poll.noted")
     nxt = poll.model_copy(
         update={"poll": poll.poll + 1, "last_progress": status.progress, "last_progress_at": moved_at}
     )
     again = consequence(event, T.JOB_POLL, nxt, poll.stage, poll.poll + 1)
     return [Delayed(again, ctx.clock.real_delay(poll_delay(expected, elapsed)))]
+
+
+def _young(poll: JobPoll, ctx: Context, call: VendorCall) -> bool:
+    """Did the job start less than the vendor's settle time ago (real seconds)?"""
+    if poll.started_at is None:
+        return False
+    elapsed_real = (ctx.clock.now() - poll.started_at).total_seconds() / ctx.clock.speed
+    return elapsed_real < call.client(ctx.clouds).reconcile.settle_s

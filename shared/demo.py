@@ -30,7 +30,7 @@ from rich.table import Table
 
 from simulator.core import SimCredentials, SimTarget
 
-__all__ = ["DEMO_ENV", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
+__all__ = ["DEMO_ENV", "DEMO_RECONCILE", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
 
 TERMINAL = {"succeeded", "failed", "halted", "cancelled", "superseded"}
 WINDOW_TZ = "Asia/Seoul"
@@ -67,6 +67,11 @@ def window_start(now: datetime) -> datetime:
     return start.astimezone(UTC)
 
 
+#: The simulator settles in about its list lag (1 s with --faults), not in a real vendor's minutes:
+#: a lost answer is looked at after 3 s, and again 1.5 s later, before anything is called again.
+DEMO_RECONCILE = {"settle_s": 3.0, "look_gap_s": 1.5}
+
+
 def build_demo_fleet(
     n: int,
     sim_url: str,
@@ -79,11 +84,13 @@ def build_demo_fleet(
 ) -> DemoFleet:
     """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary.
 
-    ``client`` (``{"retry": {...}, "limits": {...}}``) is given to every cloud's client config.
+    ``client`` (``{"retry": {...}, "limits": {...}}``) is given to every cloud's client config,
+    over :data:`DEMO_RECONCILE`.
     """
     if n < 1:
         raise click.BadParameter("must be at least 1", param_hint="--targets")
-    extra = "".join(f", {k}: {json.dumps(v)}" for k, v in (client or {}).items())
+    settings = {"reconcile": DEMO_RECONCILE, **(client or {})}
+    extra = "".join(f", {k}: {json.dumps(v)}" for k, v in settings.items())
     lines = [
         "clouds:",
         f"  huawei: {{region: ap-southeast-1, project_id: {project_id}, ak_env: UPSHIFT_DEMO_HW_AK, sk_env: UPSHIFT_DEMO_HW_SK{extra},",
@@ -305,10 +312,21 @@ def _summary(
                 "upgrade_calls": upgrade_calls,
                 "status_calls": int(run.get("status_calls", 0)),
                 "duration_s": _run_seconds(run),
+                # why a run that did not upgrade stopped, in the vendor's words
+                "reason": None if now == want else _reason(run),
             }
         )
     ok = all(r["result"] == "upgraded" for r in rows)
     return {"ok": ok, "targets": rows, "wall_s": round(wall, 2), "runs": runs}
+
+
+def _reason(run: dict[str, Any]) -> str | None:
+    if run.get("code"):
+        return f"{run.get('failed_stage') or '?'}: {run['code']}: {run.get('message', '')}"[:300]
+    for name, st in run.get("stages", {}).items():
+        if st.get("state") in ("failed", "waiting"):
+            return f"{name}: {st.get('code') or st.get('state')}: {st.get('message') or st.get('reason', '')}"[:300]
+    return None
 
 
 def _run_seconds(run: dict[str, Any]) -> float | None:
@@ -325,6 +343,7 @@ def _table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"upshift demo — {'every target upgraded' if summary['ok'] else 'NOT every target upgraded'} in {summary['wall_s']} s")
     for col in ("target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"):
         table.add_column(col)
+    failed = [r for r in summary["targets"] if r.get("reason")]
     for r in summary["targets"]:
         dur = "" if r["duration_s"] is None else str(timedelta(seconds=int(r["duration_s"])))
         style = "green" if r["result"] == "upgraded" else "red"
@@ -332,6 +351,8 @@ def _table(summary: dict[str, Any]) -> Table:
             r["target"], r["kind"], f"{r['from']} → {r['to']}", " → ".join(r["stages"]),
             f"{r['upgrade_calls']} upgrade / {r['status_calls']} status", dur, f"[{style}]{r['result']}[/]",
         )
+    if failed:
+        table.caption = "\n".join(f"{r['target']}: {r['reason']}" for r in failed)
     return table
 
 

@@ -12,6 +12,7 @@ from functions.stages._common import (
     Job,
     JobStatus,
     Refused,
+    Since,
     VendorCall,
     names,
     reached,
@@ -47,6 +48,7 @@ class ClusterPrecheck(_Cluster):
     reconciled by checking again (a check changes nothing on the cluster)."""
 
     stage = "precheck"
+    safe_to_repeat = True
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
         task = await client.precheck(target.cluster_id, cluster_version=None, target_version=req.to_version)
@@ -69,7 +71,7 @@ class ClusterUpgrade(_Cluster):
         return Job(answer.metadata.uid)
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: float
+        self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
         tasks = [
             t

@@ -6,7 +6,7 @@ from typing import Any
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._common import Job, recent, run_stage
+from functions.stages._common import Job, Since, recent, run_stage
 from functions.stages._huawei import ClusterPrecheck
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
@@ -20,7 +20,7 @@ class AutopilotPrecheck(ClusterPrecheck):
 
     kind = "autopilot"
 
-    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: float) -> Job | None:
+    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Job | None:
         for workflow in await client.list_workflows(target.cluster_id):
             if workflow.status.phase in ("Success", "Cancel"):
                 continue

@@ -7,7 +7,7 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import Job, JobStatus, VendorCall, recent, run_stage
+from functions.stages._common import Job, JobStatus, Since, VendorCall, recent, run_stage
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
@@ -27,7 +27,7 @@ class AutopilotSnapshot(VendorCall):
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
         return Job(await client.snapshot(target.cluster_id))
 
-    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: float) -> Job | None:
+    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Job | None:
         tasks = [t for t in await client.list_snapshot_tasks(target.cluster_id) if recent(t.createdAt, since)]
         tasks.sort(key=lambda t: t.createdAt or "")
         return Job(tasks[-1].id) if tasks else None

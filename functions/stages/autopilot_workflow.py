@@ -7,7 +7,7 @@ from typing import Any
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._common import Done, VendorCall, names, run_stage
+from functions.stages._common import Done, Since, VendorCall, names, run_stage
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
@@ -28,7 +28,7 @@ class AutopilotWorkflow(VendorCall):
         workflow = await client.create_workflow(target.cluster_id, req.to_version)
         return Done(workflow.uid)
 
-    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: float) -> Done | None:
+    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Done | None:
         for workflow in await client.list_workflows(target.cluster_id):
             if workflow.status.phase != "Cancel" and names(
                 self.kind, workflow.spec.get("targetVersion"), req.to_version

@@ -6,7 +6,7 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Refused, reached, run_stage
+from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, reached, run_stage
 from functions.stages._kafka import KafkaCall, version_code
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
@@ -33,7 +33,7 @@ class KafkaUpgrade(KafkaCall):
         return Job(job_id(code))
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: float
+        self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
         info = await client.get_cluster_info(target.cluster)
         if reached(self.kind, str(info.kafkaVersionCode), req.to_version):

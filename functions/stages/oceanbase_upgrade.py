@@ -12,6 +12,7 @@ from functions.stages._common import (
     Done,
     Job,
     JobStatus,
+    Since,
     VendorCall,
     reached,
     recent,
@@ -40,7 +41,7 @@ class OceanBaseUpgrade(VendorCall):
         return Job(str(task.id))
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: float
+        self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
         tasks = await client.list_tasks(target.cluster_id)  # newest first
         running = next((t for t in tasks if t.status == "RUNNING"), None)

@@ -6,7 +6,7 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, VendorCall, reached, run_stage
+from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Since, VendorCall, reached, run_stage
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
@@ -38,7 +38,7 @@ class StarRocksUpgrade(VendorCall):
         return Job(await client.upgrade_starrocks(target.instance_id))
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: float
+        self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
         instance = await self._instance(client, target)
         if reached(self.kind, instance.version, req.to_version):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from shared.clouds._base import (
     BaseClient,
     Limits,
+    ReconcilePolicy,
     Response,
     RetryPolicy,
     TokenBucket,
@@ -33,6 +34,7 @@ __all__ = [
     "Limits",
     "PermanentCloudError",
     "Response",
+    "ReconcilePolicy",
     "RetryPolicy",
     "ThrottledError",
     "TokenBucket",

@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -46,6 +47,7 @@ __all__ = [
     "BaseClient",
     "Limits",
     "Params",
+    "ReconcilePolicy",
     "Response",
     "RetryPolicy",
     "TokenBucket",
@@ -90,6 +92,24 @@ class Limits(BaseModel):
     burst: int = Field(20, ge=1)
     connect_timeout: float = Field(5.0, gt=0)
     total_timeout: float = Field(30.0, gt=0)
+
+
+class ReconcilePolicy(BaseModel):
+    """How long to wait before believing that a call whose answer was lost did nothing.
+
+    None of the five vendors documents an idempotency key or client token for its upgrade calls
+    (CCE PySDK declares only ``Content-Type``; TaurusDB ``X-Language``/``Content-Type``; OCP and
+    NAVER DSS name none — ../shared/seeds/vendor-facts.md), so a lost answer is reconciled by
+    looking: not before ``settle_s`` after the call may last have been in flight (the vendor has
+    had time to apply it and to list it), and only when two looks ``look_gap_s`` apart agree
+    that nothing started. Real seconds. TaurusDB says a new job is queryable "after a few
+    seconds"; the defaults leave a wide margin over that.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settle_s: float = Field(60.0, ge=0)
+    look_gap_s: float = Field(30.0, ge=0)
 
 
 def read_secret(env_name: str) -> SecretStr:
@@ -292,11 +312,16 @@ class BaseClient:
         *,
         limits: Limits | None = None,
         retry: RetryPolicy | None = None,
+        reconcile: ReconcilePolicy | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.limits = limits or Limits()
         self.retry = retry or RetryPolicy()
+        self.reconcile = reconcile or ReconcilePolicy()
+        #: The vendor's clock as its last ``Date`` header gave it: (vendor epoch, our monotonic
+        #: time at receipt). Vendors stamp their tasks in their own clock; see ``vendor_epoch``.
+        self.last_date: tuple[float, float] | None = None
         self._session = session
         self._gates: dict[str, tuple[asyncio.Semaphore, TokenBucket]] = {}
 
@@ -370,6 +395,7 @@ class BaseClient:
                 ) as resp:
                     raw = await resp.read()
                     response = Response(resp.status, resp.headers, raw, self._request_id(resp.headers))
+                    self._learn_date(resp.headers.get("Date"))
             except aiohttp.ConnectionTimeoutError as exc:
                 raise self._transport_error("connect timeout", exc, applied=False) from None
             except aiohttp.ClientConnectorError as exc:
@@ -411,6 +437,22 @@ class BaseClient:
             self.retry,
             retry_applied=idempotent,
         )
+
+    def _learn_date(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            self.last_date = (parsedate_to_datetime(value).timestamp(), time.monotonic())
+        except (TypeError, ValueError):
+            pass  # a vendor's malformed Date teaches us nothing; keep the last good one
+
+    def vendor_epoch(self, speed: float = 1.0) -> float | None:
+        """The vendor's clock now, extrapolated from its last ``Date`` (``speed``: how fast the
+        domain clock runs, 1 outside the simulator); None before the first answer."""
+        if self.last_date is None:
+            return None
+        epoch, at = self.last_date
+        return epoch + (time.monotonic() - at) * speed
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         for name in self.request_id_headers:

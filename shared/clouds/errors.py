@@ -58,6 +58,7 @@ class CloudError(UpshiftError):
         code: str = "",
         request_id: str | None = None,
         status: int | None = None,
+        conflict: bool | None = None,
     ) -> None:
         message = scrub(message)
         super().__init__(message)
@@ -66,6 +67,9 @@ class CloudError(UpshiftError):
         self.code = code
         self.request_id = request_id
         self.status = status
+        #: The vendor refused because something is already in progress or exists on the target —
+        #: possibly our own earlier call, whose answer was lost: reconcile before failing.
+        self.conflict = status == 409 if conflict is None else conflict
 
     def __str__(self) -> str:
         head = self.vendor
@@ -96,8 +100,9 @@ class TransientCloudError(CloudError, TransientError):
         status: int | None = None,
         maybe_applied: bool = False,
         retry_after: float | None = None,
+        conflict: bool | None = None,
     ) -> None:
-        super().__init__(message, vendor=vendor, code=code, request_id=request_id, status=status)
+        super().__init__(message, vendor=vendor, code=code, request_id=request_id, status=status, conflict=conflict)
         self.maybe_applied = maybe_applied
         self.retry_after = retry_after
 

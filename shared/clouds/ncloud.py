@@ -22,6 +22,7 @@ from yarl import URL
 from shared.clouds._base import (
     BaseClient,
     Limits,
+    ReconcilePolicy,
     Response,
     RetryPolicy,
     error_for_status,
@@ -65,6 +66,7 @@ class NcloudConfig(BaseModel):
     secret_key_env: str = "NCP_SECRET_KEY"
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    reconcile: ReconcilePolicy = Field(default_factory=ReconcilePolicy)
 
     @property
     def prefix(self) -> str:
@@ -91,7 +93,9 @@ class NcloudClient(BaseClient):
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config.endpoint, limits=config.limits, retry=config.retry, session=session)
+        super().__init__(
+            config.endpoint, limits=config.limits, retry=config.retry, reconcile=config.reconcile, session=session
+        )
         self.config = config
         self._clock = clock
         self._ak: SecretStr = read_secret(config.access_key_env)
@@ -129,7 +133,7 @@ class NcloudClient(BaseClient):
                 "status": response.status,
             }
             if code in BUSY_CODES:
-                return TransientCloudError(answer.message, **kw)
+                return TransientCloudError(answer.message, conflict=True, **kw)
             if response.status >= 500 or response.status == 429:
                 return error_for_status(
                     VENDOR,

@@ -24,6 +24,7 @@ from yarl import URL
 from shared.clouds._base import (
     BaseClient,
     Limits,
+    ReconcilePolicy,
     Response,
     RetryPolicy,
     encode_query,
@@ -69,6 +70,7 @@ class OcpConfig(BaseModel):
     sk_env: str = "OCP_SK"
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    reconcile: ReconcilePolicy = Field(default_factory=ReconcilePolicy)
 
 
 # -- AK/SK signing (shared with the simulator, which recomputes it) -------------------------------
@@ -122,7 +124,9 @@ class OcpClient(BaseClient):
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config.url, limits=config.limits, retry=config.retry, session=session)
+        super().__init__(
+            config.url, limits=config.limits, retry=config.retry, reconcile=config.reconcile, session=session
+        )
         self.config = config
         self._clock = clock
         self._user: SecretStr | None = None

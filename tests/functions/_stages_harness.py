@@ -204,7 +204,8 @@ def fleet_text(url: str, durations: str, window: str | None = None) -> str:
         for name, (kind, id_, from_v, _to, fields) in TARGETS.items()
     )
     windows = f"windows: {{w: {window}}}" if window else ""
-    retry = "retry: {attempts: 4, base: 0.01, cap: 0.05, deadline: 2}, limits: {total_timeout: 2}"
+    retry = "retry: {attempts: 4, base: 0.01, cap: 0.05, deadline: 2}, limits: {total_timeout: 2}, "
+    retry += "reconcile: {settle_s: 0.5, look_gap_s: 0.3}"
     return f"""
 clouds:
   huawei: {{region: ap-southeast-1, project_id: {CREDS.hw_project_id}, {retry},

@@ -58,8 +58,9 @@ async def test_a_permanent_refusal_fails_the_stage_with_the_vendors_code(bus_url
         failed = p.seen[T.STAGE_FAILED][0].data
         assert failed.code == "CCE.01400001" and "v1.35.0-r0" in failed.message
         assert (outcome.data.stage, outcome.data.code) == ("upgrade", "CCE.01400001")
-        # refused by the vendor: the claim is released, nothing is left half-done
-        assert await p.store.claims.get(claim_key("cce-a", "upgrade", "v1.35.0-r0")) is None
+        # refused by the vendor: the claim remembers the refusal, so a redelivery fails the same way
+        claim = await p.store.claims.get(claim_key("cce-a", "upgrade", "v1.35.0-r0"))
+        assert claim is not None and claim.state == "refused" and claim.refusal["code"] == "CCE.01400001"
         run = await p.store.ledger.run(run_id("cce-a", "v1.35.0-r0"))
         assert run["state"] == "failed" and run["stages"]["upgrade"]["code"] == "CCE.01400001"
 

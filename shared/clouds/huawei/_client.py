@@ -35,7 +35,11 @@ class HuaweiClient(BaseClient):
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         super().__init__(
-            config.endpoints[self.service], limits=config.limits, retry=config.retry, session=session
+            config.endpoints[self.service],
+            limits=config.limits,
+            retry=config.retry,
+            reconcile=config.reconcile,
+            session=session,
         )
         self.config = config
         self.project_id = config.project_id

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.clouds._base import Limits, RetryPolicy
+from shared.clouds._base import Limits, ReconcilePolicy, RetryPolicy
 
 __all__ = ["DEFAULT_ENDPOINTS", "SERVICES", "HuaweiConfig"]
 
@@ -42,6 +42,7 @@ class HuaweiConfig(BaseModel):
     language: Literal["en-us", "zh-cn"] = "en-us"
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    reconcile: ReconcilePolicy = Field(default_factory=ReconcilePolicy)
 
     @model_validator(mode="after")
     def _endpoints(self) -> HuaweiConfig:
