@@ -28,7 +28,12 @@ and, on every request the spec covers, independently of the roll:
 - ``list_lag_s`` (real seconds): eventual consistency. A job/task younger than this is left out of
   the service's list and "find" views (see :func:`lagging`); the direct GET of a job by its id still
   finds it (except TaurusDB's ``GET /jobs?id=``, which answers 404 meanwhile, as its docs warn).
-  Exactly which views lag is listed in each vendor module's docstring.
+  The views that lag (details in each vendor module's docstring): CCE/Autopilot upgrade task
+  list and cluster phase; Autopilot workflow list, workflow ``pointStatuses`` and snapshot task
+  list; OCP task list and cluster status; NAVER ``getClusterStatus``/``getClusterInfoList``;
+  TaurusDB ``immediate-jobs``, the instance's status and ``actions``, and ``GET /jobs?id=``
+  (404). Not lagged: GET of a task/workflow by its id (CCE, Autopilot, OCP), and every conflict
+  check (a second upgrade is refused at once). Versions move when a job ends, lag or not.
 - ``clock_skew_s``: the vendor's clock is off by this much: every timestamp it puts in an answer
   (see :func:`vendor_time`) and its ``Date`` header. Every response carries a ``Date`` in the
   simulator's (domain) clock, skewed for the request's spec; auth checks keep the real clock.
