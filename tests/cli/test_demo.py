@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("flags", [[], ["--faults"]])
 def test_demo_upgrades_every_target_once(flags):
+    """``--faults`` is the demo's realistic mix (lost and late answers, lagging lists, skewed
+    clocks, 5xx/429/resets): still one upgrade call per target, and every target upgraded."""
     r = subprocess.run(
         [sys.executable, "-m", "shared.cli", "demo", "--json", "--targets", "10", *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -26,7 +28,8 @@ def test_demo_upgrades_every_target_once(flags):
     for row in rows:
         assert row["result"] == "upgraded" and row["version_now"] == row["to"] != row["from"], row
         assert row["upgrade_calls"] == 1, row
-        assert row["status_calls"] >= 1, row
+        # followed by status looks — unless a lost answer was reconciled after the job had finished
+        assert row["status_calls"] >= (0 if flags else 1), row
 
 
 def test_demo_rejects_a_bad_argument():

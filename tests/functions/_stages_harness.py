@@ -23,7 +23,7 @@ from shared.bus import Delayed, Subscription, open_bus
 from shared.clock import Clock
 from shared.clouds.registry import CloudClients
 from shared.fleet import parse_fleet
-from shared.manifest import Manifest
+from shared.manifest import load_manifest
 from shared.runtime import Runtime
 from shared.stages import first_stage, run_id
 from shared.store import open_store
@@ -32,6 +32,7 @@ from simulator.testing import run_simulator
 
 __all__ = [
     "UPGRADE_ENDPOINT",
+    "CLIENT",
     "CREDS",
     "ENV",
     "FUNCTIONS",
@@ -94,92 +95,13 @@ UPGRADE_ENDPOINT = {
 }
 
 
-FUNCTIONS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "kafka_precheck": (
-        "functions.stages.kafka_precheck.kafka_precheck",
-        T.STAGE_REQUESTED,
-        {"kind": "ncloud-kafka", "stage": "precheck"},
-    ),
-    "kafka_upgrade": (
-        "functions.stages.kafka_upgrade.kafka_upgrade",
-        T.STAGE_REQUESTED,
-        {"kind": "ncloud-kafka", "stage": "upgrade"},
-    ),
-    "kafka_verify": (
-        "functions.stages.kafka_verify.kafka_verify",
-        T.STAGE_REQUESTED,
-        {"kind": "ncloud-kafka", "stage": "verify"},
-    ),
-    "cce_precheck": (
-        "functions.stages.cce_precheck.cce_precheck",
-        T.STAGE_REQUESTED,
-        {"kind": "cce", "stage": "precheck"},
-    ),
-    "cce_upgrade": (
-        "functions.stages.cce_upgrade.cce_upgrade",
-        T.STAGE_REQUESTED,
-        {"kind": "cce", "stage": "upgrade"},
-    ),
-    "cce_postcheck": (
-        "functions.stages.cce_postcheck.cce_postcheck",
-        T.STAGE_REQUESTED,
-        {"kind": "cce", "stage": "postcheck"},
-    ),
-    "autopilot_workflow": (
-        "functions.stages.autopilot_workflow.autopilot_workflow",
-        T.STAGE_REQUESTED,
-        {"kind": "autopilot", "stage": "workflow"},
-    ),
-    "autopilot_precheck": (
-        "functions.stages.autopilot_precheck.autopilot_precheck",
-        T.STAGE_REQUESTED,
-        {"kind": "autopilot", "stage": "precheck"},
-    ),
-    "autopilot_snapshot": (
-        "functions.stages.autopilot_snapshot.autopilot_snapshot",
-        T.STAGE_REQUESTED,
-        {"kind": "autopilot", "stage": "snapshot"},
-    ),
-    "autopilot_upgrade": (
-        "functions.stages.autopilot_upgrade.autopilot_upgrade",
-        T.STAGE_REQUESTED,
-        {"kind": "autopilot", "stage": "upgrade"},
-    ),
-    "autopilot_postcheck": (
-        "functions.stages.autopilot_postcheck.autopilot_postcheck",
-        T.STAGE_REQUESTED,
-        {"kind": "autopilot", "stage": "postcheck"},
-    ),
-    "starrocks_upgrade": (
-        "functions.stages.starrocks_upgrade.starrocks_upgrade",
-        T.STAGE_REQUESTED,
-        {"kind": "starrocks", "stage": "upgrade"},
-    ),
-    "oceanbase_upgrade": (
-        "functions.stages.oceanbase_upgrade.oceanbase_upgrade",
-        T.STAGE_REQUESTED,
-        {"kind": "oceanbase", "stage": "upgrade"},
-    ),
-    "track_job": ("functions.track_job.track_job", T.JOB_POLL, {}),
-}
-
-
-def manifest() -> Manifest:
-    functions: dict[str, Any] = {
-        name: {
-            "handler": handler,
-            "events": [{"event": {"type": type_, "where": where, "max_attempts": 100}}],
-        }
-        for name, (handler, type_, where) in FUNCTIONS.items()
-    }
-    functions["advance"] = {
-        "handler": "functions.advance.advance",
-        "events": [
-            {"event": {"type": T.STAGE_SUCCEEDED, "max_attempts": 100}},
-            {"event": {"type": T.STAGE_FAILED, "max_attempts": 100}},
-        ],
-    }
-    return Manifest.model_validate({"service": "test", "functions": functions})
+#: The functions under test, wired exactly as ``serverless.yml`` wires them (triggers, filters,
+#: attempts): every stage function, track_job and advance.
+FUNCTIONS = tuple(
+    name
+    for name, fdef in load_manifest(resolve=False).functions.items()
+    if fdef.handler.startswith(("functions.stages.", "functions.track_job.", "functions.advance."))
+)
 
 
 def sim_targets(job_seconds: float = JOB_SECONDS) -> list[SimTarget]:
@@ -196,7 +118,14 @@ def sim_targets(job_seconds: float = JOB_SECONDS) -> list[SimTarget]:
     return out
 
 
-def fleet_text(url: str, durations: str, window: str | None = None) -> str:
+#: Client settings of every cloud in the test fleet (YAML flow mapping items).
+CLIENT = (
+    "retry: {attempts: 4, base: 0.01, cap: 0.05, deadline: 2}, limits: {total_timeout: 2}, "
+    "reconcile: {settle_s: 0.5, look_gap_s: 0.3}"
+)
+
+
+def fleet_text(url: str, durations: str, window: str | None = None, client: str = CLIENT) -> str:
     """``window``: a window spec (YAML flow mapping) every target is placed in, as window ``w``."""
     placed = ", window: w" if window else ""
     targets = "\n".join(
@@ -204,8 +133,7 @@ def fleet_text(url: str, durations: str, window: str | None = None) -> str:
         for name, (kind, id_, from_v, _to, fields) in TARGETS.items()
     )
     windows = f"windows: {{w: {window}}}" if window else ""
-    retry = "retry: {attempts: 4, base: 0.01, cap: 0.05, deadline: 2}, limits: {total_timeout: 2}, "
-    retry += "reconcile: {settle_s: 0.5, look_gap_s: 0.3}"
+    retry = client
     return f"""
 clouds:
   huawei: {{region: ap-southeast-1, project_id: {CREDS.hw_project_id}, {retry},
@@ -324,10 +252,11 @@ async def pipeline(
     sim_faults: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
     window: str | None = None,
+    client: str = CLIENT,
 ) -> AsyncIterator[Pipeline]:
     """The stage functions, track_job and advance on ``bus_url`` against a fresh simulator."""
     async with run_simulator(targets=sim_targets(job_seconds), speed=SPEED, faults=sim_faults) as sim:
-        fleet = parse_fleet(fleet_text(sim.url, durations, window), "test-fleet.yaml")
+        fleet = parse_fleet(fleet_text(sim.url, durations, window, client), "test-fleet.yaml")
         bus: Any = open_bus(bus_url)
         if doubling:
             bus = Doubling(bus)
@@ -342,13 +271,14 @@ async def pipeline(
             )
         clouds = CloudClients.from_fleet(fleet)
         runtime = Runtime(
-            manifest(),
+            load_manifest(),
             bus,
             open_store(bus_url),
             clock=Clock(SPEED),
             fleet=fleet,
             clouds=clouds,
             settings=settings,
+            only=FUNCTIONS,
         )
         await runtime.start()
         try:

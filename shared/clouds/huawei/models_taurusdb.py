@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 __all__ = [
     "JOB_STATUSES",
     "TERMINAL_JOB_STATUSES",
+    "ImmediateJob",
+    "ImmediateJobs",
+    "InstanceAction",
     "JobInstance",
     "StarRocksInstance",
     "StarRocksInstances",
@@ -19,7 +22,10 @@ __all__ = [
     "UpgradeStarRocksRequest",
 ]
 
-JOB_STATUSES = ("Pending", "Running", "Completed", "Failed", "Canceled")
+#: ShowGaussMySqlJobInfo (api-taurusdb/ShowGaussMySqlJobInfo.html, 2026-02-10): Pending (delayed),
+#: Running, Completed, Failed, Unauthorized (waiting for authorisation), Canceled. The PySDK enum
+#: lists only the first four. Unauthorized is not terminal: it waits for a person.
+JOB_STATUSES = ("Pending", "Running", "Completed", "Failed", "Unauthorized", "Canceled")
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 
 
@@ -94,6 +100,19 @@ class TaurusJobAnswer(BaseModel):
     job: TaurusJob
 
 
+class InstanceAction(BaseModel):
+    """An operation running on an instance: ``{id, action, object_id, type, job_id, status:
+    OK_TO_RUN|DELETED, created_at, updated_at}`` (ListStarrocksInstanceInfo, vendor-facts §4.3)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = ""
+    action: str = ""
+    job_id: str | None = None
+    status: str = ""
+    created_at: str | None = None
+
+
 class StarRocksInstance(BaseModel):
     """One entry of ``GET /v3/{p}/instances/{instance_id}/starrocks/{starrocks_instance_id}``."""
 
@@ -105,10 +124,37 @@ class StarRocksInstance(BaseModel):
     data_store_version: str = ""
     data_store_type: str = ""
     new_version_available: bool | None = None
+    actions: list[InstanceAction] = Field(default_factory=list)
 
     @property
     def version(self) -> str:
         return self.data_store_version
+
+
+class ImmediateJob(BaseModel):
+    """One entry of ``GET /v3/{p}/immediate-jobs`` (PySDK ``gaussdb_client.py``, vendor-facts §4.5)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instance_id: str = ""
+    job_id: str
+    job_name: str = ""
+    status: str = ""
+    process: str | None = None
+    created_time: str | None = None
+    ended_time: str | None = None
+    fail_reason: str | None = None
+
+    @field_validator("process", mode="before")
+    @classmethod
+    def _process(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
+class ImmediateJobs(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    jobs: list[ImmediateJob] = Field(default_factory=list)
+    total_count: int = 0
 
 
 class StarRocksInstances(BaseModel):

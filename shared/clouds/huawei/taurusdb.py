@@ -11,6 +11,8 @@ from shared.clouds._base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError
 from shared.clouds.huawei._client import HuaweiClient
 from shared.clouds.huawei.models_taurusdb import (
+    ImmediateJob,
+    ImmediateJobs,
     StarRocksInstance,
     StarRocksInstances,
     TaurusJob,
@@ -23,6 +25,8 @@ __all__ = ["TaurusDbClient"]
 
 #: A job id the API just returned may 404 for a few seconds while the job is registered.
 FRESH_JOB_GRACE = 10.0
+#: ``limit`` must be 10, 20 or 50 (vendor-facts §4.5); pages read at most when listing jobs.
+JOB_PAGE, JOB_PAGES = 50, 10
 
 
 class TaurusDbClient(HuaweiClient):
@@ -96,3 +100,24 @@ class TaurusDbClient(HuaweiClient):
             request_id=response.request_id,
             status=response.status,
         )
+
+    async def list_immediate_jobs(self, *, status: str | None = None) -> list[ImmediateJob]:
+        """``GET /v3/{p}/immediate-jobs``: the project's recent jobs, newest first as listed, every
+        page up to ``JOB_PAGES``. There is no instance filter: the caller filters."""
+        out: list[ImmediateJob] = []
+        for page in range(1, JOB_PAGES + 1):
+            params = {"offset": str(page), "limit": str(JOB_PAGE)}
+            if status is not None:
+                params["status"] = status
+            response = await self._call(
+                "GET",
+                f"/v3/{q(self.project_id)}/immediate-jobs",
+                endpoint_key="jobs_list",
+                params=params,
+                headers=self._headers(),
+            )
+            answer = self._parse(ImmediateJobs, response)
+            out.extend(answer.jobs)
+            if len(answer.jobs) < JOB_PAGE or len(out) >= answer.total_count:
+                break
+        return out
