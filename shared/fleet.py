@@ -33,6 +33,7 @@ from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.ncloud import NcloudConfig
 from shared.clouds.oceanbase import OcpConfig
 from shared.errors import ConfigError
+from shared.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.yamlconf import load_yaml_model, parse_yaml_model
 
 __all__ = [
@@ -116,6 +117,16 @@ class Strategy(_Strict):
     user_defined_step: int = Field(default=20, ge=1, le=120)
 
 
+#: Which options block belongs to which kind.
+_OPTIONS = {
+    "cce": "cce",
+    "autopilot": "cce",
+    "ncloud-kafka": "kafka",
+    "oceanbase": "oceanbase",
+    "starrocks": "starrocks",
+}
+
+
 class Target(_Strict):
     """One cluster or instance. Which id fields are required depends on ``kind``."""
 
@@ -137,6 +148,11 @@ class Target(_Strict):
     # oceanbase: what the OCP upgrade body needs
     operating_system: str | None = None
     strategy: Strategy = Strategy()
+    #: Per-vendor options (shared/options/): only the target's own kind's block may be set.
+    cce: CceOptions = CceOptions()
+    kafka: KafkaOptions = KafkaOptions()
+    oceanbase: OceanBaseOptions = OceanBaseOptions()
+    starrocks: StarRocksOptions = StarRocksOptions()
     labels: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -151,6 +167,10 @@ class Target(_Strict):
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} target needs {' and '.join(missing)}")
+        own = _OPTIONS[self.kind]
+        alien = sorted(f for f in self.model_fields_set & set(_OPTIONS.values()) if f != own)
+        if alien:
+            raise ValueError(f"a {self.kind} target takes {own}: options, not {', '.join(alien)}")
         return self
 
     @property
