@@ -8,7 +8,7 @@ target that takes it:
   no newer than a planned or running run of that target is refused;
 * the ledger run is opened (state ``planned``, window, wave, from/to);
 * ``upgrade.planned`` is emitted with an id derived from the run alone, so a replayed or
-  re-announced release (webhook and feed both) emits nothing new.
+  re-announced release (webhook and feed both) emits nothing new (the bus drops the copy).
 
 Soak: a release younger than a matching policy's ``min_release_age`` is re-emitted to this
 function as a ``Delayed`` ``version.released`` (carrying the resolved ``released_at``) that
@@ -31,6 +31,9 @@ from shared.store.ledger import RUNS, mutate
 from shared.waves import BUCKET, add_planned, window_key
 
 __all__ = ["plan_upgrades"]
+
+#: Ledger states of runs that were never started and must not be announced again.
+DROPPED = ("superseded", "cancelled")
 
 
 @upshift_function
@@ -57,6 +60,10 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
         rid = run_id(d.target, d.version)
         existing = await ledger.run(rid)
         if existing is not None and existing.get("state") != "planned":
+            if existing.get("state") not in DROPPED:
+                # A replay (DESIGN §6.7): this release planned the run, and a redelivery after the
+                # run moved on still emits its upgrade.planned (same id: dropped if published).
+                out.append(_planned(rid, d))
             ctx.log.info("run exists", runid=rid, state=existing.get("state"))
             continue
         groups.setdefault(window_key(d.window), {})[rid] = d

@@ -1,5 +1,22 @@
 """What a function is: an async callable ``(event, ctx) -> events to emit``, and its context.
 
+**Handlers are replays** (DESIGN §6.7) — the rule every function follows. The bus delivers at
+least once and publishes what a handler returns only when it commits the input's ack (the
+outbox). Whatever a handler writes to the store *before* that commit (claims, the ledger, waves
+documents) survives a process killed right after the write, so a redelivery finds it. Every such
+write must therefore make the redelivery return **the same consequences with the same ids** —
+the bus drops the copies — and never "already done, emit nothing", never a second vendor call:
+
+* consequence ids are derived from the run and the step (``events.envelope.consequence_id``),
+  never from the delivery, so a replay's events are the first delivery's events;
+* a state that means "this was done" carries what is needed to emit it again (a claim keeps the
+  job id or the refusal; a run's end state keeps its outcome; a waves document who released what);
+* a handler that finds a state written by something *else* (a run cancelled, superseded) may
+  emit nothing: those consequences were never its own.
+
+``shared/crashpoints.py`` names the instants between such writes and the outbox; a test kills
+the process at each one in turn.
+
 ``@upshift_function`` marks a callable as an Upshift function and records the data model it
 expects (from its annotation), so the runtime can refuse a manifest that wires it to the
 wrong event type. The trigger itself lives only in ``serverless.yml``.
