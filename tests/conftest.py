@@ -32,3 +32,13 @@ def log_buf():
     configure(json=True, stream=buf, level=0)
     yield buf
     configure()
+
+
+@pytest.fixture
+def own_nats_server(tmp_path):
+    """A nats-server of this test alone (it may kill and restart it), its log in ``tmp_path``."""
+    server = NatsServer.start(log=str(tmp_path / "nats-server.log"))
+    try:
+        yield server
+    finally:
+        server.stop()
