@@ -276,7 +276,7 @@ async def note(
             out["status_calls"] = out.get("status_calls", 0) + status_calls
         return out
 
-    await mutate(ctx.store.kv, RUNS, rid, change)
+    await mutate(ctx.store.kv, RUNS, rid, change, outbox=True)
 
 
 # -- events -------------------------------------------------------------------------------------

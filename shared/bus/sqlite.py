@@ -13,7 +13,9 @@ Tables (prefix ``bus_``):
 * ``bus_dead`` — deliveries that exhausted their attempts.
 
 The outbox: a handler's emitted events and the deletion of its delivery row commit in one
-transaction, so either both happen or neither does. The delete is guarded by the attempt
+transaction, so either both happen or neither does. Writes the handler *defers* (:func:`deferred`:
+the ledger's, when the store lives in this same file) are applied in that transaction too, so
+on SQLite a run's state and the events that announce it commit together. The delete is guarded by the attempt
 number the handler was given: if its lease expired and another consumer took the row, the
 whole transaction is rolled back (the other consumer's run wins).
 
@@ -26,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from events.codec import BadEvent, from_json, to_json
@@ -47,7 +51,10 @@ from shared.bus.base import (
 from shared.errors import RetryLater
 from shared.log import bind_event, get_logger
 
-__all__ = ["SqliteBus", "connect"]
+__all__ = ["OutboxWrite", "SqliteBus", "connect", "deferred"]
+
+#: A write applied inside the outbox transaction, on the bus's connection.
+OutboxWrite = Callable[[sqlite3.Connection], None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_events (
@@ -86,6 +93,21 @@ class _Delivery:
     attempts: int
     event: Event | None
     error: str | None = None
+    #: Writes the handler deferred to its outbox transaction (applied on ack and on failure alike).
+    writes: list[OutboxWrite] = field(default_factory=list)
+
+
+#: The delivery being handled in this task, and the database file its bus writes.
+_HANDLING: ContextVar[tuple[str, _Delivery] | None] = ContextVar("upshift_sqlite_handling", default=None)
+
+
+def deferred(path: str) -> list[OutboxWrite] | None:
+    """The list to append writes to, when the running handler was delivered by a SQLite bus on
+    ``path`` (its writes then commit with its outbox); None elsewhere (write at once)."""
+    current = _HANDLING.get()
+    if current is None or current[0] != os.path.abspath(path):
+        return None
+    return current[1].writes
 
 
 @dataclass(slots=True)
@@ -100,6 +122,7 @@ class SqliteBus:
 
     def __init__(self, path: str, *, lease: float = 30.0, now: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._abspath = os.path.abspath(path)
         self.url = f"sqlite:///{path}"
         self.lease = lease
         self._now = now
@@ -268,6 +291,7 @@ class SqliteBus:
         return len(rows)
 
     async def _handle(self, d: _Delivery) -> None:
+        _HANDLING.set((self._abspath, d))  # this task's own context: no reset needed
         if d.event is None:
             self._done.append(_Outcome(d, None, ValueError(d.error)))
         else:
@@ -314,6 +338,8 @@ class SqliteBus:
                 self._per_sub[d.sub.name] -= 1
 
     def _ack(self, conn: sqlite3.Connection, d: _Delivery, emitted: Iterable[Emitted]) -> None:
+        for write in d.writes:
+            write(conn)
         for item in emitted:
             if isinstance(item, Delayed):
                 self._insert(conn, item.event, item.delay)
@@ -324,6 +350,9 @@ class SqliteBus:
             raise _LeaseLost
 
     def _fail(self, conn: sqlite3.Connection, d: _Delivery, error: BaseException) -> None:
+        # What the handler wrote before it raised stands, as it would had it been written at once.
+        for write in d.writes:
+            write(conn)
         text = f"{type(error).__name__}: {error}"[:2000]
         poison = d.event is None
         if poison or d.attempts >= d.sub.max_attempts:

@@ -1,7 +1,10 @@
 """The ledger: runs, their stages, and each target's current version.
 
 Documents live in KV buckets (``runs``, ``versions``) and are changed with a read–modify–CAS
-loop, so concurrent writers on different machines never lose each other's updates.
+loop, so concurrent writers on different machines never lose each other's updates. Inside a
+handler delivered by the SQLite bus on the store's own file, the change is instead applied in
+the handler's outbox transaction (``outbox=True``; every ledger write): the run's state commits
+with the events that announce it. Elsewhere the replay rule (``shared/function.py``) covers it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ DURATIONS = "durations"
 HISTORY = 20
 
 
-async def mutate(kv: KV, bucket: str, key: str, change: Callable[[Value | None], Value], *, tries: int = 50) -> Value:
-    """Apply ``change`` to the current value (None when absent) with compare-and-set, retrying on Conflict."""
+async def mutate(
+    kv: KV, bucket: str, key: str, change: Callable[[Value | None], Value], *, tries: int = 50, outbox: bool = False
+) -> Value:
+    """Apply ``change`` to the current value (None when absent) with compare-and-set, retrying on
+    Conflict. ``outbox``: with the running handler's outbox where the backend can (SQLite, same
+    file); the value returned is then ``change`` of the value read now."""
+    if outbox:
+        defer = getattr(kv, "defer", None)
+        if defer is not None:
+            guess = await defer(bucket, key, change)
+            if guess is not None:
+                return guess
     for _ in range(tries):
         entry = await kv.get(bucket, key)
         new = change(None if entry is None else dict(entry.value))
@@ -51,14 +64,14 @@ class Ledger:
             now = time.time()
             return {"id": run_id, "state": "planned", "stages": {}, "created_at": now, "updated_at": now, **fields}
 
-        return await mutate(self.kv, RUNS, run_id, change)
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def update_run(self, run_id: str, **fields: Any) -> Value:
         def change(cur: Value | None) -> Value:
             base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
             return {**base, **fields, "updated_at": time.time()}
 
-        return await mutate(self.kv, RUNS, run_id, change)
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def record_stage(self, run_id: str, stage: str, **fields: Any) -> Value:
         """Merge ``fields`` into the run's entry for ``stage``."""
@@ -69,7 +82,7 @@ class Ledger:
             stages[stage] = {**stages.get(stage, {}), **fields, "updated_at": time.time()}
             return {**base, "stages": stages, "updated_at": time.time()}
 
-        return await mutate(self.kv, RUNS, run_id, change)
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def run(self, run_id: str) -> Value | None:
         e = await self.kv.get(RUNS, run_id)
@@ -84,7 +97,10 @@ class Ledger:
         return sorted(out, key=lambda r: r.get("created_at", 0))
 
     async def set_version(self, target: str, version: str) -> None:
-        await self.kv.put(VERSIONS, target, {"version": version, "at": time.time()})
+        def change(_cur: Value | None) -> Value:
+            return {"version": version, "at": time.time()}
+
+        await mutate(self.kv, VERSIONS, target, change, outbox=True)
 
     async def version(self, target: str) -> str | None:
         e = await self.kv.get(VERSIONS, target)
@@ -98,7 +114,7 @@ class Ledger:
             samples.append(round(seconds, 3))
             return {"seconds": samples[-HISTORY:]}
 
-        await mutate(self.kv, DURATIONS, f"{kind}/{stage}", change)
+        await mutate(self.kv, DURATIONS, f"{kind}/{stage}", change, outbox=True)
 
     async def durations(self, kind: str, stage: str) -> list[float]:
         e = await self.kv.get(DURATIONS, f"{kind}/{stage}")

@@ -2,14 +2,21 @@
 
 It lives in the same file as the embedded bus, so ``sqlite:///path`` is one file for both.
 Revisions come from one global counter, like JetStream's stream sequence: they only grow.
+
+``defer`` lets a handler delivered by the bus on this same file hand a read-modify-write to the
+bus, which applies it in the handler's outbox transaction (DESIGN §5: the ledger and the events
+announcing it commit together). The change is a function of the current value, applied to the
+value current *at commit*, exactly as :func:`shared.store.ledger.mutate` re-applies it after a
+compare-and-set conflict.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 
-from shared.bus.sqlite import connect
+from shared.bus.sqlite import connect, deferred
 from shared.errors import Conflict
 from shared.store.base import Entry, Value
 
@@ -47,7 +54,29 @@ class SqliteKV:
         return self._conn
 
     def _next_revision(self) -> int:
-        return self.conn.execute("UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision").fetchone()[0]
+        return _next_revision(self.conn)
+
+    async def defer(self, bucket: str, key: str, change: Callable[[Value | None], Value]) -> Value | None:
+        """Hand ``change`` to the outbox of the handler running now, when its bus writes this file:
+        returns the value it would make of the current one (the handler may use it; the committed
+        value is ``change`` of the value current at commit). None: no such outbox, write at once."""
+        writes = deferred(self.path)
+        if writes is None:
+            return None
+        entry = await self.get(bucket, key)
+        guess = change(None if entry is None else dict(entry.value))
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT value FROM kv WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+            new = change(None if row is None else json.loads(row[0]))
+            conn.execute(
+                "INSERT INTO kv(bucket, key, value, revision) VALUES (?,?,?,?) "
+                "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                (bucket, key, json.dumps(new), _next_revision(conn)),
+            )
+
+        writes.append(apply)
+        return guess
 
     async def get(self, bucket: str, key: str) -> Entry | None:
         row = self.conn.execute("SELECT value, revision FROM kv WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
@@ -113,3 +142,7 @@ class SqliteKV:
             "SELECT key FROM kv WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key", (bucket, len(prefix), prefix)
         ).fetchall()
         return [r[0] for r in rows]
+
+
+def _next_revision(conn: sqlite3.Connection) -> int:
+    return conn.execute("UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision").fetchone()[0]

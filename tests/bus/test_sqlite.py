@@ -91,3 +91,48 @@ async def test_a_locked_database_does_not_stop_the_consumer(tmp_path):
         await asyncio.sleep(0.05)
     await bus.close()
     task.cancel()
+
+
+async def test_ledger_writes_commit_with_the_outbox(tmp_path):
+    """Bus and store in one file: a handler's ledger writes land in its outbox transaction, so
+    a process killed before that commit leaves neither the run's new state nor its events."""
+    import asyncio
+
+    from shared.store.ledger import Ledger
+    from shared.store.sqlite import SqliteKV
+
+    path = str(tmp_path / "one.db")
+    bus, kv, other = SqliteBus(path), SqliteKV(path), SqliteKV(path)
+    for part in (bus, kv, other):
+        await part.start()
+    await Ledger(kv).open_run("r1", state="running")  # outside any handler: written at once
+    gate, wrote = asyncio.Event(), asyncio.Event()
+    heard: list = []
+
+    async def ender(event):
+        guess = await Ledger(kv).update_run("r1", state="succeeded")
+        assert guess["state"] == "succeeded"  # the handler sees what it will commit
+        wrote.set()
+        await gate.wait()
+        return [event.follow(T.ECHO, Echo(message="done", reply=False), target="down")]
+
+    async def down(event):
+        heard.append(event)
+        return []
+
+    bus.subscribe(Subscription("ender", T.ECHO, {"target": "up"}, ender))
+    bus.subscribe(Subscription("down", T.ECHO, {"target": "down"}, down))
+    task = asyncio.create_task(bus.run())
+    try:
+        await bus.publish(echo(target="up"))
+        await asyncio.wait_for(wrote.wait(), 10)
+        # written by the handler, not yet committed: another connection sees the old state
+        assert (await Ledger(other).run("r1"))["state"] == "running"
+        gate.set()
+        await eventually(lambda: heard)
+        assert (await Ledger(other).run("r1"))["state"] == "succeeded"
+    finally:
+        await bus.close()
+        task.cancel()
+        for part in (kv, other):
+            await part.close()
