@@ -55,6 +55,8 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         ctx.log.info("job.poll_dropped", reason=f"run is {run['state']}")
         return []
 
+    # The answer describes the job as it was when we asked: a slow answer is not time without progress.
+    asked = ctx.clock.now()
     try:
         status = await call.status(call.client(ctx.clouds), target, poll)
     except TransientCloudError as exc:
@@ -91,8 +93,8 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         return [stage_failed(event, status.code, status.reason, job_id=poll.job_id)]
 
     expected = await expected_seconds(ctx, poll.kind, poll.stage)
-    moved_at = now if status.progress != poll.last_progress else (poll.last_progress_at or started)
-    still = (now - moved_at).total_seconds()
+    moved_at = asked if status.progress != poll.last_progress else (poll.last_progress_at or started)
+    still = (asked - moved_at).total_seconds()
     if still >= STUCK_AFTER * expected:
         reason = f"no progress for {still:.0f}s (expected the whole stage to take {expected:.0f}s); last: {status.progress}"
         await note(
