@@ -1,4 +1,5 @@
-"""Helpers shared by the NATS bus and the NATS KV store: connecting, and NATS-safe names.
+"""Helpers shared by the NATS bus and the NATS KV store: connecting, NATS-safe names, and
+reading a stream (or the last message per subject) completely.
 
 Subject tokens, stream, consumer and bucket names have small alphabets; everything we put in
 them goes through :func:`token` (subject tokens) or :func:`name` (stream/consumer/bucket names),
@@ -7,15 +8,20 @@ both injective so two different inputs never share a subject or a consumer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import time
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.errors import ConfigError
 
-__all__ = ["check_namespace", "connect", "name", "token"]
+__all__ = ["check_namespace", "connect", "name", "read_all", "token"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_SAFE = re.compile(r"[A-Za-z0-9_:\-]")
@@ -68,3 +74,46 @@ async def connect(url: str) -> Client:
         connect_timeout=5,
         name="upshift",
     )
+
+
+async def read_all(
+    js: JetStreamContext,
+    stream: str,
+    subject: str = ">",
+    *,
+    last_per_subject: bool = False,
+    headers_only: bool = False,
+    limit: float = 60.0,
+) -> list[Msg]:
+    """Every message of ``stream`` on ``subject`` (or its last one per subject), in order.
+
+    How many there are is read from the ephemeral consumer's own pending count when it is made,
+    and exactly that many are fetched: neither a per-message ``num_pending`` of 0 (which can
+    reach 0 and rise again, nats.py #842/#995 — ``KeyValue.keys()`` returns partial lists so)
+    nor a fetch that timed out on a busy server ends the read early. TimeoutError after ``limit``.
+    """
+    policy = DeliverPolicy.LAST_PER_SUBJECT if last_per_subject else DeliverPolicy.ALL
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE,
+        deliver_policy=policy,
+        headers_only=headers_only or None,
+        inactive_threshold=30.0,
+        mem_storage=True,
+    )
+    pull = await js.pull_subscribe(subject, stream=stream, config=config)
+    out: list[Msg] = []
+    try:
+        info = await pull.consumer_info()
+        want = int(info.num_pending or 0)
+        deadline = time.monotonic() + limit
+        while len(out) < want:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {len(out)} of {want} messages of {stream} in {limit:.0f}s")
+            try:
+                out.extend(await pull.fetch(batch=min(256, want - len(out)), timeout=2.0))
+            except TimeoutError:
+                continue
+    finally:
+        with contextlib.suppress(Exception):
+            await pull.unsubscribe()
+    return out

@@ -58,7 +58,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from events.codec import BadEvent, from_dict, from_json, to_json
 from events.envelope import Event
 from shared import crashpoints
-from shared.bus._nats_util import check_namespace, connect, name, token
+from shared.bus._nats_util import check_namespace, connect, name, read_all, token
 from shared.bus.base import (
     DeadLetter,
     Delayed,
@@ -453,29 +453,8 @@ class NatsBus:
         return info.config.description or durable
 
     async def _read_stream(self, stream: str) -> list[tuple[str, bytes]]:
-        """Every message of ``stream`` in order, through a short-lived ephemeral consumer."""
-        info = await self.js.stream_info(stream)
-        if not info.state.messages:
-            return []
-        pull = await self.js.pull_subscribe(
-            ">",
-            stream=stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True),
-        )
-        out: list[tuple[str, bytes]] = []
-        try:
-            while True:
-                try:
-                    msgs = await pull.fetch(batch=_MAX_BATCH, timeout=2.0)
-                except TimeoutError:
-                    break
-                out.extend((m.subject, m.data) for m in msgs)
-                if msgs[-1].metadata.num_pending == 0:
-                    break
-        finally:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
-        return out
+        """Every message of ``stream`` in order (all of them: see ``read_all``)."""
+        return [(m.subject, m.data) for m in await read_all(self.js, stream)]
 
     async def pending(self) -> int:
         """Deliveries not yet acknowledged, for all consumers, plus delayed events not yet due."""

@@ -21,11 +21,10 @@ from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
 )
 from nats.js.kv import KeyValue
 
-from shared.bus._nats_util import check_namespace, connect, name
+from shared.bus._nats_util import check_namespace, connect, name, read_all
 from shared.errors import Conflict
 from shared.store.base import Entry, Value, escape_key, unescape_key
 
@@ -131,9 +130,16 @@ class NatsKV:
             # Absent (never written, or already deleted): nothing to remove.
 
     async def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        kv = await self._bucket(bucket)
-        try:
-            raw = await kv.keys()
-        except NoKeysError:
-            return []
+        """Read from the bucket's stream, last message per key (deletes and purges skipped), not
+        with ``KeyValue.keys()``, which can stop early and return a partial list (nats.py #842)."""
+        await self._bucket(bucket)
+        assert self._js is not None
+        full = name(f"{self.namespace}_{bucket}")
+        msgs = await read_all(self._js, f"KV_{full}", f"$KV.{full}.>", last_per_subject=True, headers_only=True)
+        skip = {"DEL", "PURGE"}
+        raw = [
+            m.subject[len(f"$KV.{full}.") :]
+            for m in msgs
+            if (m.headers or {}).get("KV-Operation") not in skip
+        ]
         return sorted(k for k in map(unescape_key, raw) if k.startswith(prefix))

@@ -136,3 +136,29 @@ async def test_restart_keeps_buckets_and_revisions() -> None:
     finally:
         await store.close()
         srv.stop()
+
+
+async def test_keys_lists_every_key_while_others_write(kv: NatsKV) -> None:
+    """``KeyValue.keys()`` of nats.py can end its read early under concurrent writes (nats.py
+    #842): every key written before the listing began must be in it, whatever is written during."""
+    import asyncio
+
+    before = [f"run/{i:04d}" for i in range(300)]
+    await asyncio.gather(*(kv.put("busy", k, {"i": k}) for k in before))
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            await kv.put("busy", f"late/{n:05d}", {"n": n})
+            await kv.put("busy", before[n % len(before)], {"again": n})  # rewrite old keys too
+            n += 1
+
+    task = asyncio.create_task(writer())
+    try:
+        for _ in range(5):
+            listed = set(await kv.keys("busy", "run/"))
+            assert listed == set(before)
+    finally:
+        stop.set()
+        await task
