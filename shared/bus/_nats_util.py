@@ -21,7 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.errors import ConfigError
 
-__all__ = ["check_namespace", "connect", "name", "read_all", "token"]
+__all__ = ["check_namespace", "connect", "last_headers", "name", "read_all", "token"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_SAFE = re.compile(r"[A-Za-z0-9_:\-]")
@@ -117,3 +117,38 @@ async def read_all(
         with contextlib.suppress(Exception):
             await pull.unsubscribe()
     return out
+
+
+async def last_headers(
+    js: JetStreamContext, stream: str, subject: str, subjects: set[str], *, limit: float = 60.0
+) -> dict[str, str | None]:
+    """The ``KV-Operation`` header of the last message of each of ``subjects`` (None for a put).
+
+    Read with a last-per-subject consumer until every subject has been seen once: a subject
+    rewritten meanwhile shows its newer message instead (bucket history 1 drops the old one),
+    which is as current. TimeoutError after ``limit``."""
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        headers_only=True,
+        inactive_threshold=30.0,
+        mem_storage=True,
+    )
+    pull = await js.pull_subscribe(subject, stream=stream, config=config)
+    seen: dict[str, str | None] = {}
+    try:
+        deadline = time.monotonic() + limit
+        while len(seen) < len(subjects):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"saw {len(seen)} of {len(subjects)} subjects of {stream} in {limit:.0f}s")
+            try:
+                msgs = await pull.fetch(batch=256, timeout=2.0)
+            except TimeoutError:
+                continue
+            for m in msgs:
+                if m.subject in subjects:
+                    seen[m.subject] = (m.headers or {}).get("KV-Operation")
+    finally:
+        with contextlib.suppress(Exception):
+            await pull.unsubscribe()
+    return seen

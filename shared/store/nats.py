@@ -24,7 +24,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from shared.bus._nats_util import check_namespace, connect, name, read_all
+from shared.bus._nats_util import check_namespace, connect, last_headers, name
 from shared.errors import Conflict
 from shared.store.base import Entry, Value, escape_key, unescape_key
 
@@ -130,16 +130,18 @@ class NatsKV:
             # Absent (never written, or already deleted): nothing to remove.
 
     async def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        """Read from the bucket's stream, last message per key (deletes and purges skipped), not
-        with ``KeyValue.keys()``, which can stop early and return a partial list (nats.py #842)."""
+        """Not ``KeyValue.keys()``, which can stop early and return a partial list under concurrent
+        writes (nats.py #842): the server's own list of the bucket's subjects, then the last
+        message of each (headers only) to leave out deleted and purged keys."""
         await self._bucket(bucket)
         assert self._js is not None
         full = name(f"{self.namespace}_{bucket}")
-        msgs = await read_all(self._js, f"KV_{full}", f"$KV.{full}.>", last_per_subject=True, headers_only=True)
-        skip = {"DEL", "PURGE"}
-        raw = [
-            m.subject[len(f"$KV.{full}.") :]
-            for m in msgs
-            if (m.headers or {}).get("KV-Operation") not in skip
-        ]
-        return sorted(k for k in map(unescape_key, raw) if k.startswith(prefix))
+        stream, head = f"KV_{full}", f"$KV.{full}."
+        info = await self._js.stream_info(stream, subjects_filter=f"{head}>")
+        subjects = set((info.state.subjects or {}).keys())
+        if not subjects:
+            return []
+        ops = await last_headers(self._js, stream, f"{head}>", subjects)
+        gone = {"DEL", "PURGE"}
+        live = [s[len(head) :] for s in subjects if ops.get(s) not in gone]
+        return sorted(k for k in map(unescape_key, live) if k.startswith(prefix))
