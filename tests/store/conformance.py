@@ -97,6 +97,26 @@ class KVConformance:
         await store.claims.release(c2)
         assert (await store.claims.claim(other, "w2")).won
 
+    async def test_a_claim_remembers_what_happened_and_when_it_began(self, kvs):
+        """Every transition keeps the claim's creation facts (ages come from the claim itself,
+        never from a later entry), and a stale revision cannot move it."""
+        store = Store(await kvs())
+        key = claim_key("t", "upgrade", "9")
+        c = await store.claims.claim(key, "w1", domain_at=1000.0, vendor_at=1090.5)
+        doubt = await store.claims.in_doubt(c, conflict={"code": "CCE.01409001", "message": "busy", "transient": False})
+        looked = await store.claims.looked(doubt)
+        seen = await store.claims.get(key)
+        assert seen is not None and seen.state == "claimed" and seen.in_doubt_at is not None
+        assert len(seen.looks) == 1 and seen.conflict["code"] == "CCE.01409001"
+        assert (seen.claimed_at, seen.domain_at, seen.vendor_at, seen.owner) == (c.claimed_at, 1000.0, 1090.5, "w1")
+        with pytest.raises(Conflict):
+            await store.claims.looked(doubt)  # stale: another delivery looked meanwhile
+        refused = await store.claims.refuse(looked, "DBS.200022", "Instance not found", "req-1")
+        again = await store.claims.claim(key, "w2")
+        assert not again.won and again.state == "refused" and again.refusal == refused.refusal
+        assert again.refusal == {"code": "DBS.200022", "message": "Instance not found", "request_id": "req-1"}
+        assert again.claimed_at == c.claimed_at and again.vendor_at == 1090.5
+
     async def test_ledger_concurrent_stage_updates_are_not_lost(self, kvs):
         a, b = Store(await kvs()), Store(await kvs())
         await a.ledger.open_run("run1", target="t", kind="cce")
