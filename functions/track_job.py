@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from events.catalog import JobPoll, T
 from events.envelope import Event
-from functions.stages import CALLS
+from functions.stages import call_for
 from functions.stages._common import (
     STUCK_AFTER,
     TERMINAL_RUN_STATES,
@@ -43,7 +43,7 @@ __all__ = ["track_job"]
 async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     poll = event.data
     rid = event.runid or run_id(poll.target, poll.to_version)
-    call = CALLS.get((poll.kind, poll.stage))
+    call = call_for(poll.kind, poll.stage)
     if call is None:
         return [stage_failed(event, "unknown_stage", f"no stage {poll.stage!r} for kind {poll.kind!r}")]
     try:

@@ -1,43 +1,39 @@
 """One function per vendor call, each consuming ``stage.requested`` filtered by kind and stage.
 
-``CALLS`` maps (kind, stage) to the module's :class:`~functions.stages._common.VendorCall`, so
-``track_job`` can make the status call that belongs to a job.
+A stage function's module is ``functions.stages.<kind prefix>_<stage>`` and holds its
+:class:`~functions.stages._common.VendorCall` as ``CALL``. Nothing here imports them: a deployed
+function loads its own module only, and :func:`call_for` (``track_job``'s way to the status call
+of a job) imports the one module a job belongs to, on first use.
 """
 
 from __future__ import annotations
 
-from functions.stages import (
-    autopilot_postcheck,
-    autopilot_precheck,
-    autopilot_snapshot,
-    autopilot_upgrade,
-    autopilot_workflow,
-    cce_postcheck,
-    cce_precheck,
-    cce_upgrade,
-    kafka_precheck,
-    kafka_upgrade,
-    kafka_verify,
-    oceanbase_upgrade,
-    starrocks_upgrade,
-)
+import importlib
+
 from functions.stages._common import VendorCall
 
-__all__ = ["CALLS", "MODULES"]
+__all__ = ["PREFIX", "call_for"]
 
-MODULES = (
-    kafka_precheck,
-    kafka_upgrade,
-    kafka_verify,
-    cce_precheck,
-    cce_upgrade,
-    cce_postcheck,
-    autopilot_workflow,
-    autopilot_precheck,
-    autopilot_snapshot,
-    autopilot_upgrade,
-    autopilot_postcheck,
-    starrocks_upgrade,
-    oceanbase_upgrade,
-)
-CALLS: dict[tuple[str, str], VendorCall] = {(m.CALL.kind, m.CALL.stage): m.CALL for m in MODULES}
+#: Module name prefix per kind (a kind may hold characters a module name cannot).
+PREFIX = {
+    "cce": "cce",
+    "autopilot": "autopilot",
+    "starrocks": "starrocks",
+    "oceanbase": "oceanbase",
+    "ncloud-kafka": "kafka",
+}
+
+
+def call_for(kind: str, stage: str) -> VendorCall | None:
+    """The vendor call of (kind, stage); None when there is no such stage function."""
+    prefix = PREFIX.get(kind)
+    if prefix is None or not stage.isidentifier():
+        return None
+    try:
+        module = importlib.import_module(f"functions.stages.{prefix}_{stage}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"functions.stages.{prefix}_{stage}":
+            return None
+        raise
+    call = getattr(module, "CALL", None)
+    return call if isinstance(call, VendorCall) and (call.kind, call.stage) == (kind, stage) else None
