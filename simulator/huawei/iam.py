@@ -1,4 +1,6 @@
-"""Simulated IAM: ``POST /v3/auth/tokens`` (password identity, project scope) -> ``X-Subject-Token``."""
+"""Simulated IAM: ``POST /v3/auth/tokens`` (password identity, project scope) -> ``X-Subject-Token``
+(cloud-apis.md, "Token auth": 201, the token in the response header, valid 24 h). The body must
+name the ``password`` method; errors are IAM's ``{"error": {"code", "message", "title"}}``."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ def register(app: web.Application, state: SimState) -> None:
         doc = await read_json(request) or {}
         try:
             auth = doc["auth"]
+            if "password" not in auth["identity"]["methods"]:
+                raise KeyError("methods")
             user = auth["identity"]["password"]["user"]
             name, password, domain = user["name"], user["password"], user["domain"]["name"]
             project = auth["scope"]["project"]["id"]

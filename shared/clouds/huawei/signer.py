@@ -8,8 +8,10 @@ lower-hex SHA-256 of the body (the empty-body hash when there is none; ``UNSIGNE
 non-JSON body, announced in ``X-Sdk-Content-Sha256``). Every header present at signing time is
 signed, except names containing ``_``; a header added afterwards must not be.
 
-``canonical_request`` and ``signature`` are shared with the simulator, which recomputes the
-signature from what arrived on the wire.
+The simulator verifies signatures with its own implementation (``simulator/huawei/_common.py``),
+written from the same guide; Huawei's worked example (``shared/seeds/cloud-apis.md``) is the
+golden vector both sides are tested against, and this one is also cross-checked against the
+official SDK's ``huaweicloudsdkcore.signer.signer.Signer``.
 """
 
 from __future__ import annotations
