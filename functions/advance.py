@@ -24,11 +24,12 @@ from typing import Any
 
 from events.catalog import DeadLettered, StageRequested, T, UpgradeFailed, UpgradeSucceeded
 from events.envelope import Event
-from functions.stages._common import TERMINAL_RUN_STATES, consequence, expected_seconds, iso
+from functions.stages._common import consequence, expected_seconds, iso
 from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
 from shared.function import Context, upshift_function
 from shared.stages import next_stage, run_id
+from shared.store.ledger import TERMINAL, RunState
 from shared.windows import gate
 
 __all__ = ["advance"]
@@ -47,30 +48,30 @@ async def advance(event: Event, ctx: Context) -> list[Emitted]:
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
 
     if event.type == T.STAGE_FAILED:
-        if state == "failed":  # a replay: emit the outcome the first delivery wrote
+        if state == RunState.FAILED:  # a replay: emit the outcome the first delivery wrote
             return [_failed(event, d, run, from_version)]
-        if state in TERMINAL_RUN_STATES:
+        if state in TERMINAL:
             ctx.log.info("advance.dropped", reason=f"run is {state}")
             return []
-        run = await ledger.update_run(
-            rid, state="failed", ended_at=iso(now), failed_stage=d.stage, code=d.code, message=d.message
+        run = await ledger.end_run(
+            rid, RunState.FAILED, ended_at=iso(now), failed_stage=d.stage, code=d.code, message=d.message
         )
         crashpoints.hit("advance.ended")
         return [_failed(event, d, run, from_version)]
 
     nxt = next_stage(d.kind, d.stage)
     if nxt is None:
-        if state == "succeeded":  # a replay: emit the outcome the first delivery wrote
+        if state == RunState.SUCCEEDED:  # a replay: emit the outcome the first delivery wrote
             return [_succeeded(event, d, from_version)]
-        if state in TERMINAL_RUN_STATES:
+        if state in TERMINAL:
             ctx.log.info("advance.dropped", reason=f"run is {state}")
             return []
         await ledger.set_version(d.target, d.to_version)
-        await ledger.update_run(rid, state="succeeded", ended_at=iso(now))
+        await ledger.end_run(rid, RunState.SUCCEEDED, ended_at=iso(now))
         crashpoints.hit("advance.ended")
         return [_succeeded(event, d, from_version)]
 
-    if state in TERMINAL_RUN_STATES:
+    if state in TERMINAL:
         ctx.log.info("advance.dropped", reason=f"run is {state}")
         return []
     req = StageRequested(
@@ -117,14 +118,14 @@ async def _dead_lettered(event: Event[DeadLettered], d: DeadLettered, ctx: Conte
         return []
     state = run.get("state")
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
-    if state == "failed" and run.get("code") == "dead_letter":  # a replay of our own write
+    if state == RunState.FAILED and run.get("code") == "dead_letter":  # a replay of our own write
         return [_failed(event, d, run, from_version)]
-    if state in TERMINAL_RUN_STATES:
+    if state in TERMINAL:
         return []
     message = f"{d.consumer} gave up on {d.event_type} after {d.attempts} attempts: {d.error}"[:2000]
-    run = await ledger.update_run(
+    run = await ledger.end_run(
         rid,
-        state="failed",
+        RunState.FAILED,
         ended_at=iso(ctx.clock.now()),
         failed_stage=d.stage or "",
         code="dead_letter",

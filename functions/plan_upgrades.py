@@ -27,13 +27,11 @@ from shared.bus import Delayed, Emitted
 from shared.function import Context, upshift_function
 from shared.plan import Decision, Release, decide
 from shared.stages import run_id
-from shared.store.ledger import RUNS, mutate
+from shared.store.ledger import DROPPED, RunState, mutate
 from shared.waves import BUCKET, add_planned, window_key
 
 __all__ = ["plan_upgrades"]
 
-#: Ledger states of runs that were never started and must not be announced again.
-DROPPED = ("superseded", "cancelled")
 
 
 @upshift_function
@@ -59,7 +57,7 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
             continue
         rid = run_id(d.target, d.version)
         existing = await ledger.run(rid)
-        if existing is not None and existing.get("state") != "planned":
+        if existing is not None and existing.get("state") != RunState.PLANNED:
             if existing.get("state") not in DROPPED:
                 # A replay (DESIGN §6.7): this release planned the run, and a redelivery after the
                 # run moved on still emits its upgrade.planned (same id: dropped if published).
@@ -126,16 +124,7 @@ async def _join(ctx: Context, key: str, entries: dict[str, dict]) -> tuple[dict[
 
 
 async def _supersede(ctx: Context, old: str, new: str) -> None:
-    """Mark a planned (never started) run superseded; a run that started meanwhile is left alone."""
-
-    def change(cur):
-        if cur is None:
-            return {"id": old, "state": "superseded", "stages": {}, "superseded_by": new}
-        if cur.get("state") != "planned":
-            return cur
-        return {**cur, "state": "superseded", "superseded_by": new}
-
-    await mutate(ctx.store.kv, RUNS, old, change)
+    await ctx.store.ledger.supersede_run(old, new)
     ctx.log.info("superseded", runid=old, by=new)
 
 

@@ -30,7 +30,7 @@ from events.envelope import consequence_id
 from shared.bus import Delayed, Emitted
 from shared.function import Context, upshift_function
 from shared.stages import expected_duration, first_stage, run_id
-from shared.store.ledger import RUNS, mutate
+from shared.store.ledger import DROPPED, mutate
 from shared.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
 from shared.windows import Gate, gate
 
@@ -38,8 +38,6 @@ __all__ = ["start_upgrades", "stage_requested_id"]
 
 #: Concurrency of targets without a window (a window's own is ``window.concurrency``).
 ANYTIME_CONCURRENCY = 10
-#: Ledger states of runs that must never start (set by plan_upgrades or, later, by a cancel).
-DROPPED = ("superseded", "cancelled")
 
 
 def stage_requested_id(runid: str, stage: str, attempt: int) -> str:
@@ -89,8 +87,6 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
     doc = await mutate(ctx.store.kv, BUCKET, key, change)
     sel = outcome[0]
     out: list[Emitted] = []
-    if ended is not None:
-        await _end_run(ctx, *ended, now)
     for rid, run in doc["runs"].items():
         if run.get("released_by") == event.id:
             released = await _release(ctx, key, rid, run, now)
@@ -131,13 +127,8 @@ def _concurrency(fleet: Any, key: str) -> int:
 async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: datetime) -> Event | None:
     """Mark the ledger run running and request its first stage; None for a run cancelled meanwhile."""
 
-    def change(cur: dict[str, Any] | None) -> dict[str, Any]:
-        base = cur or {"id": rid, "stages": {}}
-        if base.get("state") not in (None, "planned"):
-            return base  # a redelivery: already released (or further along), or dropped
-        return {**base, "state": "running", "released_at": now.isoformat()}
-
-    doc = await mutate(ctx.store.kv, RUNS, rid, change)
+    # A redelivery finds it released already (or further along, or dropped): left as it is.
+    doc = await ctx.store.ledger.start_run(rid, released_at=now.isoformat())
     if doc.get("state") in DROPPED:
         await _forget(ctx, key, rid)
         ctx.log.info("not released: run was dropped", runid=rid, state=doc.get("state"))
@@ -161,18 +152,6 @@ async def _forget(ctx: Context, key: str, rid: str) -> None:
         return doc
 
     await mutate(ctx.store.kv, BUCKET, key, change)
-
-
-async def _end_run(ctx: Context, rid: str, ok: bool, reason: str, now: datetime) -> None:
-    """Record the end on the ledger run too (only if it is still marked running)."""
-
-    def change(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-        if cur is None or cur.get("state") != "running":
-            return cur
-        return {**cur, "state": "succeeded" if ok else "failed", "ended_at": now.isoformat()}
-
-    if await ctx.store.ledger.run(rid) is not None:
-        await mutate(ctx.store.kv, RUNS, rid, change)
 
 
 def _halted(event: Event, key: str, halted: dict[str, Any]) -> Event:

@@ -19,7 +19,6 @@ from events.envelope import Event
 from functions.stages import call_for
 from functions.stages._common import (
     STUCK_AFTER,
-    TERMINAL_RUN_STATES,
     VendorCall,
     consequence,
     expected_seconds,
@@ -35,6 +34,7 @@ from shared.clouds.errors import CloudError, TransientCloudError
 from shared.errors import RetryLater
 from shared.function import Context, upshift_function
 from shared.stages import run_id
+from shared.store.ledger import TERMINAL
 
 __all__ = ["track_job"]
 
@@ -51,7 +51,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     except KeyError:
         return [stage_failed(event, "unknown_target", f"target {poll.target!r} is not in the fleet")]
     run = await ctx.store.ledger.run(rid)
-    if run is not None and run.get("state") in TERMINAL_RUN_STATES:
+    if run is not None and run.get("state") in TERMINAL:
         ctx.log.info("job.poll_dropped", reason=f"run is {run['state']}")
         return []
 

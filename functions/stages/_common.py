@@ -52,7 +52,7 @@ from shared.errors import ConfigError, Conflict, RetryLater
 from shared.function import Context
 from shared.stages import UPGRADE_STAGES, expected_duration, run_id
 from shared.store.claims import Claim, claim_key
-from shared.store.ledger import RUNS, mutate
+from shared.store.ledger import RUNS, TERMINAL, RunState, mutate
 from shared.versions import BadVersion, compare, on_track
 from shared.windows import gate
 
@@ -79,8 +79,8 @@ __all__ = [
     "vendor_now",
 ]
 
-#: A run in one of these states takes no further stage (late or duplicate events are dropped).
-TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "halted", "superseded", "cancelled"})
+#: A run in one of these states takes no further stage (kept under this name for the stage modules).
+TERMINAL_RUN_STATES = TERMINAL
 #: First status look at this share of the expected duration, then every STEP of it (or of the
 #: elapsed time once past it), never more often than FLOOR domain seconds. With a fair estimate a
 #: job takes ~3 looks, and completion is noticed within ~10% of its duration.
@@ -640,7 +640,7 @@ async def run_stage(call: VendorCall, event: Event[StageRequested], ctx: Context
             to_version=req.to_version,
             window=target.window,
             wave=target.wave,
-            state="running" if g.ok else "planned",
+            state=RunState.RUNNING if g.ok else RunState.PLANNED,
             upgrade_calls=0,
             status_calls=0,
         )
@@ -650,8 +650,8 @@ async def run_stage(call: VendorCall, event: Event[StageRequested], ctx: Context
         await note(ctx, rid, req.stage, state="waiting", waiting_until=iso(g.retry_at), reason=g.reason)
         again = consequence(event, T.STAGE_REQUESTED, req, req.stage, req.attempt, "window", iso(g.retry_at))
         return [Delayed(again, ctx.clock.real_delay((g.retry_at - now).total_seconds()))]
-    if run is not None and run.get("state") != "running":
-        await ledger.update_run(rid, state="running")
+    if run is not None and run.get("state") != RunState.RUNNING:
+        await ledger.start_run(rid)
 
     try:
         attempt.client = call.client(ctx.clouds)

@@ -7,9 +7,18 @@ from dataclasses import dataclass
 from shared.bus.url import parse_bus_url
 from shared.store.base import KV, Entry, escape_key, unescape_key
 from shared.store.claims import Claim, Claims, claim_key
-from shared.store.ledger import Ledger
+from shared.store.ledger import DROPPED, TERMINAL, Ledger, RunState
 
-__all__ = ["KV", "Claim", "Claims", "Entry", "Ledger", "Store", "claim_key", "escape_key", "open_kv", "open_store", "unescape_key"]
+__all__ = [
+    "DROPPED",
+    "KV",
+    "TERMINAL",
+    "Claim",
+    "Claims",
+    "Entry",
+    "Ledger",
+    "RunState",
+    "Store", "claim_key", "escape_key", "open_kv", "open_store", "unescape_key"]
 
 
 def open_kv(url: str) -> KV:

@@ -11,12 +11,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from shared.errors import Conflict
 from shared.store.base import KV, Value
 
-__all__ = ["Ledger", "mutate"]
+__all__ = ["DROPPED", "TERMINAL", "Ledger", "RunState", "mutate"]
+
+class RunState(StrEnum):
+    """A run's lifecycle. ``planned`` → ``running`` → ``succeeded`` | ``failed`` (advance writes
+    both, and nothing else writes an outcome); ``superseded`` (a newer release planned the target
+    first) and ``cancelled`` end runs that never started; ``halted`` is kept for runs stopped
+    with their wave."""
+
+    PLANNED = "planned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HALTED = "halted"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+#: A run in one of these states takes no further stage.
+TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.HALTED, RunState.SUPERSEDED, RunState.CANCELLED})
+#: Runs that ended without ever starting: never started, never announced again.
+DROPPED = frozenset({RunState.SUPERSEDED, RunState.CANCELLED})
 
 RUNS = "runs"
 VERSIONS = "versions"
@@ -62,9 +83,38 @@ class Ledger:
             if cur is not None:
                 return cur
             now = time.time()
-            return {"id": run_id, "state": "planned", "stages": {}, "created_at": now, "updated_at": now, **fields}
+            return {"id": run_id, "state": RunState.PLANNED, "stages": {}, "created_at": now, "updated_at": now, **fields}
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
+    async def start_run(self, run_id: str, **fields: Any) -> Value:
+        """``planned`` (or unknown) → ``running``; a run already further along is left as it is."""
+
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            if base.get("state") not in (None, RunState.PLANNED):
+                return base
+            return {**base, **fields, "state": RunState.RUNNING, "updated_at": time.time()}
+
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
+    async def supersede_run(self, run_id: str, by: str) -> Value:
+        """``planned`` → ``superseded`` by run ``by``; a run that started meanwhile is left alone."""
+
+        def change(cur: Value | None) -> Value:
+            if cur is None:
+                return {"id": run_id, "state": RunState.SUPERSEDED, "stages": {}, "superseded_by": by}
+            if cur.get("state") != RunState.PLANNED:
+                return cur
+            return {**cur, "state": RunState.SUPERSEDED, "superseded_by": by, "updated_at": time.time()}
+
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
+    async def end_run(self, run_id: str, state: RunState, **fields: Any) -> Value:
+        """The run's outcome (``succeeded``/``failed``, with ``ended_at`` and the failure's words)."""
+        if state not in (RunState.SUCCEEDED, RunState.FAILED):
+            raise ValueError(f"end_run takes succeeded or failed, not {state}")
+        return await self.update_run(run_id, state=state, **fields)
 
     async def update_run(self, run_id: str, **fields: Any) -> Value:
         def change(cur: Value | None) -> Value:
