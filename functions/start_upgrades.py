@@ -128,7 +128,10 @@ async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: d
     """Mark the ledger run running and request its first stage; None for a run cancelled meanwhile."""
 
     # A redelivery finds it released already (or further along, or dropped): left as it is.
-    doc = await ctx.store.ledger.start_run(rid, released_at=now.isoformat())
+    # The waves entry names the run too: a run released before plan_upgrades opened it in the
+    # ledger (it joins the waves document first) is not left without its fields.
+    identity = {k: run[k] for k in ("target", "kind", "from_version", "to_version", "wave") if k in run}
+    doc = await ctx.store.ledger.start_run(rid, released_at=now.isoformat(), window=None if key == ANYTIME else key, **identity)
     if doc.get("state") in DROPPED:
         await _forget(ctx, key, rid)
         ctx.log.info("not released: run was dropped", runid=rid, state=doc.get("state"))

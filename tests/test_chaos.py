@@ -53,14 +53,6 @@ async def test_chaos(backend, tmp_path, request):
     assert not problems, "\n".join(problems) + "\n" + ro.log_excerpt()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (functions/plan_upgrades.py + functions/start_upgrades.py): plan_upgrades puts the run "
-    "in the window's waves document (_join) before the ledger run exists (open_run); a start_upgrades "
-    "delivery in between releases it and _release creates the run document from nothing "
-    "({id, stages, state, released_at}); open_run then keeps that document, which never gets target, kind, "
-    "versions, window, wave or created_at. Found by test_chaos[sqlite] (autopilot-001, oceanbase-001).",
-)
 async def test_a_run_released_while_it_is_being_planned_keeps_its_fields(tmp_path, monkeypatch):
     """Deterministic form of a race the chaos test met: start_upgrades runs at plan_upgrades'
     await point between writing the waves document and opening the ledger run."""
@@ -106,14 +98,6 @@ async def test_a_run_released_while_it_is_being_planned_keeps_its_fields(tmp_pat
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (shared/clouds/huawei/autopilot.py, AutopilotClient.create_workflow): the POST that "
-    "creates the upgrade workflow is sent with the default idempotent=True, so the client retries it after "
-    "an answer that may have been applied (a 500 after the vendor created it): a second POST reaches the "
-    "vendor (409 'already in progress', then reconciled). The workflow stage is claimed and documents 'at "
-    "most one POST' (functions/stages/autopilot_workflow.py). Found by test_chaos[sqlite] (autopilot-008).",
-)
 async def test_an_applied_workflow_create_is_not_sent_again(monkeypatch):
     """Deterministic form: the vendor creates the workflow, then answers 500 (``apply_then_5xx``)."""
     from bench._rollout import CLIENT

@@ -77,24 +77,27 @@ class Ledger:
         self.kv = kv
 
     async def open_run(self, run_id: str, **fields: Any) -> Value:
-        """Create the run if new (idempotent: a second call keeps the first's fields)."""
+        """Create the run if new. Idempotent: a run that exists keeps its state and its fields, and
+        gains those it lacks (a run released while it was being planned got only its state)."""
 
         def change(cur: Value | None) -> Value:
             if cur is not None:
-                return cur
+                missing = {k: v for k, v in fields.items() if k != "state" and k not in cur}
+                return {**cur, **missing} if missing else cur
             now = time.time()
             return {"id": run_id, "state": RunState.PLANNED, "stages": {}, "created_at": now, "updated_at": now, **fields}
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def start_run(self, run_id: str, **fields: Any) -> Value:
-        """``planned`` (or unknown) → ``running``; a run already further along is left as it is."""
+        """``planned`` (or unknown) → ``running``; a run already further along is left as it is.
+        ``fields`` fill in what the run lacks (they never overwrite what it holds)."""
 
         def change(cur: Value | None) -> Value:
             base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
             if base.get("state") not in (None, RunState.PLANNED):
                 return base
-            return {**base, **fields, "state": RunState.RUNNING, "updated_at": time.time()}
+            return {**fields, **base, "state": RunState.RUNNING, "updated_at": time.time()}
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
