@@ -28,8 +28,8 @@ class AutopilotClient(CceClient):
     async def create_workflow(
         self, cluster_id: str, target_version: str, *, cluster_version: str | None = None
     ) -> WorkFlow:
-        """201 with the workflow; ``.uid`` is its id. Creating it changes nothing on the cluster,
-        so it is safe to retry."""
+        """201 with the workflow; ``.uid`` is its id. Not retried once it may have reached the
+        vendor: the stage claims it and reconciles a lost answer from the workflow list."""
         spec = {"clusterID": cluster_id, "targetVersion": target_version}
         if cluster_version:
             spec["clusterVersion"] = cluster_version
@@ -39,6 +39,7 @@ class AutopilotClient(CceClient):
             f"{self._cluster(cluster_id)}/operation/upgradeworkflows",
             endpoint_key="workflows",
             json=body.model_dump(exclude_none=True),
+            idempotent=False,
         )
         return self._parse(WorkFlow, response)
 
