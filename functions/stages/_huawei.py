@@ -1,5 +1,13 @@
 """CCE and CCE Autopilot share their cluster calls (Autopilot's client is CCE's under another
-prefix): precheck, upgrade, postcheck. The per-kind modules only name the kind."""
+prefix): precheck, upgrade, postcheck. The per-kind modules only name the kind.
+
+Where an impossible target is refused: not at plan time — ``plan_upgrades`` is pure policy and
+makes no vendor call — but by the run's first stage, in its window, just before it starts
+anything at the vendor: CCE's ``precheck`` and Autopilot's ``workflow`` read
+``GET .../upgradeinfo`` (:func:`allowed_target`) and refuse with ``upgrade.target_not_allowed``,
+naming the versions CCE offers, before any task or workflow exists. The pre-check reads it too,
+for the ``clusterVersion`` it must send (the cluster's current patch version).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +26,24 @@ from functions.stages._common import (
     reached,
     recent,
 )
-from shared.errors import RetryLater
+from shared.clouds.errors import TransientCloudError
+from shared.clouds.huawei.models_cce import CheckTask, UpgradeInfo
 
-__all__ = ["ClusterPostcheck", "ClusterPrecheck", "ClusterUpgrade", "task_status"]
+__all__ = [
+    "NOT_ALLOWED",
+    "ClusterPostcheck",
+    "ClusterPrecheck",
+    "ClusterUpgrade",
+    "allowed_target",
+    "offered",
+    "precheck_failure",
+    "task_status",
+]
 
 #: Phases of CCE tasks (upgrade: Init|Queuing|Running|Pause|Success|Failed; checks add Error).
 _FAILED = frozenset({"Failed", "Error"})
+#: ``stage.failed`` code of a target CCE does not offer this cluster.
+NOT_ALLOWED = "upgrade.target_not_allowed"
 
 
 def task_status(phase: str, progress: str | None, message: str | None, code: str) -> JobStatus:
@@ -34,6 +54,45 @@ def task_status(phase: str, progress: str | None, message: str | None, code: str
     return JobStatus("running", f"{phase}:{progress or ''}")
 
 
+def offered(kind: str, targets: list[str], to: str) -> bool:
+    """Is ``to`` among ``targets``? Either side may name a line (``v1.29``) the other resolves."""
+    return any(names(kind, t, to) or names(kind, to, t) for t in targets)
+
+
+async def allowed_target(kind: str, client: Any, target: Any, req: StageRequested) -> UpgradeInfo:
+    """The cluster's ``upgradeinfo``; :class:`Refused` when ``req.to_version`` is not among its
+    ``versionInfo.targetVersions``. An answer without the list (nothing to judge by) lets the
+    vendor's own checks decide."""
+    try:
+        info = await client.upgrade_info(target.cluster_id)
+    except TransientCloudError as exc:
+        # A read that failed before the stage's call: nothing was started, whatever its status
+        # says, so the claim is released and retried rather than reconciled.
+        exc.maybe_applied = False
+        raise
+    targets = info.target_versions
+    if targets is not None and not offered(kind, targets, req.to_version):
+        current = info.current_version or req.from_version
+        raise Refused(
+            NOT_ALLOWED,
+            f"{req.to_version} is not an upgrade target of cluster {target.cluster_id} at {current};"
+            f" CCE offers {', '.join(targets) or 'none'} (upgradeinfo versionInfo.targetVersions)",
+        )
+    return info
+
+
+def precheck_failure(task: CheckTask) -> JobStatus:
+    """A failed pre-check as ``stage.failed`` material: every failed item (``kind``, ``level``,
+    ``group``, name, message, ``errorCodes``), blocking ones first, after the task's own message;
+    the code is the first item's first error code (``precheck.failed`` when none has one)."""
+    status = task.status
+    items = status.failed_items()
+    parts = [status.message or f"pre-check ended {status.phase}"]
+    parts += [item.describe() for item in items]
+    codes = [code for item in items for code in item.errorCodes]
+    return JobStatus("failed", status.phase, "; ".join(parts), codes[0] if codes else "precheck.failed")
+
+
 class _Cluster(VendorCall):
     """``kind`` is also the name of the client on ``ctx.clouds`` (``cce`` / ``autopilot``)."""
 
@@ -42,31 +101,41 @@ class _Cluster(VendorCall):
 
 
 class ClusterPrecheck(_Cluster):
-    """Starts a pre-check task; followed with ``get_precheck``.
+    """Refuses a target CCE does not offer (``upgradeinfo``), then starts a pre-check task with
+    the current version it reports; followed with ``get_precheck``. A failed check fails the
+    stage with its items (:func:`precheck_failure`).
 
-    Claimed so duplicates make one check; CCE lists no pre-check tasks, so a lost answer is
-    reconciled by checking again (a check changes nothing on the cluster)."""
+    Claimed so duplicates make one check; a lost answer is reconciled by checking again (a check
+    changes nothing on the cluster)."""
 
     stage = "precheck"
     safe_to_repeat = True
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
-        task = await client.precheck(target.cluster_id, cluster_version=None, target_version=req.to_version)
+        info = await allowed_target(self.kind, client, target, req)
+        current = info.current_version or (await client.get_cluster(target.cluster_id)).version
+        task = await client.precheck(target.cluster_id, cluster_version=current, target_version=req.to_version)
         return Job(task.uid)
 
     async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
         task = await client.get_precheck(target.cluster_id, poll.job_id)
+        if task.status.phase in _FAILED:
+            return precheck_failure(task)
         return task_status(task.status.phase, task.status.progress, task.status.message, "precheck.failed")
 
 
 class ClusterUpgrade(_Cluster):
-    """Starts the in-place rolling upgrade; reconciled from the task list and the cluster version."""
+    """Starts the in-place rolling upgrade with the target's step and ``cce:`` options;
+    reconciled from the task list and the cluster version."""
 
     stage = "upgrade"
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
         answer = await client.upgrade(
-            target.cluster_id, req.to_version, user_defined_step=target.strategy.user_defined_step
+            target.cluster_id,
+            req.to_version,
+            user_defined_step=target.strategy.user_defined_step,
+            options=target.cce,
         )
         return Job(answer.metadata.uid)
 
@@ -93,17 +162,22 @@ class ClusterUpgrade(_Cluster):
 
 
 class ClusterPostcheck(_Cluster):
-    """The post-check answers at once (Success / Failed): a synchronous, unclaimed check."""
+    """The post-check is synchronous (vendor-facts §2.3: the answer's ``status.phase`` is
+    Success | Failed | Error, and there is no post-check task to query): one unclaimed call that
+    ends the stage either way. ``clusterVersion`` is the version before the upgrade,
+    ``targetVersion`` the one it went to."""
 
     stage = "postcheck"
     claimed = False
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
-        task = await client.postcheck(target.cluster_id, cluster_version=None, target_version=req.to_version)
+        task = await client.postcheck(
+            target.cluster_id, cluster_version=req.from_version or None, target_version=req.to_version
+        )
         phase = task.status.phase
         if phase == "Success":
-            return Done(task.uid)
+            return Done(task.uid or None)
         if phase in _FAILED:
             raise Refused("postcheck.failed", task.status.message or f"post-check ended {phase}")
-        # Not decided yet, and there is no task query for post-checks: ask again shortly.
-        raise RetryLater(5.0, f"post-check is {phase or 'pending'}")
+        # Off the documented answers: there is nothing to wait for, so say what came back.
+        raise Refused("postcheck.unknown_phase", f"post-check answered phase {phase or '(none)'!r}")

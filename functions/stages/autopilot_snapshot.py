@@ -1,5 +1,11 @@
-"""Autopilot snapshot (``stage.requested`` kind=autopilot, stage=snapshot): back the cluster up
-before the upgrade (``POST /autopilot/v3.1/.../operation/snapshot``)."""
+"""Autopilot snapshot (``stage.requested`` kind=autopilot, stage=snapshot): back the cluster's
+masters up before the upgrade (``POST /autopilot/v3.1/.../operation/snapshot``).
+
+Followed as Huawei documents it (vendor-facts §2.6, §3.4): the create answers the task id as the
+*top-level* ``uid``; ``GET .../snapshot/tasks`` lists every snapshot task, and ours is the item
+whose ``metadata.uid`` is that id, its ``status.phase`` Success (done), Failed, or anything else
+(still running) — the phase values are not enumerated anywhere, so this is Terraform's reading.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ __all__ = ["CALL", "autopilot_snapshot"]
 
 class AutopilotSnapshot(VendorCall):
     """Claimed (each call takes another snapshot); a lost answer is found in the snapshot task
-    list (the newest task created since the claim)."""
+    list: the newest task whose ``metadata.creationTimestamp`` is since the claim."""
 
     kind = "autopilot"
     stage = "snapshot"
@@ -28,17 +34,22 @@ class AutopilotSnapshot(VendorCall):
         return Job(await client.snapshot(target.cluster_id))
 
     async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Job | None:
-        tasks = [t for t in await client.list_snapshot_tasks(target.cluster_id) if recent(t.createdAt, since)]
-        tasks.sort(key=lambda t: t.createdAt or "")
-        return Job(tasks[-1].id) if tasks else None
+        tasks = [
+            t
+            for t in await client.list_snapshot_tasks(target.cluster_id)
+            if t.uid and recent(t.metadata.creationTimestamp, since)
+        ]
+        tasks.sort(key=lambda t: t.metadata.creationTimestamp or "")
+        return Job(tasks[-1].uid) if tasks else None
 
     async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
         task = await client.get_snapshot_task(target.cluster_id, poll.job_id)
-        if task.status == "Success":
-            return JobStatus("succeeded", "Success")
-        if task.status == "Failed":
-            return JobStatus("failed", "Failed", task.message or "snapshot failed", "snapshot.failed")
-        return JobStatus("running", f"{task.status}:{task.progress or ''}")
+        phase = task.status.phase
+        if phase == "Success":
+            return JobStatus("succeeded", phase)
+        if phase == "Failed":
+            return JobStatus("failed", phase, task.message or "snapshot failed", "snapshot.failed")
+        return JobStatus("running", f"{phase}:{task.status.progress or ''}")
 
 
 CALL = AutopilotSnapshot()

@@ -8,6 +8,7 @@ from typing import Any
 from events.catalog import StageRequested
 from events.envelope import Event
 from functions.stages._common import Done, Since, VendorCall, names, run_stage
+from functions.stages._huawei import allowed_target
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
@@ -16,7 +17,10 @@ __all__ = ["CALL", "autopilot_workflow"]
 
 class AutopilotWorkflow(VendorCall):
     """Creating a workflow is synchronous (201 with it), but a second one is refused while the
-    first is open, so it is claimed; a lost answer is found again in the workflow list."""
+    first is open, so it is claimed; a lost answer is found again in the workflow list.
+
+    The run's first stage: a target CCE does not offer this cluster (``upgradeinfo``) is refused
+    here, before the workflow exists (see :mod:`functions.stages._huawei`)."""
 
     kind = "autopilot"
     stage = "workflow"
@@ -25,7 +29,10 @@ class AutopilotWorkflow(VendorCall):
         return clouds.autopilot
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
-        workflow = await client.create_workflow(target.cluster_id, req.to_version)
+        info = await allowed_target(self.kind, client, target, req)
+        workflow = await client.create_workflow(
+            target.cluster_id, req.to_version, cluster_version=info.current_version
+        )
         return Done(workflow.uid)
 
     async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Done | None:

@@ -1,18 +1,27 @@
-"""Simulated CCE Autopilot upgrade workflow (seed 002) and the v3.1 snapshot.
+"""Simulated CCE Autopilot upgrade workflow (seed 002; vendor-facts §3.1).
 
 A workflow is bookkeeping: its ``pointStatuses`` are read off the stage tasks started on the
-cluster after it was created (the latest of each kind), so clients drive the stages with their own
-calls exactly as against the real service.
+cluster after it was created (the latest of each kind: pre-check, snapshot, upgrade, post-check,
+all served by ``simulator.huawei.cce``), so clients drive the stages with their own calls exactly
+as against the real service.
+
+The documented state machine: ``status.phase`` Init (nothing started) -> Running (a task runs)
+-> Pending (a task failed) | Success (the post-check passed); Cancel after a PATCH, which is
+refused while the workflow is Running, Success or already Cancel, and while any of its tasks is
+Init, Queuing or Running. ``pointStatuses[].status`` is Init | Queuing | Running | Success |
+Failed; ``lineStatuses`` are the example's PreCheck -> Cluster -> PostCheck.
+
+Creation is strict on seed 002's mandatory fields (``kind`` WorkFlowTask, ``apiVersion`` v3,
+``spec.clusterID``, ``spec.targetVersion``); a second workflow while one is open is a 409.
 
 Operations (fault keys, stats counters): ``autopilot.workflow`` (create and GET by id),
-``autopilot.workflows`` (list), ``autopilot.workflow_cancel`` (PATCH), ``autopilot.snapshot``,
-``autopilot.snapshot_tasks``; the cluster/precheck/upgrade/postcheck operations are in
-``simulator.huawei.cce``.
+``autopilot.workflows`` (list), ``autopilot.workflow_cancel`` (PATCH); the cluster, check,
+upgrade and snapshot operations are in ``simulator.huawei.cce``.
 
 ``list_lag_s``: a workflow younger than it is left out of the workflow list; a stage task or
-snapshot younger than it is not (yet) in a workflow's ``pointStatuses`` nor in the snapshot task
-list. The GET of a workflow by id finds it. Conflict checks (a second workflow, cancel while a
-task runs) use the truth. ``clock_skew_s`` shifts every timestamp.
+snapshot younger than it is not (yet) in a workflow's ``pointStatuses``. The GET of a workflow by
+id finds it. Conflict checks (a second workflow, cancel while a task runs) use the truth.
+``clock_skew_s`` shifts every timestamp.
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from simulator.core import SimState, SimTarget, lagging, route
-from simulator.huawei._common import authed, cce_error, huawei_sim, iso, read_json
-from simulator.huawei.cce import SNAPSHOT_FRACTION, resolve_version, task_phase, timed_phase
+from simulator.huawei._common import authed, cce_error, huawei_sim, iso, no_such_api, read_json
+from simulator.huawei.cce import BadRequest, check_workflow, resolve_version, task_phase, timed_phase
 
 __all__ = ["register"]
 
@@ -41,15 +50,22 @@ _TASK_STATUS = {
     "Failed": "Failed",
     "Error": "Failed",
 }
+#: Workflow phases that refuse a cancel (vendor-facts §3.1, "更新指定集群升级引导任务状态").
+_NO_CANCEL = ("Running", "Success", "Cancel")
 
 
 def register(app: web.Application, state: SimState) -> None:
     sim = huawei_sim(state)
     base = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}/operation/upgradeworkflows"
-    snap = "/autopilot/v3.1/projects/{project_id}/clusters/{cluster_id}/operation/snapshot"
 
     def add(method: str, path: str, handler: Any, op: str) -> None:
-        route(app, state, SERVICE, method, path, authed(state, SERVICE, handler), op=f"{SERVICE}.{op}")
+        async def checked(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except BadRequest as exc:
+                return cce_error(400, "CCE.01400001", f"Invalid request: {exc}")
+
+        route(app, state, SERVICE, method, path, authed(state, SERVICE, checked, request_ids=True), op=f"{SERVICE}.{op}")
 
     def target_of(request: web.Request) -> SimTarget | None:
         return state.by_id(KIND, request.match_info["cluster_id"])
@@ -66,14 +82,16 @@ def register(app: web.Application, state: SimState) -> None:
         for uid, rec in sim.checks.items():
             if rec["cluster"] == cluster and rec["started"] >= since and shown(rec, visible):
                 phase = timed_phase(state, rec)
-                found[rec["type"]] = {
+                done = phase in ("Success", "Failed", "Error")
+                point = {
                     "taskID": uid,
                     "status": _TASK_STATUS[phase],
                     "startTimeStamp": iso(rec["started"]),
-                    "endTimeStamp": iso(rec["started"] + rec["duration"])
-                    if phase in ("Success", "Failed")
-                    else None,
+                    "endTimeStamp": iso(rec["started"] + rec["duration"]) if done else None,
                 }
+                if rec["type"] == "PreCheck" and phase == "Success":
+                    point["expireTimeStamp"] = iso(rec["started"] + rec["duration"] + 24 * 3600.0)
+                found[rec["type"]] = point
         for uid, rec in sim.snapshots.items():
             if rec["cluster"] == cluster and rec["started"] >= since and shown(rec, visible):
                 phase = timed_phase(state, rec)
@@ -81,6 +99,7 @@ def register(app: web.Application, state: SimState) -> None:
                     "taskID": uid,
                     "status": _TASK_STATUS[phase],
                     "startTimeStamp": iso(rec["started"]),
+                    "endTimeStamp": iso(rec["started"] + rec["duration"]) if phase in ("Success", "Failed") else None,
                 }
         for job in state.jobs_of(cluster, visible=visible):
             if job.service == SERVICE and job.extra.get("created", job.started) >= since:
@@ -91,7 +110,7 @@ def register(app: web.Application, state: SimState) -> None:
                     "startTimeStamp": iso(job.extra.get("created", job.started)),
                     "endTimeStamp": iso(job.ends) if phase in ("Success", "Failed") else None,
                 }
-        return [{"taskType": t, **found.get(t, {})} for t in _POINTS]
+        return [{"taskType": t, **{k: v for k, v in found.get(t, {}).items() if v is not None}} for t in _POINTS]
 
     def view(uid: str, *, visible: bool = True) -> dict[str, Any]:
         """The workflow as answered (``visible``: as ``list_lag_s`` lets it be seen) or, for
@@ -105,10 +124,13 @@ def register(app: web.Application, state: SimState) -> None:
             phase = "Success"
         elif "Failed" in statuses.values():
             phase = "Pending"
-        elif any(statuses.values()):
+        elif any(s in ("Init", "Queuing", "Running") for s in statuses.values()):
             phase = "Running"
         else:
             phase = "Init"
+        spec = {"clusterID": wf["cluster"], "targetVersion": wf["target"]}
+        if wf["from"]:
+            spec["clusterVersion"] = wf["from"]
         return {
             "kind": "WorkFlowTask",
             "apiVersion": "v3",
@@ -117,7 +139,7 @@ def register(app: web.Application, state: SimState) -> None:
                 "creationTimestamp": iso(wf["created"]),
                 "updateTimestamp": iso(state.clock.now()),
             },
-            "spec": {"clusterID": wf["cluster"], "clusterVersion": wf["from"], "targetVersion": wf["target"]},
+            "spec": spec,
             "status": {
                 "phase": phase,
                 "pointStatuses": pts,
@@ -132,17 +154,7 @@ def register(app: web.Application, state: SimState) -> None:
         if target is None:
             return missing(request)
         state.count("autopilot.workflow", target.id)
-        doc = await read_json(request)
-        spec = doc.get("spec") if isinstance(doc, dict) else None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("kind") != "WorkFlowTask"
-            or not isinstance(spec, dict)
-            or not isinstance(spec.get("targetVersion"), str)
-        ):
-            return cce_error(
-                400, "CCE.01400001", "Invalid request: kind WorkFlowTask and spec.targetVersion required"
-            )
+        spec = check_workflow(await read_json(request))
         resolved = resolve_version(target, spec["targetVersion"])
         if resolved is None:
             return cce_error(400, "CCE.01400001", f"Unsupported target version {spec['targetVersion']}")
@@ -154,7 +166,7 @@ def register(app: web.Application, state: SimState) -> None:
         uid = sim.uid(state)
         sim.workflows[uid] = {
             "cluster": target.id,
-            "from": target.version,
+            "from": spec.get("clusterVersion") or target.version,
             "target": resolved,
             "created": state.clock.now(),
             "cancelled": False,
@@ -198,58 +210,20 @@ def register(app: web.Application, state: SimState) -> None:
             return cce_error(404, "CCE.01404001", "Upgrade workflow not found")
         state.count("autopilot.workflow_cancel", target.id)
         doc = await read_json(request)
-        if not isinstance(doc, dict) or (doc.get("status") or {}).get("phase") != "Cancel":
-            return cce_error(400, "CCE.01400001", "Invalid request: only status.phase Cancel is supported")
-        if any(
-            p.get("status") in ("Init", "Queuing", "Running")
-            for p in view(uid, visible=False)["status"]["pointStatuses"]
-        ):
+        status = doc.get("status") if isinstance(doc, dict) else None
+        if not isinstance(status, dict) or status.get("phase") != "Cancel":
+            raise BadRequest("status.phase must be Cancel (the only update the API takes)")
+        truth = view(uid, visible=False)["status"]
+        if truth["phase"] in _NO_CANCEL:
+            return cce_error(400, "CCE.01400001", f"The workflow cannot be cancelled in phase {truth['phase']}")
+        if any(p.get("status") in ("Init", "Queuing", "Running") for p in truth["pointStatuses"]):
             return cce_error(400, "CCE.01400001", "The workflow cannot be cancelled while a task is running")
         sim.workflows[uid]["cancelled"] = True
         return web.json_response(view(uid))
-
-    async def snapshot(request: web.Request) -> web.Response:
-        target = target_of(request)
-        if target is None:
-            return missing(request)
-        state.count("autopilot.snapshot", target.id)
-        uid = sim.uid(state)
-        sim.snapshots[uid] = {
-            "cluster": target.id,
-            "started": state.clock.now(),
-            "duration": target.job_seconds * SNAPSHOT_FRACTION,
-            "type": "Snapshot",
-            "created_real": time.monotonic(),
-        }
-        return web.json_response({"uid": uid})
-
-    async def snapshot_tasks(request: web.Request) -> web.Response:
-        target = target_of(request)
-        if target is None:
-            return missing(request)
-        state.count("autopilot.snapshot_tasks", target.id)
-        items = []
-        for uid, rec in sim.snapshots.items():
-            if rec["cluster"] == target.id and not lagging(rec["created_real"]):
-                phase = timed_phase(state, rec)
-                elapsed = state.clock.now() - rec["started"]
-                progress = 100 if phase == "Success" else int(100 * elapsed / max(rec["duration"], 1e-9))
-                items.append(
-                    {
-                        "id": uid,
-                        "type": "Snapshot",
-                        "status": "Queuing" if phase == "Init" else phase,
-                        "progress": str(progress),
-                        "createdAt": iso(rec["started"]),
-                        "updatedAt": iso(state.clock.now()),
-                        "clusterID": target.id,
-                    }
-                )
-        return web.json_response({"apiVersion": "v3.1", "kind": "List", "items": items})
 
     add("POST", base, create, "workflow")
     add("GET", base, listing, "workflows")
     add("GET", base + "/{workflow_id}", get, "workflow")
     add("PATCH", base + "/{workflow_id}", patch, "workflow_cancel")
-    add("POST", snap, snapshot, "snapshot")
-    add("GET", snap + "/tasks", snapshot_tasks, "snapshot_tasks")
+    # Registered after every Autopilot route (simulator.huawei registers this module last).
+    app.router.add_route("*", "/autopilot/{tail:.*}", no_such_api)

@@ -1,30 +1,26 @@
-"""CCE Autopilot upgrade client (seed 002): the upgrade workflow and the stages it names
-(precheck, snapshot, upgrade, postcheck), each a separate call under ``/autopilot``."""
+"""CCE Autopilot upgrade client (seed 002; vendor-facts §3): the upgrade workflow and the stages
+it names (precheck, snapshot, upgrade, postcheck), each a separate call under ``/autopilot``.
+
+The stage calls are CCE's (:class:`~shared.clouds.huawei.cce.ClusterUpgradeClient`) under
+``/autopilot/v3`` (snapshots ``/autopilot/v3.1``); Autopilot's upgrade has retry but no pause or
+continue (§3.3), and its body does not take ``isOnlyUpgrade``.
+"""
 
 from __future__ import annotations
 
 from shared.clouds._base import quote_segment as q
-from shared.clouds.errors import PermanentCloudError
-from shared.clouds.huawei.cce import CceClient, validated
-from shared.clouds.huawei.models_cce import (
-    SnapshotAnswer,
-    SnapshotTask,
-    SnapshotTasks,
-    WorkFlow,
-    WorkFlowList,
-    WorkFlowRequest,
-)
+from shared.clouds.huawei.cce import ClusterUpgradeClient, validated
+from shared.clouds.huawei.models_cce import WorkFlow, WorkFlowList, WorkFlowRequest
 
 __all__ = ["AutopilotClient"]
 
 
-class AutopilotClient(CceClient):
-    """Same task shapes as CCE under ``/autopilot/v3`` (snapshot under ``/autopilot/v3.1``)."""
-
+class AutopilotClient(ClusterUpgradeClient):
     service = "autopilot"
     prefix = "/autopilot/v3"
+    snapshot_prefix = "/autopilot/v3.1"
+    only_upgrade_flag = False
 
-    # -- the workflow --------------------------------------------------------------------------
     async def create_workflow(
         self, cluster_id: str, target_version: str, *, cluster_version: str | None = None
     ) -> WorkFlow:
@@ -58,7 +54,8 @@ class AutopilotClient(CceClient):
         return self._parse(WorkFlowList, response).items
 
     async def cancel_workflow(self, cluster_id: str, workflow_id: str) -> WorkFlow:
-        """``PATCH {"status": {"phase": "Cancel"}}``; refused by the vendor while a task runs."""
+        """``PATCH {"status": {"phase": "Cancel"}}``; refused while the workflow runs, after it
+        succeeded or was cancelled, and while a task of it is initialising or running (§3.1)."""
         response = await self._call(
             "PATCH",
             f"{self._cluster(cluster_id)}/operation/upgradeworkflows/{q(workflow_id)}",
@@ -66,32 +63,3 @@ class AutopilotClient(CceClient):
             json={"status": {"phase": "Cancel"}},
         )
         return self._parse(WorkFlow, response)
-
-    # -- snapshot (v3.1) -----------------------------------------------------------------------
-    async def snapshot(self, cluster_id: str) -> str:
-        """Start a pre-upgrade snapshot; returns its task id."""
-        response = await self._call(
-            "POST",
-            f"{self._cluster(cluster_id, '/autopilot/v3.1')}/operation/snapshot",
-            endpoint_key="snapshot",
-            json={},
-            idempotent=False,
-        )
-        return self._parse(SnapshotAnswer, response).uid
-
-    async def list_snapshot_tasks(self, cluster_id: str) -> list[SnapshotTask]:
-        response = await self._call(
-            "GET",
-            f"{self._cluster(cluster_id, '/autopilot/v3.1')}/operation/snapshot/tasks",
-            endpoint_key="snapshot",
-        )
-        return self._parse(SnapshotTasks, response).items
-
-    async def get_snapshot_task(self, cluster_id: str, task_id: str) -> SnapshotTask:
-        """The snapshot API only lists; pick ours out of the list."""
-        for task in await self.list_snapshot_tasks(cluster_id):
-            if task.id == task_id:
-                return task
-        raise PermanentCloudError(
-            f"snapshot task {task_id} not found", vendor=self.vendor, code="client.not_found", status=404
-        )

@@ -168,3 +168,38 @@ async def test_no_secret_in_repr_or_logs(sim, monkeypatch, log_buf) -> None:
         assert "cloud.retry" in out.getvalue()
     finally:
         structlog.reset_defaults()
+
+
+@pytest.mark.parametrize("breakage", ["other path", "wrong secret key", "unsigned body"])
+async def test_a_broken_signer_is_refused_with_the_gateways_401(sim, monkeypatch, breakage) -> None:
+    """Our signer, broken on purpose, against the simulator's own verification over HTTP: the
+    request is refused with APIG's documented 401 (APIGW.0301), nothing reaches the service."""
+    from pydantic import SecretStr
+    from yarl import URL
+
+    from shared.clouds.huawei import signer as signer_module
+
+    original = signer_module.Signer.sign
+
+    def broken(self, method, url, headers, body, *, now=None):
+        if breakage == "other path":
+            original(self, method, URL.build(scheme=url.scheme, host=url.host, port=url.port, path="/other"), headers, body)
+        elif breakage == "wrong secret key":
+            original(signer_module.Signer(self.access_key, SecretStr("not-" + CREDS.hw_sk)), method, url, headers, body)
+        else:
+            original(self, method, url, headers, b"")  # the body sent is not the body signed
+
+    monkeypatch.setattr(signer_module.Signer, "sign", broken)
+    client = CceClient(config(sim.url))
+    with pytest.raises(AuthError) as info:
+        if breakage == "unsigned body":
+            await client.precheck(CCE_ID, cluster_version="v1.28.5-r0", target_version="v1.29")
+        else:
+            await client.get_cluster(CCE_ID)
+    assert (info.value.status, info.value.code) == (401, "APIGW.0301")
+    assert info.value.message == "Incorrect IAM authentication information: verify aksk signature fail"
+    assert info.value.request_id  # the gateway's X-Request-Id
+    assert sim.state.stats.auth_failures["cce"] == 1
+    assert not sim.state.stats.calls  # no handler ran
+    monkeypatch.setattr(signer_module.Signer, "sign", original)
+    assert (await client.get_cluster(CCE_ID)).version == "v1.28.5-r0"  # the real signer passes

@@ -100,7 +100,7 @@ async def test_autopilot_workflow_through_all_points(sim) -> None:
     assert (await client.get_precheck(AP_ID, check.uid)).status.phase == "Success"
     snap = await client.snapshot(AP_ID)
     sim.state.clock.advance(61)
-    assert (await client.get_snapshot_task(AP_ID, snap)).status == "Success"
+    assert (await client.get_snapshot_task(AP_ID, snap)).status.phase == "Success"
     task_id = (await client.upgrade(AP_ID, "v1.29.3-r0")).metadata.uid
     sim.state.clock.advance(100)
     wf = await client.get_workflow(AP_ID, wf.uid)
@@ -118,7 +118,10 @@ async def test_autopilot_cancel_and_terraform_body_key(sim) -> None:
     client = AutopilotClient(config(sim.url))
     wf = await client.create_workflow(AP_ID, "v1.29")
     assert (await client.cancel_workflow(AP_ID, wf.uid)).status.phase == "Cancel"
-    # The simulator accepts the Terraform spelling of the body key as well.
+    with pytest.raises(PermanentCloudError, match="Cancel"):
+        await client.cancel_workflow(AP_ID, wf.uid)  # already cancelled
+    # The Terraform spelling of the body key, without a strategy (both UNCONFIRMED for Autopilot):
+    # the simulator accepts it; our model reads it but insists on the strategy when we send.
     body = {
         "metadata": {"apiVersion": "v3", "kind": "UpgradeTask"},
         "spec": {"autopilotClusterUpgradeAction": {"targetVersion": "v1.29"}},
@@ -129,4 +132,7 @@ async def test_autopilot_cancel_and_terraform_body_key(sim) -> None:
     from shared.clouds.huawei.models_cce import UpgradeAnswer, UpgradeSpec
 
     assert UpgradeAnswer.model_validate(response.json()).metadata.uid
-    assert UpgradeSpec.model_validate(body["spec"]).clusterUpgradeAction.targetVersion == "v1.29"
+    action = {"targetVersion": "v1.29", "strategy": {"type": "inPlaceRollingUpdate"}}
+    spec = UpgradeSpec.model_validate({"autopilotClusterUpgradeAction": action})
+    assert spec.clusterUpgradeAction.targetVersion == "v1.29"
+    assert "clusterUpgradeAction" in spec.model_dump()
