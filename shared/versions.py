@@ -35,14 +35,15 @@ _SCHEMES = {
 _EXPECTED = {
     "cce": "'v1.23.8-r0'",
     "build": "'4.2.1.0-100000102023092807' or '2.2.75-20210108170301'",
-    "kafka": "'3.5.1' or a version code like '3503006'",
+    "kafka": "'3.5.1', 'Kafka 3.5.1' or a version code like '3503006'",
     "semver": "'3.3.2' or '3.3.0-rc1'",
 }
 _RELEASE = r"v?(?P<release>\d+(?:\.\d+)*)"
 _PATTERNS = {
     "cce": re.compile(_RELEASE + r"(?:-r(?P<build>\d+))?$", re.I),
     "build": re.compile(_RELEASE + r"(?:[-_](?P<build>\d+))?$", re.I),
-    "kafka": re.compile(_RELEASE + r"$", re.I),
+    # NAVER names versions "Kafka 3.9.0" (getCDSSVersionList kafkaVersionName): the word is optional
+    "kafka": re.compile(r"(?:kafka\s*)?" + _RELEASE + r"$", re.I),
     "semver": re.compile(_RELEASE + r"(?:[-.]?(?P<pre>[A-Za-z][A-Za-z0-9.\-]*))?(?:\+[A-Za-z0-9.\-]+)?$"),
 }
 #: A Kafka version code: three digits of major/minor/patch followed by a build number.
