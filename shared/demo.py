@@ -122,11 +122,11 @@ def build_demo_fleet(
             fields |= {"cluster_id": vid, "operating_system": "el7"}
         else:
             vid = str(3_432_000 + i)
-            fields |= {"cluster": int(vid), "config_group": 170}
+            fields |= {"cluster": int(vid), "config_group": 160, "kafka": {"config_groups": {new: 170}}}
         lines.append("  - " + json.dumps(fields))
         sim_extra = dict(extra)
         if kind == "ncloud-kafka":
-            sim_extra["configGroupNo"] = 170
+            sim_extra["configGroupNo"] = 160  # the simulator's group of 2823006; 170 is its 3503006 one
         if kind == "starrocks":
             sim_extra["instance_id"] = fields["instance_id"]
         sims.append(SimTarget(name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra))

@@ -3,10 +3,11 @@ prefix): precheck, upgrade, postcheck. The per-kind modules only name the kind.
 
 Where an impossible target is refused: not at plan time — ``plan_upgrades`` is pure policy and
 makes no vendor call — but by the run's first stage, in its window, just before it starts
-anything at the vendor: CCE's ``precheck`` and Autopilot's ``workflow`` read
-``GET .../upgradeinfo`` (:func:`allowed_target`) and refuse with ``upgrade.target_not_allowed``,
-naming the versions CCE offers, before any task or workflow exists. The pre-check reads it too,
-for the ``clusterVersion`` it must send (the cluster's current patch version).
+anything at the vendor: CCE's ``precheck`` and Autopilot's ``workflow`` read ``GET
+.../upgradeinfo`` (and ``clusterupgradepaths`` when it lists no targets; :func:`allowed_target`)
+and refuse with ``upgrade.target_not_allowed``, naming the versions CCE offers, before any task or
+workflow exists. The pre-check reads it too, for the ``clusterVersion`` it must send (the
+cluster's current patch version).
 """
 
 from __future__ import annotations
@@ -60,23 +61,28 @@ def offered(kind: str, targets: list[str], to: str) -> bool:
 
 
 async def allowed_target(kind: str, client: Any, target: Any, req: StageRequested) -> UpgradeInfo:
-    """The cluster's ``upgradeinfo``; :class:`Refused` when ``req.to_version`` is not among its
-    ``versionInfo.targetVersions``. An answer without the list (nothing to judge by) lets the
-    vendor's own checks decide."""
+    """The cluster's ``upgradeinfo``; :class:`Refused` when ``req.to_version`` is not among the
+    versions CCE offers it: ``versionInfo.targetVersions``, or, when that answer carries no list,
+    the region's ``clusterupgradepaths`` entry for the cluster's version. With neither (nothing
+    to judge by) the vendor's own checks decide."""
     try:
         info = await client.upgrade_info(target.cluster_id)
+        targets, source = info.target_versions, "upgradeinfo versionInfo.targetVersions"
+        current = info.current_version or req.from_version
+        if targets is None and current:
+            source = "clusterupgradepaths"
+            paths = [p for p in await client.upgrade_paths() if p.version and names(kind, current, p.version)]
+            targets = sorted({t for p in paths for t in p.targetVersions}) if paths else None
     except TransientCloudError as exc:
         # A read that failed before the stage's call: nothing was started, whatever its status
         # says, so the claim is released and retried rather than reconciled.
         exc.maybe_applied = False
         raise
-    targets = info.target_versions
     if targets is not None and not offered(kind, targets, req.to_version):
-        current = info.current_version or req.from_version
         raise Refused(
             NOT_ALLOWED,
             f"{req.to_version} is not an upgrade target of cluster {target.cluster_id} at {current};"
-            f" CCE offers {', '.join(targets) or 'none'} (upgradeinfo versionInfo.targetVersions)",
+            f" CCE offers {', '.join(targets) or 'none'} ({source})",
         )
     return info
 

@@ -23,6 +23,8 @@ State machines (phases are the documented ones):
   failed) or ``Error``; ``SimTarget.extra["precheck"]`` = ``"fail"`` (two sample items: an
   ``Exception``/``Fatal`` node check and a ``Risk``/``Warning`` add-on check), ``"error"``, or a
   list of item objects (``{name, kind, group, level, message, errorCodes}``) makes it fail;
+- ``upgradeinfo``: ``extra["upgradeinfo"] = "no_targets"`` leaves ``versionInfo.targetVersions``
+  out (a client must then fall back on ``clusterupgradepaths``);
 - post-check: answers at once, ``Success`` when the cluster runs the target version and no
   upgrade is running, else ``Failed``;
 - snapshot task: ``status.phase`` Init -> Queuing -> Running -> Success (``extra["snapshot"] =
@@ -451,7 +453,9 @@ def _register_service(
         state.count(f"{service}.upgradeinfo", target.id)
         match = _RELEASE_PATCH.match(target.version)
         release, patch = (match["release"], match["patch"]) if match else (target.version, None)
-        version_info: dict[str, Any] = {"release": release, "targetVersions": newer_versions(target)}
+        version_info: dict[str, Any] = {"release": release}
+        if target.extra.get("upgradeinfo") != "no_targets":
+            version_info["targetVersions"] = newer_versions(target)
         if patch:
             version_info |= {"patch": patch, "suggestPatch": patch}
         spec: dict[str, Any] = {"versionInfo": version_info}

@@ -12,7 +12,7 @@ from events import T
 from functions.stages._huawei import NOT_ALLOWED
 from shared.stages import run_id
 from simulator.huawei import huawei_sim
-from tests.functions._stages_harness import TARGETS, pipeline
+from tests.functions._stages_harness import TARGETS, pipeline, until
 
 CCE_ID = TARGETS["cce-a"][1]
 AP_ID = TARGETS["ap-a"][1]
@@ -166,3 +166,18 @@ async def test_an_impossible_target_is_refused_by_the_first_stage(bus_url: str, 
         assert stats[f"{kind}.upgradeinfo"] == {sim_id: 1}
         assert not {f"{kind}.precheck", f"{kind}.upgrade", "autopilot.workflow"} & set(stats)
         assert huawei_sim(p.sim.state).workflows == {}
+
+
+async def test_without_targets_in_upgradeinfo_the_region_paths_decide(bus_url: str) -> None:
+    async with pipeline(bus_url) as p:
+        p.sim.target("cce", CCE_ID).extra["upgradeinfo"] = "no_targets"
+        await _publish(p, "cce-a", "precheck", "v1.35")
+        assert (await p.outcome("cce-a")).type == T.UPGRADE_FAILED
+        (failed,) = _failures(p, "cce-a")
+        assert failed.code == NOT_ALLOWED and "CCE offers v1.29 (clusterupgradepaths)" in failed.message
+        stats = await p.stats()
+        assert stats["cce.upgrade_paths"] == {"*": 1} and "cce.precheck" not in stats
+        # and a target on the region's path goes ahead
+        rid = await p.start("cce-a")
+        await until(lambda: any(e.runid == rid for e in p.outcomes()), 60)
+        assert next(e for e in p.outcomes() if e.runid == rid).type == T.UPGRADE_SUCCEEDED
