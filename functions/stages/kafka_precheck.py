@@ -7,7 +7,7 @@ from typing import Any
 from events.catalog import StageRequested
 from events.envelope import Event
 from functions.stages._common import Done, Refused, run_stage
-from functions.stages._kafka import KafkaCall, version_code
+from functions.stages._kafka import KafkaCall
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
@@ -16,14 +16,18 @@ __all__ = ["CALL", "kafka_precheck"]
 
 class KafkaPrecheck(KafkaCall):
     """A synchronous yes/no that starts nothing (so unclaimed); NAVER requires a passing one for
-    the same version and config group right before the rolling upgrade."""
+    the same version and config group right before the rolling upgrade. The version's code and
+    config group are resolved first (a name or a version without a group may need a lookup)."""
 
     stage = "precheck"
     claimed = False
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
-        if not await client.precheck(target.cluster, version_code(req.to_version), target.config_group):
-            raise Refused("precheck.failed", f"rolling-upgrade precheck to {req.to_version} did not pass")
+        version, group = await self.plan(client, target, req.to_version)
+        if not await client.precheck(target.cluster, version.code, group):
+            raise Refused(
+                "precheck.failed", f"rolling-upgrade precheck to {version.label()} with config group {group} did not pass"
+            )
         return Done()
 
 

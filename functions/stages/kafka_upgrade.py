@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, reached, run_stage
-from functions.stages._kafka import KafkaCall, version_code
+from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, run_stage
+from functions.stages._kafka import KafkaCall, newer_or_same, read, resolve_version
 from shared.bus.base import Emitted
 from shared.function import Context, upshift_function
 
 __all__ = ["CALL", "job_id", "kafka_upgrade"]
+
+#: ``getClusterInfoList`` states of a cluster being worked on (GoNC ``allowed_cluster_info.go``:
+#: creating, changing, running, deleting, error, return).
+BUSY_STATES = frozenset({"changing", "creating"})
+GONE_STATES = frozenset({"deleting", "return"})
+ABNORMAL = frozenset({"red", "gray"})
+_ABNORMAL_LOOK = re.compile(r"\[(?:red|gray) look (\d+)\]")
 
 
 def job_id(code: int) -> str:
@@ -20,39 +28,77 @@ def job_id(code: int) -> str:
 
 
 class KafkaUpgrade(KafkaCall):
-    """Followed through ``getClusterStatus`` (brokers move one by one; ``error`` + ``failReason``
-    when it fails). Reconciled from ``getClusterInfoList``: at the version → done; being changed
-    or in error → adopted; running at the old version → nothing started."""
+    """No job id comes back (cdss-rollingupgrade): the job is the cluster, followed with
+    ``rollingUpgradeProgressCheck`` and ``getClusterInfoList/{no}``.
+
+    When it is done or failed is **an inference** — no NAVER document says (vendor-facts §1.2):
+
+    * done: ``getClusterInfoList`` shows ``kafkaVersionCode`` == the target and ``status``
+      "running", and the progress check shows every broker up (``brokerNumber ==
+      brokerNodeTotalNumber``) with ``brokerStatus`` "green";
+    * failed: ``status`` "error" (or the cluster going away: "deleting"/"return"), or brokers
+      red/gray on ``kafka.abnormal_looks`` consecutive looks (a red that does not clear);
+    * otherwise running (orange = changing, yellow = partly abnormal, a version not reached yet).
+
+    Each look is one progress check; ``getClusterInfoList`` is read only when the brokers look
+    finished (all up and green) or abnormal, so a look costs one call while brokers turn over.
+
+    Reconciled from ``getClusterInfoList``: at the version (or later) → done; changing or in
+    error → adopted (the cluster has no job list to tell whose change it is: adopting is the safe
+    side, never a second upgrade call); running at the old version → nothing started.
+    """
 
     stage = "upgrade"
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
-        code = version_code(req.to_version)
-        if not await client.rolling_upgrade(target.cluster, code, target.config_group):
-            raise Refused("upgrade.refused", f"rolling upgrade to {req.to_version} was not accepted")
-        return Job(job_id(code))
+        version, group = await self.plan(client, target, req.to_version, after_precheck=True)
+        if not await client.rolling_upgrade(target.cluster, version.code, group):
+            raise Refused("upgrade.refused", f"rolling upgrade to {version.label()} was not accepted")
+        return Job(job_id(version.code))
 
     async def find_existing(
         self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
+        version = await resolve_version(client, req.to_version)
         info = await client.get_cluster_info(target.cluster)
-        if reached(self.kind, str(info.kafkaVersionCode), req.to_version):
+        if await newer_or_same(client, info.kafkaVersionCode, version):
             return ALREADY_DONE
-        if (info.status or "running").lower() != "running":
-            return Job(job_id(version_code(req.to_version)))
+        if info.state in BUSY_STATES or info.state == "error":
+            return Job(job_id(version.code))
         return None
 
     async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
-        status = await client.get_cluster_status(target.cluster)
-        code = version_code(poll.to_version)
-        moved = sum(1 for b in status.brokerNodeList if b.kafkaVersionCode == code)
-        brokers = len(status.brokerNodeList)
-        state = status.status.lower()
-        if state == "error":
-            return JobStatus("failed", state, status.failReason or "cluster is in error", "upgrade.failed")
-        if state == "running" and brokers and moved == brokers:
-            return JobStatus("succeeded", f"{moved}/{brokers}")
-        return JobStatus("running", f"{state}:{moved}/{brokers}")
+        version = await resolve_version(client, poll.to_version)
+        progress = await client.upgrade_progress(target.cluster)
+        colour = progress.colour
+        brokers = f"{colour} {progress.brokerNumber}/{progress.brokerNodeTotalNumber} brokers"
+        finished = colour == "green" and progress.all_up
+        if not finished and colour not in ABNORMAL:
+            return JobStatus("running", brokers)
+        info = await read(client.get_cluster_info(target.cluster))
+        seen = f"{brokers}, cluster {info.state} at {info.kafkaVersionCode}"
+        if info.state == "error":
+            red = [n.hostname for n in progress.brokerStatusPerNode if n.status.strip().lower() in ABNORMAL]
+            hosts = f"; {colour} brokers: {', '.join(red)}" if red else ""
+            reason = f"cluster {info.clusterName or target.cluster} is in error ({brokers}{hosts})"
+            return JobStatus("failed", seen, reason, "upgrade.failed")
+        if info.state in GONE_STATES:
+            return JobStatus("failed", seen, f"cluster is {info.state} (being deleted or gone)", "upgrade.failed")
+        if finished:
+            if info.state == "running" and info.kafkaVersionCode == version.code:
+                return JobStatus("succeeded", seen)
+            return JobStatus("running", seen)
+        looks = self._abnormal_looks(poll.last_progress) + 1
+        if looks >= target.kafka.abnormal_looks:
+            return JobStatus(
+                "failed", seen, f"brokers {colour} on {looks} looks in a row ({seen})", "upgrade.failed"
+            )
+        return JobStatus("running", f"{seen} [{colour} look {looks}]")
+
+    @staticmethod
+    def _abnormal_looks(last: str | None) -> int:
+        m = _ABNORMAL_LOOK.search(last or "")
+        return int(m.group(1)) if m else 0
 
 
 CALL = KafkaUpgrade()
@@ -62,3 +108,4 @@ CALL = KafkaUpgrade()
 async def kafka_upgrade(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
     """At most one rolling-upgrade call per (cluster, version code) → ``stage.started``."""
     return await run_stage(CALL, event, ctx)
+
