@@ -19,15 +19,25 @@ from functions.stages._common import (
     run_stage,
 )
 from shared.bus.base import Emitted
+from shared.clouds.errors import CloudError
+from shared.clouds.oceanbase import OcpRefused
+from shared.errors import ConfigError
 from shared.function import Context, upshift_function
 
 __all__ = ["CALL", "oceanbase_upgrade"]
 
 
 class OceanBaseUpgrade(VendorCall):
-    """A ROLLING upgrade to ``destVersion`` (the target's ``operating_system`` is required by OCP).
-    Reconciled from the cluster's task list (OCP runs one upgrade at a time: a RUNNING task is
-    ours; a FAILED one started since the claim is ours) and the cluster's ``obVersion``."""
+    """``POST /api/v2/ob/clusters/{id}/upgrade`` with the body the target's options choose
+    (``targets[].oceanbase.body``): the new ``{upgradeMode, destVersion, operatingSystem, …}``,
+    the legacy ``{rpmFileName}``, or ``auto`` — new, and legacy when OCP refuses the new one as
+    an OCP that only knows ``rpmFileName`` would (a refusal started nothing: see
+    ``shared.options.oceanbase.LegacyFallback``).
+
+    Reconciled from the cluster's upgrade tasks (``Submit upgrade OB cluster dag``, newest first,
+    every page: OCP runs one upgrade at a time, so a RUNNING one is ours; a FAILED one started
+    since the claim is ours) and the cluster's ``obVersion``; never from the cluster's status,
+    which has no upgrading value (vendor-facts §5.3)."""
 
     kind = "oceanbase"
     stage = "upgrade"
@@ -35,15 +45,32 @@ class OceanBaseUpgrade(VendorCall):
     def client(self, clouds: Any) -> Any:
         return clouds.ocp
 
+    @staticmethod
+    def _options(target: Any) -> Any:
+        options = target.oceanbase
+        try:
+            options.check_target(target)  # also checked when the fleet loads
+        except ValueError as exc:
+            raise ConfigError(f"targets[{target.name}]", str(exc)) from None
+        return options
+
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
-        body = {"destVersion": req.to_version, "operatingSystem": target.operating_system or ""}
-        task = await client.upgrade(target.cluster_id, body)
+        options = self._options(target)
+        if options.body == "legacy":
+            task = await client.upgrade(target.cluster_id, options.legacy_body(target, req.to_version))
+            return Job(str(task.id))
+        try:
+            task = await client.upgrade(target.cluster_id, options.new_body(target, req.to_version))
+        except OcpRefused as exc:
+            if options.body != "auto" or not options.fallback.matches(exc.status, exc.error_text):
+                raise
+            task = await client.upgrade(target.cluster_id, options.legacy_body(target, req.to_version))
         return Job(str(task.id))
 
     async def find_existing(
         self, client: Any, target: Any, req: StageRequested, since: Since
     ) -> Job | Done | None:
-        tasks = await client.list_tasks(target.cluster_id)  # newest first
+        tasks = await client.list_tasks(target.cluster_id)  # the upgrade task, newest first
         running = next((t for t in tasks if t.status == "RUNNING"), None)
         if running is not None:
             return Job(str(running.id))
@@ -59,11 +86,26 @@ class OceanBaseUpgrade(VendorCall):
         if task.status == "SUCCESSFUL":
             return JobStatus("succeeded", f"{done}/{len(task.subtasks)}")
         if task.status == "FAILED":
-            failed = ", ".join(s.name for s in task.failed_subtasks)
-            reason = task.errorMessage or (f"failed subtask(s): {failed}" if failed else "task failed")
-            return JobStatus("failed", "FAILED", reason, "task.failed")
+            return JobStatus("failed", "FAILED", await self._reason(client, task), "task.failed")
         running = ",".join(str(s.id) for s in task.subtasks if s.status == "RUNNING")
         return JobStatus("running", f"{done}/{len(task.subtasks)}:{running}")
+
+
+    @staticmethod
+    async def _reason(client: Any, task: Any) -> str:
+        """Why a FAILED task failed: the failed subtask's log (the documented source; one more
+        read, on this terminal path only), else the failed subtasks' names."""
+        failed = task.failed_subtasks
+        names = ", ".join(s.name for s in failed)
+        reason = task.errorMessage or (f"failed subtask(s): {names}" if names else "task failed")
+        if failed and not task.errorMessage:
+            try:
+                log = (await client.subtask_log(task.id, failed[0].id)).strip()
+            except CloudError:
+                log = ""  # the reason is a courtesy: the failure stands without it
+            if log:
+                reason = f"{failed[0].name}: {log.splitlines()[-1][:500]}"
+        return reason
 
 
 CALL = OceanBaseUpgrade()
@@ -71,5 +113,6 @@ CALL = OceanBaseUpgrade()
 
 @upshift_function
 async def oceanbase_upgrade(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
-    """At most one ``POST /api/v2/ob/clusters/{id}/upgrade`` per (target, version) → ``stage.started``."""
+    """At most one ``POST /api/v2/ob/clusters/{id}/upgrade`` per (target, version) → ``stage.started``
+    (a second only after OCP refused the first's body, with the legacy body)."""
     return await run_stage(CALL, event, ctx)

@@ -1,9 +1,12 @@
 """OceanBase OCP client (seed 001): cluster upgrade, its task DAG, retry/rollback, cluster version.
 
 Auth is HTTP Basic or AK/SK ``OCP-ACCESS-KEY-HMACSHA1`` (see :func:`string_to_sign`). Every
-answer is the OCP envelope; ``successful: false`` or an error status becomes a typed error.
-Starting an upgrade, retrying and rolling back are never retried automatically once they may
-have reached OCP: the caller reconciles with :meth:`OcpClient.list_tasks` instead.
+answer is the OCP envelope; ``successful: false`` or an error status becomes a typed error — a
+refusal is :class:`OcpRefused`, which keeps OCP's ``error`` object (a caller may decide on the
+field a validation failure names). Starting an upgrade, retrying and rolling back are never
+retried automatically once they may have reached OCP: the caller reconciles with
+:meth:`OcpClient.list_tasks` instead, which asks for the upgrade task by name, sorted, every
+page (the list's default order is not documented).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -27,15 +31,17 @@ from shared.clouds._base import (
     ReconcilePolicy,
     Response,
     RetryPolicy,
-    encode_query,
     error_for_status,
     parse_retry_after,
     read_secret,
 )
 from shared.clouds.errors import CloudError, PermanentCloudError, TransientCloudError, ValidationFailed
 from shared.clouds.oceanbase_models import (
+    TASK_STATUSES,
+    UPGRADE_TASK_NAME,
     OcpCluster,
     OcpEnvelope,
+    OcpErrorBody,
     RollingUpgrade,
     RpmUpgrade,
     TaskInstance,
@@ -46,8 +52,11 @@ from shared.clouds.oceanbase_models import (
 __all__ = [
     "AUTH_SCHEME",
     "VENDOR",
+    "BUSY_CODES",
     "OcpClient",
     "OcpConfig",
+    "OcpRefused",
+    "canonical_query",
     "canonical_resource",
     "hmac_authorization",
     "string_to_sign",
@@ -55,6 +64,27 @@ __all__ = [
 
 VENDOR = "ocp"
 AUTH_SCHEME = "OCP-ACCESS-KEY-HMACSHA1"
+#: OCP error codes meaning "the cluster is busy with another operation": 50002
+#: OB_CLUSTER_OPS_NOT_ALLOWED, "Operation not allowed in cluster {0}." (oceanbase/ocp-express
+#: ``ErrorCodes``; OCP's own table was not found). Such a refusal clears by waiting — and may be
+#: our own upgrade, whose answer was lost — so it is a conflict to reconcile, like an HTTP 409.
+BUSY_CODES = frozenset({"50002"})
+#: ``size`` of one task-list page (the list takes at most 2000) and the most pages read.
+TASK_PAGE, TASK_PAGES = 100, 20
+
+
+class OcpRefused(PermanentCloudError):
+    """OCP refused the request; ``error`` is its ``error`` object (``code``, ``message``,
+    ``subErrors[{field, message, …}]`` for a validation failure)."""
+
+    def __init__(self, message: str, *, error: OcpErrorBody, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.error = error
+
+    @property
+    def error_text(self) -> str:
+        """The ``error`` object as JSON text (what a caller may search for a field name)."""
+        return json.dumps(self.error.model_dump(exclude_none=True), ensure_ascii=False, default=str)
 
 
 class OcpConfig(BaseModel):
@@ -73,13 +103,25 @@ class OcpConfig(BaseModel):
     reconcile: ReconcilePolicy = Field(default_factory=ReconcilePolicy)
 
 
-# -- AK/SK signing (shared with the simulator, which recomputes it) -------------------------------
+# -- AK/SK signing (common-ocp-10000000002169100; OB-MCP ocp_client.py) ------------------------
+# The simulator checks signatures with its own implementation; the tests hold both to one
+# golden vector built from the documented layout.
+
+
+def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
+    """The query as signed: values of a repeated key comma-joined (OCP's array parameters), keys
+    sorted, each ``quote(k, safe="")=quote(v, safe="")`` (RFC 3986: a space is ``%20``), ``&``-joined.
+    The client sends exactly this string, so what is signed is what is sent."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(str(key), []).append(str(value))
+    return "&".join(f"{quote(k, safe='')}={quote(','.join(v), safe='')}" for k, v in sorted(grouped.items()))
 
 
 def canonical_resource(raw_path: str, raw_query: str) -> str:
-    """The path as sent, then ``?`` and the query pairs sorted and percent-encoded (if any)."""
-    pairs = sorted(parse_qsl(raw_query, keep_blank_values=True))
-    return raw_path + (f"?{encode_query(pairs)}" if pairs else "")
+    """The path as sent, then ``?`` and the canonical query (if there is one)."""
+    query = canonical_query(parse_qsl(raw_query, keep_blank_values=True))
+    return raw_path + (f"?{query}" if query else "")
 
 
 def string_to_sign(
@@ -91,14 +133,17 @@ def string_to_sign(
     headers: Mapping[str, str],
     resource: str,
 ) -> str:
-    """METHOD, MD5(body) upper hex or "", Content-Type or "", Date, host[:port], the sorted
-    ``x-ocp-*`` headers as ``name:value`` lines or "", and the canonical resource — joined by ``\\n``."""
-    md5 = hashlib.md5(body).hexdigest().upper() if body else ""
+    """The documented ``toSignString``, seven parts joined by ``\\n``: HttpMethod (upper case),
+    Md5Payload (upper-hex MD5 of the body, 32 characters, or "" without a body), Content-Type or
+    "", the Date, Host (``host:port``), the ``x-ocp-*`` headers as sorted ``name:value`` lines
+    or "", and the path with its canonical query."""
+    md5 = hashlib.md5(body).hexdigest().upper().zfill(32) if body else ""
     ocp = sorted(f"{k.lower()}:{v.strip()}" for k, v in headers.items() if k.lower().startswith("x-ocp-"))
     return "\n".join([method.upper(), md5, content_type, date, host, "\n".join(ocp), resource])
 
 
 def hmac_authorization(ak: str, sk: str, to_sign: str) -> str:
+    """``OCP-ACCESS-KEY-HMACSHA1 {AK}:{base64(HMAC-SHA1(SK, toSignString))}``."""
     digest = hmac.new(sk.encode(), to_sign.encode(), hashlib.sha1).digest()
     return f"{AUTH_SCHEME} {ak}:{base64.b64encode(digest).decode()}"
 
@@ -142,6 +187,12 @@ class OcpClient(BaseClient):
         return f"OcpClient(url={self.endpoint!r}, auth={self.config.auth!r})"
 
     # -- hooks --------------------------------------------------------------------------------
+    def _url(self, url_path: str, params: Any) -> URL:
+        # The query goes on the wire exactly as it is signed (canonical: sorted, arrays joined).
+        pairs = params.items() if isinstance(params, Mapping) else (params or ())
+        query = canonical_query(pairs)
+        return URL(self.endpoint + url_path + (f"?{query}" if query else ""), encoded=True)
+
     def _sign(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> None:
         if self._user is not None and self._password is not None:
             pair = f"{self._user.get_secret_value()}:{self._password.get_secret_value()}"
@@ -174,18 +225,16 @@ class OcpClient(BaseClient):
             env = OcpEnvelope.model_validate(response.json())
         except (ValueError, ValidationError):
             env = OcpEnvelope()
-        message = env.error.message if env.error and env.error.message else f"HTTP {response.status}"
-        code = str(env.error.code) if env.error and env.error.code is not None else ""
+        error = env.error or OcpErrorBody()
+        message = error.message or f"HTTP {response.status}"
+        code = str(error.code) if error.code not in (None, 0, "0", "") else ""
         trace = env.traceId or response.request_id
-        if response.status == 409:
-            # "Cluster is UPGRADING": another operation holds the cluster; it clears by waiting.
-            return TransientCloudError(
-                message, vendor=VENDOR, code=code or "conflict", request_id=trace, status=409
-            )
-        if response.status < 400:
-            return PermanentCloudError(
-                message, vendor=VENDOR, code=code, request_id=trace, status=response.status
-            )
+        kw: dict[str, Any] = {"vendor": VENDOR, "code": code, "request_id": trace, "status": response.status}
+        if response.status == 409 or code in BUSY_CODES:
+            # Another operation holds the cluster (maybe our own upgrade): it clears by waiting.
+            return TransientCloudError(message, **{**kw, "code": code or "conflict"}, conflict=True)
+        if response.status < 400 or response.status in (400, 404, 405, 409, 415, 422):
+            return OcpRefused(message, error=error, **kw)
         return error_for_status(
             VENDOR,
             response.status,
@@ -265,17 +314,42 @@ class OcpClient(BaseClient):
             TaskInstance, await self._data("GET", f"/api/v2/tasks/instances/{tid}", key="task")
         )
 
-    async def list_tasks(self, cluster_id: int | str, *, status: str | None = None) -> list[TaskInstance]:
-        """Tasks of a cluster (newest first) — how a crashed attempt's task is found again."""
-        params = {"clusterId": str(self._id(cluster_id, "cluster_id"))}
+    async def list_tasks(
+        self,
+        cluster_id: int | str,
+        *,
+        name: str | None = UPGRADE_TASK_NAME,
+        status: str | None = None,
+        sort: str = "id,desc",
+        page_size: int = TASK_PAGE,
+        max_pages: int = TASK_PAGES,
+    ) -> list[TaskInstance]:
+        """Tasks of a cluster, newest first, every page (up to ``max_pages``) — how a crashed
+        attempt's task is found again. ``GET /api/v2/tasks/instances`` takes ``clusterId``,
+        ``name`` (a fuzzy match: the exact name is checked here), ``status``, ``page`` (from 1),
+        ``size`` (at most 2000) and ``sort`` (e.g. ``id,desc``); its default order is not
+        documented, so the order is always asked for (vendor-facts §5.2)."""
+        cid = self._id(cluster_id, "cluster_id")
+        if status is not None and status not in TASK_STATUSES:
+            raise ValidationFailed(
+                f"status must be one of {', '.join(TASK_STATUSES)}", vendor=VENDOR, field="status"
+            )
+        if not 1 <= page_size <= 2000:
+            raise ValidationFailed("page_size must be within 1..2000", vendor=VENDOR, field="page_size")
+        params = {"clusterId": str(cid), "sort": sort, "size": str(page_size)}
+        if name is not None:
+            params["name"] = name
         if status is not None:
-            if status not in ("RUNNING", "FAILED", "SUCCESSFUL"):
-                raise ValidationFailed(
-                    "status must be RUNNING, FAILED or SUCCESSFUL", vendor=VENDOR, field="status"
-                )
             params["status"] = status
-        data = await self._data("GET", "/api/v2/tasks/instances", key="tasks", params=params)
-        return self._parse(TaskPage, data).contents
+        out: dict[int, TaskInstance] = {}  # a task started between two pages may show up twice
+        for page in range(1, max_pages + 1):
+            data = await self._data("GET", "/api/v2/tasks/instances", key="tasks", params={**params, "page": str(page)})
+            answer = self._parse(TaskPage, data)
+            for task in answer.contents:
+                out.setdefault(task.id, task)
+            if page >= answer.total_pages or not answer.contents:
+                break
+        return [t for t in out.values() if name is None or t.name == name]
 
     async def retry_task(self, task_id: int | str) -> TaskInstance:
         """Re-run a FAILED task from its failed subtask."""
@@ -290,6 +364,13 @@ class OcpClient(BaseClient):
             "POST", f"/api/v2/tasks/instances/{tid}/rollback", key="rollback", idempotent=False
         )
         return self._parse(TaskInstance, data)
+
+    async def subtask_log(self, task_id: int | str, subtask_id: int | str) -> str:
+        """``GET /api/v2/tasks/instances/{id}/subtasks/{sid}/log`` → ``data.log``: what a failed
+        subtask says (the documented place for a failure's reason; task pages, vendor-facts §5.2)."""
+        tid, sid = self._id(task_id, "task_id"), self._id(subtask_id, "subtask_id")
+        data = await self._data("GET", f"/api/v2/tasks/instances/{tid}/subtasks/{sid}/log", key="task")
+        return str(data.get("log") or "") if isinstance(data, dict) else ""
 
     async def get_cluster(self, cluster_id: int | str) -> OcpCluster:
         """The cluster, with its current ``obVersion`` and ``status``."""

@@ -1,7 +1,9 @@
-"""OcpClient against the simulator over loopback HTTP: auth, the upgrade DAG, errors, faults."""
+"""OcpClient against the simulator over loopback HTTP: auth (and the golden vectors), both upgrade
+bodies, the documented DAG, the task search, errors, faults."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import time
 
@@ -16,13 +18,42 @@ from shared.clouds.errors import (
     TransientCloudError,
     ValidationFailed,
 )
-from shared.clouds.oceanbase import OcpClient, OcpConfig, canonical_resource, string_to_sign
-from shared.clouds.oceanbase_models import RollingUpgrade, RpmUpgrade, TaskInstance
+from shared.clouds.oceanbase import (
+    AUTH_SCHEME,
+    OcpClient,
+    OcpConfig,
+    OcpRefused,
+    canonical_query,
+    canonical_resource,
+    hmac_authorization,
+    string_to_sign,
+)
+from shared.clouds.oceanbase_models import (
+    CLUSTER_STATUSES,
+    SUBTASK_STATUSES,
+    UPGRADE_TASK_NAME,
+    RollingUpgrade,
+    RpmUpgrade,
+    TaskInstance,
+)
+from shared.options.oceanbase import LegacyFallback
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
+from tests.clouds.ocp import golden
 
 CREDS = SimCredentials()
 V1, V2 = "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022"
+NEW = {"upgradeMode": "ROLLING", "destVersion": V1, "operatingSystem": "el7"}
+LEGACY = {"rpmFileName": f"oceanbase-{V1}.el7.x86_64.rpm"}
+#: Seed 001's sample DAG, in order.
+DAG = [
+    "Start node",
+    "Prepare upgrade cluster",
+    "Submit cluster upgrade task",
+    "Wait dag success",
+    "Update OB cluster status",
+]
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()}
 FAST = _base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
 
 
@@ -62,6 +93,7 @@ def assert_dag_consistent(task: TaskInstance) -> None:
 async def test_cluster_query_with_each_auth(sim, auth: str) -> None:
     cluster = await client(sim, auth).get_cluster(22)
     assert (cluster.id, cluster.obVersion, cluster.status) == (22, "4.2.1.0-100000102023092807", "RUNNING")
+    assert cluster.status in CLUSTER_STATUSES
 
 
 @pytest.mark.parametrize(
@@ -78,12 +110,41 @@ async def test_auth_failures_are_auth_errors(sim, monkeypatch, auth, env, skew) 
     assert sim.state.stats.snapshot()["calls"] == {}
 
 
-async def test_missing_authorization_gets_ocp_envelope_401(sim) -> None:
+@pytest.mark.parametrize("vector", [golden.POST, golden.GET], ids=["post", "get"])
+def test_golden_vectors(vector: dict) -> None:
+    """The documented toSignString layout, and a signature computed outside Python."""
+    query = canonical_query(vector["query"])
+    text = string_to_sign(
+        vector["method"],
+        vector["body"],
+        vector["content_type"],
+        vector["date"],
+        vector["host"],
+        vector["headers"],
+        vector["path"] + (f"?{query}" if query else ""),
+    )
+    assert text == vector["to_sign"]
+    assert hmac_authorization(golden.AK, golden.SK, text) == f"{AUTH_SCHEME} {golden.AK}:{vector['signature']}"
+
+
+def test_canonical_resource_sorts_and_encodes_once() -> None:
+    assert canonical_resource("/api/v2/x", "b=2&a=%201&a=c%2Cd") == "/api/v2/x?a=%201%2Cc%2Cd&b=2"
+
+
+async def test_every_answer_is_the_ocp_envelope(sim) -> None:
     async with aiohttp.ClientSession() as http:
         r = await http.get(f"{sim.url}/api/v2/ob/clusters/22")
         body = await r.json()
-    assert r.status == 401 and body["successful"] is False and body["error"]["message"]
-    assert {"data", "timestamp", "duration", "status", "traceId", "server"} <= body.keys()
+        assert r.status == 401 and body["successful"] is False and body["error"]["message"]
+        assert {"successful", "timestamp", "duration", "status", "traceId", "server", "error"} <= body.keys()
+        assert body["status"] == 401 and body["error"]["debugMessage"]
+        r = await http.get(f"{sim.url}/api/v2/ob/nothing-here", headers=BASIC)
+        body = await r.json()
+        assert r.status == 400 and body["successful"] is False
+        assert body["error"]["message"] == "Could not find the GET method for URL /api/v2/ob/nothing-here"
+    with pytest.raises(OcpRefused) as info:
+        await client(sim)._data("GET", "/api/v2/ob/nothing-here", key="x")
+    assert info.value.status == 400 and "Could not find" in info.value.message
 
 
 def test_string_to_sign_layout() -> None:
@@ -98,17 +159,21 @@ def test_string_to_sign_layout() -> None:
 
 
 @pytest.mark.parametrize(
-    "request_body",
+    ("ocp", "request_body"),
     [
-        RollingUpgrade(destVersion=V1, operatingSystem="el7"),
-        RpmUpgrade(rpmFileName=f"oceanbase-{V1}.el7.x86_64.rpm"),
+        ("new", RollingUpgrade(destVersion=V1, operatingSystem="el7")),
+        ("new", RollingUpgrade(destVersion=V1, operatingSystem="el7", freezeServer=True, zoneOrder=["zone2", "zone1"])),
+        ("legacy", RpmUpgrade(rpmFileName=f"oceanbase-{V1}.el7.x86_64.rpm")),
     ],
 )
-async def test_upgrade_follows_dag_to_successful_and_version_changes(sim, request_body) -> None:
+async def test_upgrade_follows_the_documented_dag_and_version_changes(sim, ocp, request_body) -> None:
+    sim.state.targets["22"].extra["upgrade_body"] = ocp
     c = client(sim)
     task = await c.upgrade(22, request_body)
-    assert task.status == "RUNNING" and len(task.subtasks) >= 5
-    assert (await c.get_cluster(22)).status == "UPGRADING"
+    assert task.status == "RUNNING" and task.name == UPGRADE_TASK_NAME
+    assert [s.name for s in task.subtasks] == DAG
+    cluster = await c.get_cluster(22)
+    assert cluster.status == "OPERATING" and cluster.status in CLUSTER_STATUSES  # no UPGRADING in OCP
     seen = set()
     for _ in range(30):
         sim.state.clock.advance(50)
@@ -117,9 +182,27 @@ async def test_upgrade_follows_dag_to_successful_and_version_changes(sim, reques
         seen |= {s.status for s in task.subtasks}
         if task.terminal:
             break
-    assert task.status == "SUCCESSFUL" and {"PENDING", "RUNNING", "SUCCESSFUL"} <= seen
-    assert (await c.get_cluster(22)).obVersion == V1
+    assert task.status == "SUCCESSFUL" and {"PENDING", "READY", "RUNNING", "SUCCESSFUL"} <= seen <= set(SUBTASK_STATUSES)
+    assert task.finishTime and all(s.startTime and s.finishTime for s in task.subtasks)
+    cluster = await c.get_cluster(22)
+    assert (cluster.obVersion, cluster.status) == (V1, "RUNNING")
     assert sim.state.stats.snapshot()["calls"]["ocp.upgrade"] == {"22": 1}
+
+
+async def test_each_ocp_refuses_the_other_body_naming_the_fields(sim) -> None:
+    c = client(sim)
+    with pytest.raises(OcpRefused) as new_ocp:  # the current OCP: destVersion and operatingSystem required
+        await c.upgrade(22, LEGACY)
+    fields = {e["field"] for e in new_ocp.value.error.subErrors or []}
+    assert new_ocp.value.status == 400 and fields == {"destVersion", "operatingSystem"}
+    sim.state.targets["22"].extra["upgrade_body"] = "legacy"
+    with pytest.raises(OcpRefused) as old_ocp:  # an older OCP ignores the new fields, misses rpmFileName
+        await c.upgrade(22, NEW)
+    assert old_ocp.value.status == 400 and [e["field"] for e in old_ocp.value.error.subErrors or []] == ["rpmFileName"]
+    trigger = LegacyFallback()
+    assert trigger.matches(old_ocp.value.status, old_ocp.value.error_text)
+    assert not trigger.matches(new_ocp.value.status, new_ocp.value.error_text)
+    assert sim.state.jobs == {}
 
 
 async def test_failed_task_carries_reason_then_retry_succeeds(sim) -> None:
@@ -128,9 +211,9 @@ async def test_failed_task_carries_reason_then_retry_succeeds(sim) -> None:
     task = await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
     sim.state.clock.advance(2000)
     task = await c.get_task(task.id)
-    assert task.status == "FAILED" and len(task.failed_subtasks) == 1
-    assert task.errorMessage
+    assert task.status == "FAILED" and [s.name for s in task.failed_subtasks] == ["Wait dag success"]
     assert_dag_consistent(task)
+    assert "simulated failure" in await c.subtask_log(task.id, task.failed_subtasks[0].id)
     assert (await c.list_tasks(22, status="FAILED"))[0].id == task.id
     retried = await c.retry_task(task.id)
     assert retried.status == "RUNNING"
@@ -157,7 +240,26 @@ async def test_second_upgrade_while_running_is_a_conflict(sim) -> None:
     await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
     with pytest.raises(TransientCloudError) as info:
         await c.upgrade(22, {"destVersion": V2, "operatingSystem": "el7"})
-    assert info.value.status == 409 and not info.value.maybe_applied
+    assert info.value.status == 409 and info.value.conflict and not info.value.maybe_applied
+    assert info.value.code == "50002" and "Operation not allowed" in info.value.message
+
+
+async def test_the_task_search_asks_for_its_order_and_reads_every_page(sim) -> None:
+    c = client(sim)
+    target = sim.state.targets["22"]
+    failed = []
+    for _ in range(5):  # five failed upgrades, then one running
+        target.fail_next = True
+        failed.append((await c.upgrade(22, NEW)).id)
+        sim.state.clock.advance(2000)
+    running = (await c.upgrade(22, NEW)).id
+    async with aiohttp.ClientSession() as http:  # unsorted, the list is oldest first here
+        r = await http.get(f"{sim.url}/api/v2/tasks/instances?clusterId=22", headers=BASIC)
+        assert [t["id"] for t in (await r.json())["data"]["contents"]] == [*failed, running]
+    tasks = await c.list_tasks(22, page_size=2)
+    assert [t.id for t in tasks] == [running, *failed[::-1]]
+    assert sim.state.stats.snapshot()["calls"]["ocp.list_tasks"] == {"22": 1 + 3}
+    assert [t.id for t in await c.list_tasks(22, status="FAILED", page_size=4)] == failed[::-1]
 
 
 async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
@@ -170,7 +272,10 @@ async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
     assert sim.state.stats.snapshot()["calls"] == {}
     with pytest.raises(PermanentCloudError, match="later than"):
         await c.upgrade(23, {"destVersion": V1, "operatingSystem": "el7"})  # 23 already runs V1
-    with pytest.raises(PermanentCloudError, match="not found") as info:
+    with pytest.raises(OcpRefused, match="software package") as info:
+        await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el8"})  # no el8 package for 22
+    assert info.value.code == "10002"
+    with pytest.raises(PermanentCloudError, match="No records of the cluster") as info:
         await c.get_cluster(999)
     assert info.value.status == 404
 
