@@ -9,7 +9,8 @@
 
 Simulator faults are on (``bench._rollout.FAULTS``: a few % of 5xx/429/resets, answers lost
 after the job started or 1 s late, 1 s list lag, vendor clocks off on CCE and OCP) and one target
-in 40 fails at the vendor. Kills happen only while runs are still open, 0.5–3 s apart (plus the restart).
+in 40 fails at the vendor. Kills happen only while runs are still open, up to ``--kill-gap`` s
+apart (plus the restart): a rollout that ends first gets fewer (the line says how many landed).
 
 One JSON line per bus: targets, kills (serve/worker/nats-server), start calls not made exactly
 once, targets not upgraded, runs not terminal or ended wrongly, dead letters, wall seconds. Exit
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import sys
 import tempfile
@@ -48,9 +50,11 @@ async def run_chaos(
     faults: dict[str, Any] | None = None,
     give_up_s: float = 600.0,
     nats: NatsServer | None = None,
+    kill_gap: tuple[float, float] = (0.5, 3.0),
 ) -> tuple[Figures, bool, Rollout]:
     """Run one chaos rollout; (figures, whether every run ended in time, the finished rollout —
-    for its logs). ``nats``: a server this run may kill (default: one of its own)."""
+    for its logs). ``nats``: a server this run may kill (default: one of its own). Kills are
+    ``kill_gap`` (uniform, real seconds) apart, plus the restart; none once every run ended."""
     rng = random.Random(seed)
     own = None
     if bus == "nats" and nats is None:
@@ -74,7 +78,7 @@ async def run_chaos(
             async def next_kill() -> None:
                 if len(upgraded_at_kill) >= kills:
                     return
-                await asyncio.sleep(rng.uniform(0.5, 3.0))
+                await asyncio.sleep(rng.uniform(*kill_gap))
                 victim = rng.choice(pool)
                 upgraded_at_kill.append(await ro.upgraded())
                 await ro.kill(victim)
@@ -102,6 +106,7 @@ async def _main(args: argparse.Namespace) -> int:
                 Path(tmp), bus=bus, targets=args.targets, kills=args.kills,
                 workers=args.workers if bus == "nats" else 0, nats_kills=args.nats_kills if bus == "nats" else 0,
                 seed=args.seed, speed=args.speed, concurrency=args.concurrency, give_up_s=args.timeout,
+                kill_gap=(args.kill_gap / 4, args.kill_gap),
             )  # fmt: skip
             line = fig.summary()
             line["all_ended"] = done
@@ -124,4 +129,7 @@ if __name__ == "__main__":
     parser.add_argument("--speed", type=float, default=300.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after this many real seconds")
+    parser.add_argument("--kill-gap", type=float, default=1.2, help="at most this many real seconds between kills")
+    # nats-py logs every failed reconnect of this process's own store reads while nats-server is down
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
     sys.exit(asyncio.run(_main(parser.parse_args())))

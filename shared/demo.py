@@ -114,9 +114,10 @@ def build_demo_fleet(
             vid = f"7378a198-4b2c-11ef-9a5e-{i + 1:012d}"
             fields["cluster_id"] = vid
         elif kind == "starrocks":
-            # the simulator knows the node by its StarRocks id (in17), its TaurusDB instance id (in07) beside it
-            vid = f"{i + 1:028x}in17"
-            fields |= {"instance_id": f"{i + 1:028x}in07", "starrocks_instance_id": vid}
+            # the simulator knows the node by its StarRocks id (in17), its TaurusDB instance id (in07)
+            # beside it; both are 32 letters/digits and the suffix, as the TaurusDB pages state them
+            vid = f"{i + 1:032x}in17"
+            fields |= {"instance_id": f"{i + 1:032x}in07", "starrocks_instance_id": vid}
         elif kind == "oceanbase":
             vid = str(100 + i)
             fields |= {"cluster_id": vid, "operating_system": "el7"}

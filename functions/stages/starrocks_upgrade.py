@@ -18,9 +18,12 @@ from functions.stages._common import (
     run_stage,
 )
 from shared.bus.base import Emitted
+from shared.clouds.errors import ValidationFailed
+from shared.errors import ConfigError
 from shared.function import Context, upshift_function
 
 __all__ = ["CALL", "starrocks_upgrade"]
+
 
 class StarRocksUpgrade(VendorCall):
     """The API takes no version (the vendor upgrades to its newest kernel); the stage succeeds
@@ -28,7 +31,17 @@ class StarRocksUpgrade(VendorCall):
     guessed from the instance's state (a job that failed leaves the instance back at "normal"
     at the old version — calling again then would be a second upgrade): the instance's running
     ``actions[].job_id``, then the project's ``immediate-jobs`` for this instance since the claim
-    (whatever their status: a failed one is ours and fails the stage), then the version."""
+    (whatever their status: a failed one is ours and fails the stage), then the version.
+
+    Ids (``shared.options.starrocks``): the db-upgrade path takes the StarRocks id (in17) unless
+    ``starrocks.upgrade_path_id`` says ``taurusdb`` (in07); the instance query takes the TaurusDB
+    id, then the StarRocks id. ``delay`` and ``is_skip_validate`` come from the target's options.
+
+    Job statuses (ShowGaussMySqlJobInfo): Completed succeeds; Failed and Canceled fail;
+    Pending, Running and **Unauthorized** wait. Unauthorized means the job waits for someone to
+    authorise it: it is reported as the progress ``Unauthorized: waiting for authorisation …``,
+    which does not change, so the stuck detector fails the stage after ``STUCK_AFTER`` expected
+    durations with that text as the last progress — a person is told, nothing waits silently."""
 
     kind = "starrocks"
     stage = "upgrade"
@@ -37,13 +50,30 @@ class StarRocksUpgrade(VendorCall):
         return clouds.taurusdb
 
     @staticmethod
+    def _options(target: Any) -> Any:
+        options = target.starrocks
+        try:
+            options.check_target(target)  # also checked when the fleet loads
+        except ValueError as exc:
+            raise ConfigError(f"targets[{target.name}]", str(exc)) from None
+        return options
+
+    @staticmethod
     def _instance(client: Any, target: Any) -> Any:
-        return client.get_starrocks_instance(
-            target.instance_id, target.starrocks_instance_id or target.instance_id
-        )
+        if not target.starrocks_instance_id:  # a refusal, not a crash, when reconciling
+            raise ValidationFailed(
+                "the instance query needs the StarRocks id (in17)",
+                vendor="taurusdb",
+                field="starrocks_instance_id",
+            )
+        return client.get_starrocks_instance(target.instance_id, target.starrocks_instance_id)
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
-        return Job(await client.upgrade_starrocks(target.instance_id))
+        options = self._options(target)
+        job_id = await client.upgrade_starrocks(
+            options.upgrade_id(target), delay=options.delay, skip_validate=options.is_skip_validate
+        )
+        return Job(job_id)
 
     async def find_existing(
         self, client: Any, target: Any, req: StageRequested, since: Since
@@ -52,7 +82,7 @@ class StarRocksUpgrade(VendorCall):
         for action in instance.actions:
             if action.job_id and action.status != "DELETED":
                 return Job(action.job_id)
-        ours = {target.instance_id, target.starrocks_instance_id or target.instance_id}
+        ours = {target.instance_id, target.starrocks_instance_id}
         jobs = [
             j
             for j in await client.list_immediate_jobs()
@@ -73,6 +103,10 @@ class StarRocksUpgrade(VendorCall):
             return JobStatus("succeeded", "Completed")
         if job.terminal:  # Failed or Canceled
             return JobStatus("failed", job.status, job.fail_reason or f"job {job.status}", f"job.{job.status.lower()}")
+        if job.status == "Unauthorized":
+            # Not followed silently: the progress says who must act, and stays the same until
+            # someone does (then the stuck detector reports it with this text).
+            return JobStatus("running", f"Unauthorized: waiting for authorisation of job {job.id} in the console")
         return JobStatus("running", f"{job.status}:{job.process or ''}")
 
 

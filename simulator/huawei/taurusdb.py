@@ -2,10 +2,20 @@
 
 The upgrade goes to the target's newest version (StarRocks' API takes no version). A target's
 ``id`` is its StarRocks instance id (suffix ``in17``); it may carry ``extra["instance_id"]``, the
-TaurusDB instance id (suffix ``in07``). The upgrade path accepts either id, because which one the
-real API takes is unconfirmed (vendor-facts §4.1). The instance query
-``GET .../instances/{instance_id}/starrocks/{starrocks_instance_id}`` wants the StarRocks id second;
-the first must be the TaurusDB id when the target knows one (any id otherwise).
+TaurusDB instance id (suffix ``in07``). Ids are checked as the documents state them: 32 letters
+or digits and the suffix (seed 000: "36 characters with a suffix of in17"), in their positions:
+
+- ``POST /v3/{p}/instances/{id}/starrocks/db-upgrade`` takes the StarRocks id (the page, PySDK)
+  — or the TaurusDB id, as TF-HW sends (vendor-facts §4.1: unconfirmed). A target's
+  ``extra["upgrade_path_id"]`` says which one this instance accepts: ``in17``, ``in07`` or
+  ``either`` (default: both readings, until one is confirmed).
+- ``GET /v3/{p}/instances/{in07}/starrocks/{in17}`` (ListStarrocksInstanceInfo): the TaurusDB
+  id first — the target's own when it knows it, else any well-formed in07 id — then the
+  StarRocks id.
+
+Anything else (a malformed id, an id in the wrong position) is ``DBS.200022 Instance not found.``
+Every error is ``{error_code, error_msg}``; a path under ``/v3/{project_id}/`` that is not one
+of these routes is the API gateway's ``404 APIGW.0101``.
 
 Routes and their operations (fault keys, stats counters):
 
@@ -16,6 +26,14 @@ Routes and their operations (fault keys, stats counters):
 - ``GET  /v3/{p}/instances/{in07}/starrocks/{in17}``    ``taurusdb.instance`` -> ``{instances: [...]}``
   with ``actions[]`` naming the running upgrade job (§4.3)
 
+Job statuses (ShowGaussMySqlJobInfo, vendor-facts §4.4): Pending (a delayed job's first tenth),
+Running, Completed, Failed — and, on request, the two the PySDK enum lacks: a target's
+``extra["job_status"]`` set to ``Unauthorized`` makes its next jobs wait for authorisation (no
+progress, status Unauthorized) until ``POST /_sim/taurusdb/jobs/{job_id}`` ``{"status":
+"Running"}`` authorises one; ``Canceled`` makes them end Canceled (as a person cancelling them
+halfway; the version stays). The same control route with ``{"status": "Canceled"}`` cancels a
+running job now. (Control routes take no auth and no faults.)
+
 ``list_lag_s`` (a new job is not visible everywhere at once) affects, for a job younger than it:
 ``GET /jobs?id=`` answers 404 DBS.200404 (the docs: "a new job id becomes queryable only after a
 few seconds"; ``HuaweiSim.fresh_job_404_s`` does the same, whichever is longer wins);
@@ -25,6 +43,7 @@ few seconds"; ``HuaweiSim.fresh_job_404_s`` does the same, whichever is longer w
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -32,10 +51,10 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.core import SimJob, SimState, SimTarget, lagging, route, vendor_time
-from simulator.huawei._common import authed, dbs_error, fault_body, huawei_sim, iso, read_json
+from simulator.core import STALL_AT, SimJob, SimState, SimTarget, lagging, route, vendor_time
+from simulator.huawei._common import authed, dbs_error, fault_body, huawei_sim, iso, no_such_api, read_json
 
-__all__ = ["ACTION_NAMES", "JOB_NAME", "register"]
+__all__ = ["ACTION_NAMES", "JOB_NAME", "STARROCKS_ID", "TAURUSDB_ID", "register"]
 
 KIND = "starrocks"
 SERVICE = "taurusdb"
@@ -46,22 +65,37 @@ _FLAGS = {True: True, False: False, "true": True, "false": False}
 JOB_NAME = "UpgradeStarRocksKernelVersion"
 #: ``action_names`` of the job list: only the jobs this simulator produces.
 ACTION_NAMES = [JOB_NAME]
-#: Job statuses the docs list (the simulator produces the first four).
+#: Job statuses the docs list (ShowGaussMySqlJobInfo; the last two on request, see above).
 JOB_STATUSES = ("Pending", "Running", "Completed", "Failed", "Unauthorized", "Canceled")
+#: The ids' documented form: 32 letters or digits, then the suffix.
+STARROCKS_ID = re.compile(r"^[0-9A-Za-z]{32}in17$")
+TAURUSDB_ID = re.compile(r"^[0-9A-Za-z]{32}in07$")
+UPGRADE_PATH_IDS = ("in17", "in07", "either")
 LIMITS = (10, 20, 50)
 #: "Only jobs from the last month can be queried" (vendor-facts §4.4): simulated seconds.
 JOB_LIST_MAX_AGE = 30 * 86400.0
 
 
-def _find(state: SimState, any_id: str) -> SimTarget | None:
-    target = state.by_id(KIND, any_id)
-    if target is not None:
-        return target
-    for t in state.targets.values():
-        if t.kind == KIND and t.extra.get("instance_id") == any_id:
-            state.refresh(t)
-            return t
-    return None
+def _upgrade_target(state: SimState, path_id: str) -> SimTarget | None:
+    """The target a db-upgrade path id names, if that target takes that kind of id there."""
+    if STARROCKS_ID.match(path_id):
+        target, kind = state.by_id(KIND, path_id), "in17"
+    elif TAURUSDB_ID.match(path_id):
+        target = next(
+            (t for t in state.targets.values() if t.kind == KIND and t.extra.get("instance_id") == path_id), None
+        )
+        kind = "in07"
+    else:
+        return None
+    if target is None:
+        return None
+    accepts = target.extra.get("upgrade_path_id", "either")
+    if accepts not in UPGRADE_PATH_IDS:
+        raise ValueError(f"simulated StarRocks {target.name}: upgrade_path_id must be in17, in07 or either")
+    if accepts not in ("either", kind):
+        return None
+    state.refresh(target)
+    return target
 
 
 def _offset_time(epoch: float) -> str:
@@ -81,15 +115,39 @@ def _status(state: SimState, job: SimJob) -> tuple[str, float]:
     now = state.clock.now()
     outcome = job.outcome(now)
     frac = job.fraction(now)
-    if outcome == "running":
+    if job.extra.get("unauthorized"):
+        status = "Unauthorized"
+    elif outcome == "running":
         status = "Pending" if job.extra.get("delay") and frac < 0.1 else "Running"
+    elif outcome == "succeeded":
+        status = "Completed"
     else:
-        status = "Completed" if outcome == "succeeded" else "Failed"
+        status = "Canceled" if job.extra.get("canceled") else "Failed"
     return status, frac
 
 
+_ENDED = ("Completed", "Failed", "Canceled")
+
+
+def _authorise(state: SimState, job: SimJob) -> None:
+    """An Unauthorized job is authorised: it runs from now, with the fate it was given."""
+    job.extra.pop("unauthorized", None)
+    job.started = state.clock.now()
+    job.stall, job.stall_at = job.extra.pop("stall_after_authorisation", False), STALL_AT
+
+
+def _cancel(state: SimState, job: SimJob) -> None:
+    """A running job is cancelled now: it ends Canceled where it was; the version stays."""
+    now = state.clock.now()
+    job.extra.pop("unauthorized", None)
+    job.fail_at = job.fraction(now) if job.duration > 0 else 0.0
+    job.started = min(job.started, now)
+    job.fail, job.stall, job.fail_reason = True, False, ""
+    job.extra["canceled"] = True
+
+
 def _process(status: str, frac: float) -> str | None:
-    if status == "Running":
+    if status in ("Running", "Canceled"):
         return f"{int(frac * 100)}%"
     return "100%" if status == "Completed" else None
 
@@ -101,7 +159,7 @@ def _job_view(state: SimState, job: SimJob, target: SimTarget) -> dict[str, Any]
         "name": JOB_NAME,
         "status": status,
         "created": iso(job.extra.get("created", job.started)),
-        "ended": iso(job.ends) if status in ("Completed", "Failed") else None,
+        "ended": iso(job.ends) if status in _ENDED else None,
         "process": _process(status, frac),
         "instance": {"id": target.id, "name": target.name},
         "fail_reason": job.fail_reason if status == "Failed" else None,
@@ -120,7 +178,7 @@ def _list_entry(state: SimState, job: SimJob, target: SimTarget) -> dict[str, An
         "status": status,
         "process": _process(status, frac),
         "created_time": _offset_time(job.extra.get("created", job.started)),
-        "ended_time": _offset_time(job.ends) if status in ("Completed", "Failed") else None,
+        "ended_time": _offset_time(job.ends) if status in _ENDED else None,
         "fail_reason": job.fail_reason if status == "Failed" else None,
         "show_detail": False,
     }
@@ -133,19 +191,22 @@ def register(app: web.Application, state: SimState) -> None:
     )
 
     def add(method: str, path: str, handler: Any, op: str) -> None:
-        route(app, state, SERVICE, method, path, authed(state, SERVICE, handler), op=op)
+        # TaurusDB answers carry X-Request-Id (cloud-apis.md, "Errors and throttling").
+        route(app, state, SERVICE, method, path, authed(state, SERVICE, handler, request_ids=True), op=op)
 
     def invalid(message: str) -> web.Response:
         return dbs_error(400, "DBS.200001", f"Invalid parameter: {message}")
 
     async def upgrade(request: web.Request) -> web.Response:
-        target = _find(state, request.match_info["instance_id"])
+        target = _upgrade_target(state, request.match_info["instance_id"])
         if target is None:
             return dbs_error(400, "DBS.200022", "Instance not found.")
         state.count("taurusdb.upgrade", target.id)
         doc = await read_json(request)
         if doc is None:
-            doc = {}
+            if await request.read():
+                return invalid("the request body is not JSON.")
+            doc = {}  # both fields are optional (default false)
         if not isinstance(doc, dict) or set(doc) - {"delay", "is_skip_validate"}:
             return invalid("unknown field in the request body.")
         flags = {}
@@ -159,17 +220,27 @@ def register(app: web.Application, state: SimState) -> None:
         if not target.versions or target.version == target.versions[-1]:
             return dbs_error(400, "DBS.200001", "The instance is already running the latest kernel version.")
         job_id = sim.uid(state)
-        state.start_job(
+        job = state.start_job(
             target,
             target.versions[-1],
             service=SERVICE,
             job_id=job_id,
             extra={
                 "delay": flags["delay"],
+                "body": doc,  # as received: tests check what went over the wire
                 "created": state.clock.now(),
                 "action_id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"upshift-sim/action/{job_id}")),
             },
         )
+        hold = target.extra.get("job_status")
+        if hold == "Unauthorized":  # waits for someone to authorise it: no progress until then
+            job.extra.update(unauthorized=True, stall_after_authorisation=job.stall)
+            job.stall, job.stall_at = True, 0.0
+        elif hold == "Canceled":  # someone cancels it halfway
+            job.fail, job.stall, job.fail_reason = True, False, ""
+            job.extra["canceled"] = True
+        elif hold is not None:
+            raise ValueError(f"simulated StarRocks {target.name}: job_status must be Unauthorized or Canceled")
         return web.json_response({"job_id": job_id})
 
     def too_fresh(job: SimJob) -> bool:
@@ -239,9 +310,10 @@ def register(app: web.Application, state: SimState) -> None:
         )
 
     async def instance(request: web.Request) -> web.Response:
-        target = state.by_id(KIND, request.match_info["starrocks_instance_id"])
+        first, second = request.match_info["instance_id"], request.match_info["starrocks_instance_id"]
+        target = state.by_id(KIND, second) if STARROCKS_ID.match(second) else None
         taurus_id = target.extra.get("instance_id") if target is not None else None
-        if target is None or (taurus_id is not None and request.match_info["instance_id"] != taurus_id):
+        if target is None or not TAURUSDB_ID.match(first) or (taurus_id is not None and first != taurus_id):
             return dbs_error(404, "DBS.200022", "Instance not found.")
         state.count("taurusdb.instance", target.id)
         running = state.active_job(target, visible=True)
@@ -272,6 +344,25 @@ def register(app: web.Application, state: SimState) -> None:
         }
         return web.json_response({"instances": [body]})
 
+    async def control(request: web.Request) -> web.Response:
+        """``POST /_sim/taurusdb/jobs/{job_id}`` ``{"status": "Running" | "Canceled"}``."""
+        job = state.jobs.get(request.match_info["job_id"])
+        if not isinstance(job, SimJob) or job.service != SERVICE:
+            return web.json_response({"error": "no such TaurusDB job"}, status=404)
+        try:
+            wanted = (await request.json()).get("status")
+        except (ValueError, AttributeError):
+            wanted = None
+        current, _ = _status(state, job)
+        if wanted == "Running" and current == "Unauthorized":
+            _authorise(state, job)
+        elif wanted == "Canceled" and current not in _ENDED:
+            _cancel(state, job)
+        else:
+            message = f"cannot move a {current} job to {wanted!r} (Unauthorized -> Running, or not ended -> Canceled)"
+            return web.json_response({"error": message}, status=400)
+        return web.json_response({"job": _job_view(state, job, state.targets[job.target_id])})
+
     base = "/v3/{project_id}"
     add("POST", base + "/instances/{instance_id}/starrocks/db-upgrade", upgrade, "taurusdb.upgrade")
     add("GET", base + "/jobs", job, "taurusdb.jobs")
@@ -282,3 +373,6 @@ def register(app: web.Application, state: SimState) -> None:
         instance,
         "taurusdb.instance",
     )
+    app.router.add_post("/_sim/taurusdb/jobs/{job_id}", control)
+    # Any other path under a project (IAM's /v3/auth/... has no project segment): the gateway's 404.
+    app.router.add_route("*", "/v3/{project_id:[0-9A-Za-z]{32}}/{tail:.*}", no_such_api)

@@ -37,8 +37,13 @@ def _flag(value: Any) -> Any:
 
 
 class UpgradeStarRocksRequest(BaseModel):
-    """``POST /v3/{project_id}/instances/{instance_id}/starrocks/db-upgrade``. Sent as the docs
-    show them: ``"true"`` / ``"false"`` strings."""
+    """``POST /v3/{project_id}/instances/{instance_id}/starrocks/db-upgrade`` (seed 000).
+
+    ``delay`` and ``is_skip_validate`` are sent as the Strings ``"true"`` / ``"false"``: the
+    page's parameter table types them String (range true/false, default false), its SDK samples
+    send ``"false"``, and TF-HW sends strings; PySDK ``upgrade_sr_kernel_version_request_v3.py``
+    types them bool and the page's example body shows JSON booleans (vendor-facts §4.2). The
+    table is the contract, so strings; either spelling is accepted as input."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,11 @@
-"""TaurusDB StarRocks client: start a kernel upgrade, follow its job, read the instance's version."""
+"""TaurusDB StarRocks client: start a kernel upgrade, follow its job, read the instance's version.
+
+Ids (vendor-facts §4.1): a StarRocks instance (suffix ``in17``) belongs to a TaurusDB instance
+(suffix ``in07``). The db-upgrade path takes the StarRocks id per its page (seed 000) and PySDK
+(TF-HW sends the TaurusDB id: the caller chooses, see ``shared.options.starrocks``); the
+instance query takes the TaurusDB id, then the StarRocks id. Errors are ``{error_code,
+error_msg}`` with the request id in ``X-Request-Id``.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +45,11 @@ class TaurusDbClient(HuaweiClient):
     async def upgrade_starrocks(
         self, instance_id: str, *, delay: bool | str = False, skip_validate: bool | str = False
     ) -> str:
-        """Start the kernel upgrade; returns the job id. Not retried once it may have reached the
-        vendor: the caller reconciles (``get_starrocks_instance`` / the job list) instead."""
+        """Start the kernel upgrade of ``instance_id`` (the id the db-upgrade path takes: the
+        StarRocks id, ``in17``, per the page); returns the job id. ``delay`` / ``skip_validate``
+        go out as the Strings "true"/"false" (see ``UpgradeStarRocksRequest``). Not retried once it
+        may have reached the vendor: the caller reconciles (``get_starrocks_instance`` / the job
+        list) instead."""
         body = UpgradeStarRocksRequest.model_validate({"delay": delay, "is_skip_validate": skip_validate})
         response = await self._call(
             "POST",
@@ -79,8 +89,10 @@ class TaurusDbClient(HuaweiClient):
             delay = min(delay * 2, 4.0)
 
     async def get_starrocks_instance(self, instance_id: str, starrocks_instance_id: str) -> StarRocksInstance:
-        """``GET /v3/{p}/instances/{instance_id}/starrocks/{starrocks_instance_id}``: its
-        ``data_store_version`` is what a reconciliation compares with the target version."""
+        """``GET /v3/{p}/instances/{instance_id}/starrocks/{starrocks_instance_id}``
+        (ListStarrocksInstanceInfo): the TaurusDB id (in07), then the StarRocks id (in17). Its
+        ``data_store_version`` is what a reconciliation compares with the target version, its
+        ``actions[].job_id`` the job running on it."""
         response = await self._call(
             "GET",
             f"/v3/{q(self.project_id)}/instances/{q(instance_id)}/starrocks/{q(starrocks_instance_id)}",
