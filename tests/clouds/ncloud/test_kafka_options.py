@@ -50,3 +50,12 @@ def test_bad_options_are_refused_at_load_naming_the_field(options: str, field: s
     with pytest.raises(ConfigError) as bad:
         fleet(options)
     assert f"targets[0].{field}:" in str(bad.value) and says in str(bad.value)
+
+
+def test_the_planner_orders_a_kafka_name_with_codes() -> None:
+    # shared/versions.py reads "Kafka 3.9.0" (getCDSSVersionList's kafkaVersionName) as 3.9.0
+    from shared.versions import compare, on_track
+
+    assert compare("ncloud-kafka", "2823006", "Kafka 3.9.0") < 0
+    assert compare("ncloud-kafka", "kafka 3.9.0", "3.9.0") == 0
+    assert on_track("ncloud-kafka", "Kafka 3.9.0", "3.9")
