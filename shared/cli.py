@@ -204,11 +204,12 @@ def _add_subsystem_commands() -> None:
     Imported, not guarded: a broken module must fail loudly, not make its command vanish.
     """
     from shared.demo import demo
+    from shared.inventory import inventory
     from shared.plan import plan
     from shared.status import status
     from simulator.cli import simulate
 
-    for command in (demo, plan, simulate, status):
+    for command in (demo, inventory, plan, simulate, status):
         cli.add_command(command)
 
 

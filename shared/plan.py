@@ -139,13 +139,17 @@ def _newest_first(kind: str, decisions: list[Decision]) -> list[Decision]:
     return sorted(decisions, key=key, reverse=True)
 
 
-def plan_releases(fleet: Any, releases: list[Release], now: datetime) -> list[dict[str, Any]]:
+def plan_releases(
+    fleet: Any, releases: list[Release], now: datetime, current: Mapping[str, str | None] | None = None
+) -> list[dict[str, Any]]:
     """The dry run as plain data: per release, per target, the decision and its window.
 
-    Several releases of one product: a target that would take more than one takes the newest
-    (latest wins, as in ``plan_upgrades``); the others say ``superseded``.
+    ``current``: each target's running version (default: the fleet file's; ``--live``: what the
+    vendors report). Several releases of one product: a target that would take more than one
+    takes the newest (latest wins, as in ``plan_upgrades``); the others say ``superseded``.
     """
-    current = {t.name: t.version for t in fleet.targets}
+    if current is None:
+        current = {t.name: t.version for t in fleet.targets}
     per = {(r.product, r.version): decide(fleet, r, now, current) for r in releases}
     winners: dict[str, Decision] = {}
     by_target: dict[str, list[Decision]] = {}
@@ -236,7 +240,8 @@ def _table(result: list[dict[str, Any]]) -> str:
 )
 @click.option("--now", "now_text", default=None, metavar="ISO", help="Plan as of this instant (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_json: bool) -> None:
+@click.option("--live", is_flag=True, help="Plan from the versions the vendors report (upshift inventory), not the fleet file's.")
+def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_json: bool, live: bool) -> None:
     """Dry run: which targets would take each release, in which window, and why others would not."""
     from shared.errors import ConfigError
     from shared.fleet import load_fleet
@@ -255,7 +260,14 @@ def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_js
         fleet = load_fleet(fleet_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    result = plan_releases(fleet, parsed, now)
+    current = None
+    if live:
+        from shared.inventory import live_versions
+
+        reported = live_versions(fleet_path)
+        # a target whose look failed is planned from the fleet file's version, as without --live
+        current = {t.name: reported.get(t.name) or t.version for t in fleet.targets}
+    result = plan_releases(fleet, parsed, now, current)
     if as_json:
         click.echo(json.dumps({"now": now.isoformat(), "releases": result}, indent=2))
     else:
