@@ -427,14 +427,21 @@ class Rollout:
         return self.sim.url
 
     async def post_releases(
-        self, port: int, *, kinds: tuple[str, ...] | None = None, proc: Proc | None = None, tries: float = 30.0
+        self,
+        port: int,
+        *,
+        kinds: tuple[str, ...] | None = None,
+        proc: Proc | None = None,
+        stop: Callable[[], bool] | None = None,
+        tries: float = 30.0,
     ) -> bool:
         """Announce the releases (of ``kinds``, default all) through ``POST /hooks/release``; True
         once all are accepted.
 
         Re-posting is harmless (a release's id is its product and version: the bus drops the
         copy), so this is called again after every restart of serve. False when serve (``proc``)
-        died meanwhile or did not answer for ``tries`` s: the next call after a restart posts again."""
+        died meanwhile, ``stop()`` became true, or serve did not answer for ``tries`` s: the next
+        call after a restart posts again."""
         from shared.fleet import DEFAULT_PRODUCT
 
         products = None if kinds is None else {DEFAULT_PRODUCT[k] for k in kinds}
@@ -452,7 +459,8 @@ class Rollout:
                             break
                         raise AssertionError(f"release intake refused {rel}: {r.status} {await r.text()}")
                 except (aiohttp.ClientError, OSError, TimeoutError):
-                    if time.monotonic() > deadline or (proc is not None and not proc.alive):
+                    gone = (proc is not None and not proc.alive) or (stop is not None and stop())
+                    if gone or time.monotonic() > deadline:
                         return False
                     await asyncio.sleep(0.2)
         return True

@@ -87,10 +87,12 @@ async def test_crash_point(point, backend, mode, tmp_path, request):
         t0 = time.monotonic()
         try:
             await wait_healthy(port, serve)
-            lead = LEAD.get(point)
-            await ro.post_releases(port, kinds=None if lead is None else (lead,), proc=serve)
         except AssertionError:
-            assert not serve.alive, "serve did not come up"  # died at the point already: fine, checked below
+            assert not serve.alive, "serve did not come up"  # died at the point already: checked below
+        else:
+            lead = LEAD.get(point)
+            # stops early when serve died or froze at the point; all are posted again after the restart
+            await ro.post_releases(port, kinds=None if lead is None else (lead,), proc=serve, stop=marker.exists)
 
         if mode == "kill":
             rc = await serve.wait(REACH_S)
@@ -107,7 +109,7 @@ async def test_crash_point(point, backend, mode, tmp_path, request):
         reached_s = time.monotonic() - t0
         calls = (await ro.sim_stats())["calls"]
         at_kill = {ep: calls[ep] for ep in sorted({e for eps in START_ENDPOINTS.values() for e in eps}) if ep in calls}
-        ended = {r["target"]: r["state"] for r in (await ro.runs() or {}).values() if r.get("state") in TERMINAL}
+        ended = {r.get("target", r["id"]): r["state"] for r in (await ro.runs() or {}).values() if r.get("state") in TERMINAL}
 
         serve.start()  # unarmed
         await wait_healthy(port, serve)
