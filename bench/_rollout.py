@@ -321,6 +321,8 @@ class Rollout:
         self.failing = self.sim_targets[self.n :]
         for t in self.failing:
             t.outcome = "fail"
+        # the simulator's clock starts now from ``start``; the upshift processes agree through the anchor
+        self.anchor = time.time()
         self.sim = await start_simulator(
             targets=self.sim_targets, speed=self.speed, creds=self.creds, seed=self.seed, start=self.start.timestamp()
         )
