@@ -12,7 +12,8 @@ clouds:
 windows:
   sat-night: {rrule: "FREQ=WEEKLY;BYDAY=SA;BYHOUR=2", duration: 4h, timezone: Asia/Seoul, cutoff: 45m}
 targets:
-  - {name: kafka-canary, kind: ncloud-kafka, cluster: 3432149, config_group: 11, window: sat-night, wave: 0}
+  - {name: kafka-canary, kind: ncloud-kafka, cluster: 3432149, window: sat-night, wave: 0,
+     kafka: {config_groups: {"3903006": 11}}}
   - {name: cce-prod-a, kind: cce, cluster_id: 7378a198-..., window: sat-night, wave: 1,
      strategy: {user_defined_step: 20}}
 policies:
@@ -142,7 +143,9 @@ class Target(_Strict):
     # starrocks: the TaurusDB instance id, and the StarRocks instance id where the API wants it
     instance_id: Str | None = None
     starrocks_instance_id: Str | None = None
-    # ncloud-kafka: serviceGroupInstanceNo and the config group for the upgrade
+    # ncloud-kafka: serviceGroupInstanceNo; a config group belongs to one Kafka version, so the
+    # upgrade's is kafka.config_groups[target version] or looked up (config_group: a fallback,
+    # used only when the vendor lists it for the target version)
     cluster: int | None = None
     config_group: int | None = None
     # oceanbase: what the OCP upgrade body needs
@@ -162,7 +165,7 @@ class Target(_Strict):
             "autopilot": ("cluster_id",),
             "oceanbase": ("cluster_id",),
             "starrocks": ("instance_id",),
-            "ncloud-kafka": ("cluster", "config_group"),
+            "ncloud-kafka": ("cluster",),
         }[self.kind]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:

@@ -19,7 +19,7 @@ STATUS = {
     "autopilot": "autopilot.upgrade_task",
     "starrocks": "taurusdb.jobs",
     "oceanbase": "ocp.get_task",
-    "ncloud-kafka": "ncloud.cluster_status",
+    "ncloud-kafka": "ncloud.upgrade_progress",
 }
 
 
