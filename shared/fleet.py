@@ -174,6 +174,11 @@ class Target(_Strict):
         alien = sorted(f for f in self.model_fields_set & set(_OPTIONS.values()) if f != own)
         if alien:
             raise ValueError(f"a {self.kind} target takes {own}: options, not {', '.join(alien)}")
+        # what the vendor will refuse at upgrade time (ids' form, OCP's operating system) is
+        # refused now, when the fleet loads, naming the field
+        check = getattr(getattr(self, own), "check_target", None)
+        if check is not None:
+            check(self)
         return self
 
     @property

@@ -157,7 +157,7 @@ async def _poller(tmp_path, feeds_yaml: str):
 clouds:
   huawei: {{region: ap-southeast-1, project_id: p1}}
 targets:
-  - {{name: sr-1, kind: starrocks, instance_id: i-1}}
+  - {{name: sr-1, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07, starrocks_instance_id: 5c2f9e0d8b7a4c1e9f3d2a1b0c9e8d7fin17}}
   - {{name: cce-1, kind: cce, cluster_id: c-1}}
 feeds:
 {feeds_yaml}

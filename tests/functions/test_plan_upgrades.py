@@ -20,9 +20,9 @@ clouds:
 targets:
   - {name: cce-a, kind: cce, cluster_id: c1, version: v1.23.8-r0}
   - {name: cce-frozen, kind: cce, cluster_id: c2, version: v1.23.8-r0, labels: {tier: critical}}
-  - {name: ob-a, kind: oceanbase, cluster_id: "22", version: 2.2.75-20210108170301}
+  - {name: ob-a, kind: oceanbase, cluster_id: "22", operating_system: el7, version: 2.2.75-20210108170301}
   - {name: kafka-a, kind: ncloud-kafka, cluster: 3432149, config_group: 170, version: "2823006"}
-  - {name: sr-a, kind: starrocks, instance_id: i1, version: 3.3.2}
+  - {name: sr-a, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07, starrocks_instance_id: 5c2f9e0d8b7a4c1e9f3d2a1b0c9e8d7fin17, version: 3.3.2}
 policies:
   - {match: {labels: {tier: critical}}, frozen: true}
   - {match: {kind: starrocks}, track: "3.3", min_release_age: 7d, skip: ["3.3.4"]}

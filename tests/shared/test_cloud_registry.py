@@ -33,7 +33,7 @@ clouds:
   ncloud: {{endpoint: "{url}"}}
 targets:
   - {{name: cce-a, kind: cce, cluster_id: c1}}
-  - {{name: ob-a, kind: oceanbase, cluster_id: "22"}}
+  - {{name: ob-a, kind: oceanbase, cluster_id: "22", operating_system: el7}}
   - {{name: kafka-a, kind: ncloud-kafka, cluster: 3432149, config_group: 170}}
 """
 

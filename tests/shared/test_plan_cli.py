@@ -18,7 +18,7 @@ targets:
   - {name: cce-prod, kind: cce, cluster_id: c1, window: sat-night, wave: 1, version: v1.29.0-r0}
   - {name: cce-free, kind: cce, cluster_id: c2, version: v1.28.0-r0}
   - {name: cce-frozen, kind: cce, cluster_id: c3, version: v1.28.0-r0, labels: {tier: critical}}
-  - {name: sr-a, kind: starrocks, instance_id: i1, version: 3.3.2, window: sat-night}
+  - {name: sr-a, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07, starrocks_instance_id: 5c2f9e0d8b7a4c1e9f3d2a1b0c9e8d7fin17, version: 3.3.2, window: sat-night}
 policies:
   - {match: {labels: {tier: critical}}, frozen: true}
   - {match: {kind: starrocks}, track: "3.3", min_release_age: 7d}
