@@ -20,6 +20,9 @@ CCE = "7378a198-4b2c-11ef-9a5e-0255ac100b01"  # v1.28 -> v1.29...
 CCE_B = "7378a198-4b2c-11ef-9a5e-0255ac100b02"  # v1.29 -> v1.30...
 AP = "9e1f0c2a-5d3b-11ef-8f1c-0255ac100c01"
 SR = "5c2f9e0d8b7a4c1e9f3d2a1b0c9e8d7fin17"
+#: ListStarrocksInstanceInfo wants a well-formed TaurusDB id (32 letters or digits + in07) first;
+#: SR's target knows none, so any such id will do.
+SR_INSTANCE = f"/v3/{{p}}/instances/{'0' * 32}in07/starrocks/{SR}"
 OB = "22"
 KAFKA = 3432149
 CCE_BASE = "/api/v3/projects/{p}/clusters/"
@@ -43,27 +46,34 @@ OPERATIONS = {
             "upgrade",
             "upgrade_tasks",
             "upgrade_task",
-            "upgrade_pause",
-            "upgrade_continue",
+            "upgradeinfo",
+            "upgrade_paths",
             "upgrade_retry",
             "postcheck",
+            "snapshot",
+            "snapshot_tasks",
         )
     ),
+    "cce.upgrade_pause",
+    "cce.upgrade_continue",
     "autopilot.workflow",
     "autopilot.workflows",
     "autopilot.workflow_cancel",
-    "autopilot.snapshot",
-    "autopilot.snapshot_tasks",
     "ocp.upgrade",
     "ocp.get_cluster",
     "ocp.list_tasks",
     "ocp.get_task",
     "ocp.retry",
     "ocp.rollback",
+    "ocp.subtask_log",
     "ncloud.precheck",
     "ncloud.upgrade",
+    "ncloud.upgrade_progress",
     "ncloud.cluster_info",
+    "ncloud.cluster_list",
     "ncloud.cluster_status",
+    "ncloud.versions",
+    "ncloud.config_groups",
 }
 
 
@@ -75,7 +85,11 @@ async def v():
 
 
 def cce_upgrade(v: Vendor, cluster: str = CCE, version: str = "v1.29", **kw):
-    body = {"spec": {"clusterUpgradeAction": {"targetVersion": version}}}
+    strategy = {"type": "inPlaceRollingUpdate", "inPlaceRollingUpdate": {"userDefinedStep": 20}}
+    body = {
+        "metadata": {"apiVersion": "v3", "kind": "UpgradeTask"},
+        "spec": {"clusterUpgradeAction": {"targetVersion": version, "strategy": strategy}},
+    }
     return v.hw("POST", CCE_BASE + cluster + "/operation/upgrade", json=body, **kw)
 
 
@@ -145,7 +159,7 @@ async def test_calls_are_counted_under_their_operation_names(v: Vendor) -> None:
     await v.hw("GET", CCE_BASE + CCE + "/operation/upgrade/tasks")
     await v.hw("GET", AP_WF)
     await v.hw("POST", f"/v3/{{p}}/instances/{SR}/starrocks/db-upgrade", json={})
-    await v.hw("GET", f"/v3/{{p}}/instances/x/starrocks/{SR}")
+    await v.hw("GET", SR_INSTANCE)
     await v.hw("GET", "/v3/{p}/immediate-jobs")
     await v.ocp("GET", f"/api/v2/ob/clusters/{OB}")
     await v.ocp("GET", f"/api/v2/tasks/instances?clusterId={OB}")
@@ -153,6 +167,20 @@ async def test_calls_are_counted_under_their_operation_names(v: Vendor) -> None:
     await v.ncloud("GET", f"/api/v1/cluster/getClusterStatus/{KAFKA}")
     calls = v.sim.state.stats.calls
     assert len(calls) == 12 and set(calls) <= OPERATIONS  # iam.tokens too
+    assert set(calls) == {
+        "iam.tokens",
+        "cce.upgrade",
+        "cce.cluster",
+        "cce.upgrade_tasks",
+        "autopilot.workflows",
+        "taurusdb.upgrade",
+        "taurusdb.instance",
+        "taurusdb.jobs_list",
+        "ocp.get_cluster",
+        "ocp.list_tasks",
+        "ncloud.cluster_info",
+        "ncloud.cluster_status",
+    }
 
 
 async def test_a_fault_on_one_operation_leaves_the_others_alone(v: Vendor) -> None:
@@ -240,12 +268,13 @@ async def test_cce_lag_hides_a_new_task_from_the_list_and_the_cluster_phase_not_
 
 async def test_autopilot_lag_hides_a_new_workflow_from_the_list(v: Vendor) -> None:
     v.sim.state.faults.update({"autopilot": {"list_lag_s": 600}})
-    r = await v.hw("POST", AP_WF, json={"kind": "WorkFlowTask", "spec": {"targetVersion": "v1.29"}})
+    workflow = {"kind": "WorkFlowTask", "apiVersion": "v3", "spec": {"clusterID": AP, "targetVersion": "v1.29"}}
+    r = await v.hw("POST", AP_WF, json=workflow)
     uid = (await r.json())["metadata"]["uid"]
     assert (await (await v.hw("GET", AP_WF)).json())["items"] == []
     assert (await v.hw("GET", f"{AP_WF}/{uid}")).status == 200
     # a second workflow is refused all the same: conflicts are checked on the truth
-    r = await v.hw("POST", AP_WF, json={"kind": "WorkFlowTask", "spec": {"targetVersion": "v1.29"}})
+    r = await v.hw("POST", AP_WF, json=workflow)
     assert r.status == 409
     from simulator.huawei import huawei_sim
 
@@ -263,18 +292,27 @@ async def test_ocp_lag_hides_a_new_task_from_the_list_and_the_cluster_status(v: 
     unhide(v.sim.state.jobs[f"ocp-{task['id']}"])
     listing = await (await v.ocp("GET", f"/api/v2/tasks/instances?clusterId={OB}")).json()
     assert [t["id"] for t in listing["data"]["contents"]] == [task["id"]]
-    assert (await (await v.ocp("GET", f"/api/v2/ob/clusters/{OB}")).json())["data"]["status"] == "UPGRADING"
+    # OCP has no UPGRADING cluster status: a cluster being upgraded is OPERATING
+    assert (await (await v.ocp("GET", f"/api/v2/ob/clusters/{OB}")).json())["data"]["status"] == "OPERATING"
 
 
 async def test_ncloud_lag_keeps_the_status_from_before_the_upgrade(v: Vendor) -> None:
     v.sim.state.faults.update({"ncloud": {"list_lag_s": 600}})
     await v.ncloud("POST", "/api/v1/cluster/rollingUpgradePreCheck", json=KAFKA_BODY)
     assert (await v.ncloud("POST", "/api/v1/cluster/rollingUpgrade", json=KAFKA_BODY)).status == 200
-    status = f"/api/v1/cluster/getClusterStatus/{KAFKA}"
-    assert (await (await v.ncloud("GET", status)).json())["result"]["status"] == "running"
+    info = f"/api/v1/cluster/getClusterInfoList/{KAFKA}"  # the cluster's status
+    status = f"/api/v1/cluster/getClusterStatus/{KAFKA}"  # its brokers'
+
+    async def shown() -> tuple[str, str, list[str]]:
+        cluster = (await (await v.ncloud("POST", info)).json())["result"]
+        brokers = (await (await v.ncloud("GET", status)).json())["result"]
+        return cluster["status"], brokers["brokerStatus"], [n["status"] for n in brokers["brokerStatusPerNode"]]
+
+    assert await shown() == ("running", "green", ["green"] * 3)
     [job] = v.sim.state.jobs_of(str(KAFKA))
     unhide(job)
-    assert (await (await v.ncloud("GET", status)).json())["result"]["status"] == "upgrading"
+    cluster_status, broker_status, nodes = await shown()
+    assert (cluster_status, broker_status, nodes.count("orange")) == ("changing", "orange", 1)
 
 
 async def test_taurusdb_lag_404s_the_new_job_and_hides_it_from_list_and_instance(v: Vendor) -> None:
@@ -284,13 +322,13 @@ async def test_taurusdb_lag_404s_the_new_job_and_hides_it_from_list_and_instance
     r = await v.hw("GET", f"/v3/{{p}}/jobs?id={job_id}")
     assert r.status == 404 and (await r.json())["error_code"] == "DBS.200404"
     assert (await (await v.hw("GET", "/v3/{p}/immediate-jobs")).json())["total_count"] == 0
-    [instance] = (await (await v.hw("GET", f"/v3/{{p}}/instances/x/starrocks/{SR}")).json())["instances"]
+    [instance] = (await (await v.hw("GET", SR_INSTANCE)).json())["instances"]
     assert (instance["status"], instance["actions"], instance["data_store_version"]) == ("normal", [], "3.1.6")
     unhide(v.sim.state.jobs[job_id])
     assert (await v.hw("GET", f"/v3/{{p}}/jobs?id={job_id}")).status == 200
     listed = (await (await v.hw("GET", "/v3/{p}/immediate-jobs")).json())["jobs"]
     assert [j["job_id"] for j in listed] == [job_id]
-    [instance] = (await (await v.hw("GET", f"/v3/{{p}}/instances/x/starrocks/{SR}")).json())["instances"]
+    [instance] = (await (await v.hw("GET", SR_INSTANCE)).json())["instances"]
     assert instance["status"] == "upgrading" and instance["actions"][0]["job_id"] == job_id
 
 
@@ -354,7 +392,7 @@ async def test_clock_skew_shifts_the_date_header_and_every_timestamp(v: Vendor) 
     [listed] = (await r.json())["jobs"]
     assert listed["created_time"].endswith("+0000")
     assert epoch_of(listed["created_time"]) == math.floor(sr_job.extra["created"] + 90)
-    r, _, _ = await timed(lambda: v.hw("GET", f"/v3/{{p}}/instances/x/starrocks/{SR}"), 90)
+    r, _, _ = await timed(lambda: v.hw("GET", SR_INSTANCE), 90)
     [action] = (await r.json())["instances"][0]["actions"]
     assert epoch_of(action["created_at"]) == math.floor(sr_job.extra["created"] + 90)
 

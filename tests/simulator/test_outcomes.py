@@ -10,7 +10,18 @@ from simulator.core import STALL_AT, SimState, SimTarget
 from simulator.fleet import load_fleet
 from simulator.testing import run_simulator
 from tests.simulator._vendor import Vendor
-from tests.simulator.test_faults import CCE, CCE_BASE, KAFKA, KAFKA_BODY, OB, OB_BODY, SR, START, cce_upgrade
+from tests.simulator.test_faults import (
+    CCE,
+    CCE_BASE,
+    KAFKA,
+    KAFKA_BODY,
+    OB,
+    OB_BODY,
+    SR,
+    SR_INSTANCE,
+    START,
+    cce_upgrade,
+)
 
 SR_UPGRADE = f"/v3/{{p}}/instances/{SR}/starrocks/db-upgrade"
 
@@ -76,7 +87,7 @@ async def test_taurusdb_fail_outcome_fails_every_job_in_the_documented_shape(v: 
         v.sim.state.clock.advance(10_000)
         job = (await (await v.hw("GET", f"/v3/{{p}}/jobs?id={job_id}")).json())["job"]
         assert job["status"] == "Failed" and job["fail_reason"] and job["ended"]
-    instance = (await (await v.hw("GET", f"/v3/{{p}}/instances/x/starrocks/{SR}")).json())["instances"][0]
+    instance = (await (await v.hw("GET", SR_INSTANCE)).json())["instances"][0]
     assert (instance["status"], instance["data_store_version"]) == ("normal", "3.1.6")
 
 
@@ -105,19 +116,24 @@ async def test_stall_outcome_freezes_every_vendors_view(v: Vendor) -> None:
         cce = (await (await v.hw("GET", CCE_BASE + CCE + f"/operation/upgrade/tasks/{uid}")).json())["status"]
         sr = (await (await v.hw("GET", f"/v3/{{p}}/jobs?id={sr_job}")).json())["job"]
         ob = (await (await v.ocp("GET", f"/api/v2/tasks/instances/{ob_task['id']}")).json())["data"]
-        kafka = await (await v.ncloud("GET", f"/api/v1/cluster/getClusterStatus/{KAFKA}")).json()
+        kafka = (await (await v.ncloud("POST", f"/api/v1/cluster/getClusterInfoList/{KAFKA}")).json())["result"]
+        brokers = (await (await v.ncloud("GET", f"/api/v1/cluster/getClusterStatus/{KAFKA}")).json())["result"]
         return {
             "cce": (cce["phase"], cce["progress"]),
             "sr": (sr["status"], sr["process"]),
             "ob": (ob["status"], [s["status"] for s in ob["subtasks"]]),
-            "kafka": (kafka["result"]["status"], [n["status"] for n in kafka["result"]["brokerNodeList"]]),
+            "kafka": (
+                kafka["status"],
+                brokers["brokerStatus"],
+                [n["status"] for n in brokers["brokerStatusPerNode"]],
+            ),
         }
 
     state.clock.advance(100_000)
     first = await views()
     assert first["cce"] == ("Running", "50") and first["sr"] == ("Running", "50%")
     assert first["ob"][0] == "RUNNING" and first["ob"][1].count("RUNNING") == 1
-    assert first["kafka"][0] == "upgrading" and first["kafka"][1].count("upgrading") == 1
+    assert first["kafka"][:2] == ("changing", "orange") and first["kafka"][2].count("orange") == 1
     state.clock.advance(1_000_000)
     assert await views() == first
     assert (await cce_upgrade(v)).status == 409  # still busy

@@ -127,8 +127,9 @@ async def test_the_instance_wants_its_own_taurusdb_id_first(v: Vendor) -> None:
     for path in (
         f"/v3/{{p}}/instances/{'0' * 32}in07/starrocks/{IDS[0]}",  # another TaurusDB instance
         f"/v3/{{p}}/instances/{TAURUS}/starrocks/{TAURUS}",  # the TaurusDB id is not a StarRocks id
+        f"/v3/{{p}}/instances/whatever/starrocks/{IDS[1]}",  # not a TaurusDB id at all (32 + in07)
     ):
         r = await v.hw("GET", path)
         assert r.status == 404 and (await r.json())["error_code"] == "DBS.200022"
-    # a target without a known TaurusDB id takes any first id
-    assert (await v.hw("GET", f"/v3/{{p}}/instances/whatever/starrocks/{IDS[1]}")).status == 200
+    # a target without a known TaurusDB id takes any well-formed first id
+    assert (await v.hw("GET", f"/v3/{{p}}/instances/{'9' * 32}in07/starrocks/{IDS[1]}")).status == 200
