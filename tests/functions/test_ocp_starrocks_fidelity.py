@@ -87,15 +87,12 @@ async def test_the_oceanbase_body_follows_the_option_and_auto_falls_back(
             assert p.sim.state.jobs_of("22") == []
 
 
-async def test_an_oceanbase_target_without_operating_system_is_refused_before_any_call(tmp_path, monkeypatch) -> None:
+async def test_an_oceanbase_target_without_operating_system_is_refused_when_the_fleet_loads(tmp_path, monkeypatch) -> None:
     with_options(monkeypatch, OB, "cluster_id: '{id}'")
-    async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
-        await p.start(OB)
-        outcome = await p.outcome(OB, 30)
-        assert outcome.type == T.UPGRADE_FAILED
-        failed = stage_failure(p, OB)
-        assert failed.code == "config" and "operating_system" in failed.message
-        assert "ocp.upgrade" not in await p.stats()
+    with pytest.raises(ConfigError) as err:
+        async with pipeline(f"sqlite:///{tmp_path}/u.db"):
+            pass
+    assert "operating_system" in str(err.value) and "targets[" in str(err.value)
 
 
 # -- OceanBase: reconcile from the task list, sorted, every page ---------------------------------
@@ -255,25 +252,21 @@ def test_bad_options_are_a_config_error_naming_the_field(target: str, field: str
 
 
 def test_the_options_check_a_target_against_its_own_fields() -> None:
-    """What ``check_target`` refuses (the stage refuses it too, before calling; at fleet load once
-    ``Target`` calls it — see the report)."""
-    fleet = parse_fleet(
-        FLEET.format(target="kind: oceanbase, cluster_id: '22'")
-        + "  - {name: u, kind: oceanbase, cluster_id: '23', operating_system: el7.x86_64}\n"
-        + "  - {name: v, kind: oceanbase, cluster_id: '24', oceanbase: {body: legacy, rpm_file_name: 'ob-{version}.rpm'}}\n"
-        + "  - {name: w, kind: starrocks, instance_id: i1}\n"
-        + "  - {name: x, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07}\n"
-        + "  - {name: y, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07,"
-        + " starrocks_instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07}\n",
-        "fleet.yaml",
-    )
-    for name, field in (("t", "operating_system"), ("u", "operating_system"), ("w", "instance_id"),
-                        ("x", "starrocks_instance_id"), ("y", "starrocks_instance_id")):  # fmt: skip
-        target = fleet.target(name)
-        with pytest.raises(ValueError, match=f"^{field}: "):
-            getattr(target, "oceanbase" if target.kind == "oceanbase" else "starrocks").check_target(target)
-    fleet.target("v").oceanbase.check_target(fleet.target("v"))  # legacy without {os}: no OS needed
-    assert fleet.target("v").oceanbase.legacy_body(fleet.target("v"), "4.2.1.8-1") == {"rpmFileName": "ob-4.2.1.8-1.rpm"}
+    """What ``check_target`` refuses is refused when the fleet loads, naming the field."""
+    bad = {
+        "kind: oceanbase, cluster_id: '22'": "operating_system",
+        "kind: oceanbase, cluster_id: '23', operating_system: el7.x86_64": "operating_system",
+        "kind: starrocks, instance_id: i1": "instance_id",
+        "kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07": "starrocks_instance_id",
+        "kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07,"
+        " starrocks_instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07": "starrocks_instance_id",
+    }
+    for target, field in bad.items():
+        with pytest.raises(ConfigError, match=f"{field}: "):
+            parse_fleet(FLEET.format(target=target), "fleet.yaml")
+    legacy = "kind: oceanbase, cluster_id: '24', oceanbase: {body: legacy, rpm_file_name: 'ob-{version}.rpm'}"
+    v = parse_fleet(FLEET.format(target=legacy), "fleet.yaml").targets[0]  # legacy without {os}: no OS needed
+    assert v.oceanbase.legacy_body(v, "4.2.1.8-1") == {"rpmFileName": "ob-4.2.1.8-1.rpm"}
 
 
 def test_option_bodies_and_ids() -> None:
