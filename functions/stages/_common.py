@@ -76,6 +76,7 @@ __all__ = [
     "run_stage",
     "stage_failed",
     "stage_succeeded",
+    "target_options",
     "vendor_now",
 ]
 
@@ -212,6 +213,17 @@ def recent(stamp: str | None, since: Since) -> bool:
         at = at.replace(tzinfo=UTC)
     claimed, margin = since.vendor_epoch()
     return at.timestamp() >= claimed - margin
+
+
+def target_options(target: Any, block: str) -> Any:
+    """The target's ``block`` options (``targets[].oceanbase`` …), checked against the target as
+    at fleet load: a target built another way is refused before any call, naming the field."""
+    options = getattr(target, block)
+    try:
+        options.check_target(target)
+    except ValueError as exc:
+        raise ConfigError(f"targets[{target.name}]", str(exc)) from None
+    return options
 
 
 def reached(kind: str, current: str | None, to: str) -> bool:

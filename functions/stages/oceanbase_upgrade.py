@@ -17,11 +17,11 @@ from functions.stages._common import (
     reached,
     recent,
     run_stage,
+    target_options,
 )
 from shared.bus.base import Emitted
 from shared.clouds.errors import CloudError
 from shared.clouds.oceanbase import OcpRefused
-from shared.errors import ConfigError
 from shared.function import Context, upshift_function
 
 __all__ = ["CALL", "oceanbase_upgrade"]
@@ -47,12 +47,7 @@ class OceanBaseUpgrade(VendorCall):
 
     @staticmethod
     def _options(target: Any) -> Any:
-        options = target.oceanbase
-        try:
-            options.check_target(target)  # also checked when the fleet loads
-        except ValueError as exc:
-            raise ConfigError(f"targets[{target.name}]", str(exc)) from None
-        return options
+        return target_options(target, "oceanbase")
 
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
         options = self._options(target)

@@ -16,10 +16,10 @@ from functions.stages._common import (
     reached,
     recent,
     run_stage,
+    target_options,
 )
 from shared.bus.base import Emitted
 from shared.clouds.errors import ValidationFailed
-from shared.errors import ConfigError
 from shared.function import Context, upshift_function
 
 __all__ = ["CALL", "starrocks_upgrade"]
@@ -51,12 +51,7 @@ class StarRocksUpgrade(VendorCall):
 
     @staticmethod
     def _options(target: Any) -> Any:
-        options = target.starrocks
-        try:
-            options.check_target(target)  # also checked when the fleet loads
-        except ValueError as exc:
-            raise ConfigError(f"targets[{target.name}]", str(exc)) from None
-        return options
+        return target_options(target, "starrocks")
 
     @staticmethod
     def _instance(client: Any, target: Any) -> Any:
