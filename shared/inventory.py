@@ -131,9 +131,9 @@ async def _run(fleet_path: str, bus_url: str | None) -> list[Live]:
         await clouds.close()
 
 
-def live_versions(fleet_path: str, bus_url: str | None = None) -> dict[str, str | None]:
-    """target → the version its vendor reports (None where the look failed): ``plan --live``."""
-    return {live.target: live.version for live in asyncio.run(_run(fleet_path, bus_url))}
+def live_looks(fleet_path: str, bus_url: str | None = None) -> dict[str, Live]:
+    """target → what its vendor reports (``plan --live``: versions, and what each may move to)."""
+    return {live.target: live for live in asyncio.run(_run(fleet_path, bus_url))}
 
 
 @click.command()

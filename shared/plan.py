@@ -140,12 +140,17 @@ def _newest_first(kind: str, decisions: list[Decision]) -> list[Decision]:
 
 
 def plan_releases(
-    fleet: Any, releases: list[Release], now: datetime, current: Mapping[str, str | None] | None = None
+    fleet: Any,
+    releases: list[Release],
+    now: datetime,
+    current: Mapping[str, str | None] | None = None,
+    offered: Mapping[str, list[str] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The dry run as plain data: per release, per target, the decision and its window.
 
     ``current``: each target's running version (default: the fleet file's; ``--live``: what the
-    vendors report). Several releases of one product: a target that would take more than one
+    vendors report). ``offered``: the versions a vendor says a target may move to (``--live``;
+    CCE/Autopilot ``upgradeinfo``): a release it does not offer is refused (``not-offered``). Several releases of one product: a target that would take more than one
     takes the newest (latest wins, as in ``plan_upgrades``); the others say ``superseded``.
     """
     if current is None:
@@ -166,9 +171,27 @@ def plan_releases(
             if d.take and winners[d.target].version != d.version:
                 w = winners[d.target]
                 d = Decision(**{**asdict(d), "take": False, "code": "superseded", "reason": f"{w.version} is newer"})
+            elif d.take and not _offered(d, (offered or {}).get(d.target)):
+                may = ", ".join((offered or {}).get(d.target) or []) or "none"
+                d = Decision(**{**asdict(d), "take": False, "code": "not-offered", "reason": f"the vendor offers {may}"})
             rows.append(_with_window(fleet, d, now))
         out.append({"product": r.product, "version": r.version, "released_at": r.released_at.isoformat(), "targets": rows})
     return out
+
+
+def _offered(d: Decision, versions: list[str] | None) -> bool:
+    """Is ``d.version`` among (or the line of one of) the versions the vendor offers? Only CCE and
+    Autopilot name versions a cluster may move to; elsewhere, or unknown, anything is offered."""
+    if versions is None or d.kind not in ("cce", "autopilot"):
+        return True
+    for v in versions:
+        try:
+            if compare(d.kind, v, d.version) == 0 or on_track(d.kind, v, d.version):
+                return True
+        except BadVersion:
+            if v == d.version:
+                return True
+    return False
 
 
 def _with_window(fleet: Any, d: Decision, now: datetime) -> dict[str, Any]:
@@ -260,14 +283,15 @@ def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_js
         fleet = load_fleet(fleet_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    current = None
+    current = offered = None
     if live:
-        from shared.inventory import live_versions
+        from shared.inventory import live_looks
 
-        reported = live_versions(fleet_path)
+        looks = live_looks(fleet_path)
         # a target whose look failed is planned from the fleet file's version, as without --live
-        current = {t.name: reported.get(t.name) or t.version for t in fleet.targets}
-    result = plan_releases(fleet, parsed, now, current)
+        current = {t.name: looks[t.name].version or t.version for t in fleet.targets}
+        offered = {name: live.may_move_to for name, live in looks.items()}
+    result = plan_releases(fleet, parsed, now, current, offered)
     if as_json:
         click.echo(json.dumps({"now": now.isoformat(), "releases": result}, indent=2))
     else:

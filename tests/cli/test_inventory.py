@@ -74,3 +74,12 @@ async def test_inventory_reads_every_vendor_and_shows_drift(tmp_path: Path) -> N
 
         assert taken(from_file)[moved.name] is True
         assert taken(live)[moved.name] is False
+
+        # a release CCE does not offer this cluster (upgradeinfo's targetVersions) is refused live
+        args = ["--log-json", "plan", "--fleet", str(path), "--release", "cce=v1.31", "--json"]
+        _, from_file, _ = await upshift(*args, env=env)
+        code, live, err = await upshift(*args, "--live", env=env)
+        assert code == 0, err[-2000:]
+        rows = {t["target"]: t for t in json.loads(live)["releases"][0]["targets"]}
+        assert taken(from_file)[moved.name] is True
+        assert rows[moved.name]["take"] is False and rows[moved.name]["code"] == "not-offered", rows[moved.name]
