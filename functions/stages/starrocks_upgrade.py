@@ -78,6 +78,10 @@ class StarRocksUpgrade(VendorCall):
             if action.job_id and action.status != "DELETED":
                 return Job(action.job_id)
         ours = {target.instance_id, target.starrocks_instance_id}
+        if self._options(target).delay:  # a delayed upgrade waits in scheduled-jobs until it runs
+            for scheduled in await client.list_scheduled_jobs(self._options(target).upgrade_id(target)):
+                if scheduled.instance_id in ours and recent(scheduled.create_time, since):
+                    return Job(scheduled.job_id)
         jobs = [
             j
             for j in await client.list_immediate_jobs()

@@ -21,6 +21,9 @@ Routes and their operations (fault keys, stats counters):
 
 - ``POST /v3/{p}/instances/{id}/starrocks/db-upgrade``  ``taurusdb.upgrade``  -> ``{job_id}``
 - ``GET  /v3/{p}/jobs?id=``                             ``taurusdb.jobs``     -> ``{job}``
+- ``GET  /v3/{p}/scheduled-jobs``                       ``taurusdb.scheduled_jobs`` -> ``{schedules,
+  total_count}``: delayed upgrades still Pending (filterable by ``instance_id``); immediate-jobs
+  and the instance's ``actions`` leave them out until they run
 - ``GET  /v3/{p}/immediate-jobs``                       ``taurusdb.jobs_list`` -> ``{jobs, total_count,
   action_names}`` (vendor-facts §4.5: no instance filter, the caller filters)
 - ``GET  /v3/{p}/instances/{in07}/starrocks/{in17}``    ``taurusdb.instance`` -> ``{instances: [...]}``
@@ -127,6 +130,11 @@ def _status(state: SimState, job: SimJob) -> tuple[str, float]:
 
 
 _ENDED = ("Completed", "Failed", "Canceled")
+
+
+def _scheduled(state: SimState, job: SimJob) -> bool:
+    """A delayed upgrade still waiting for its window (``Pending``): a scheduled job."""
+    return bool(job.extra.get("delay")) and _status(state, job)[0] == "Pending"
 
 
 def _authorise(state: SimState, job: SimJob) -> None:
@@ -284,6 +292,8 @@ def register(app: web.Application, state: SimState) -> None:
             created = j.extra.get("created", j.started)
             if lagging(j.created_real) or now - created > JOB_LIST_MAX_AGE:
                 continue
+            if _scheduled(state, j):  # a delayed job waits in scheduled-jobs until it runs
+                continue
             target = state.targets[j.target_id]
             state.refresh(target)
             row = _list_entry(state, j, target)
@@ -309,6 +319,40 @@ def register(app: web.Application, state: SimState) -> None:
             }
         )
 
+    async def scheduled_jobs(request: web.Request) -> web.Response:
+        """``GET /v3/{p}/scheduled-jobs`` (vendor-facts §4.5): delayed jobs, filterable by
+        ``instance_id`` (unlike immediate-jobs), answered as ``{schedules[], total_count}``."""
+        state.count("taurusdb.scheduled_jobs", "*")
+        query = request.query
+        limit, offset = query.get("limit", "10"), query.get("offset", "1")
+        if not limit.isdigit() or int(limit) not in LIMITS:
+            return invalid("limit must be 10, 20 or 50.")
+        if not offset.isdigit():
+            return invalid("offset must be a number and not negative.")
+        rows = []
+        jobs = [j for j in state.jobs.values() if isinstance(j, SimJob) and j.service == SERVICE]
+        for j in sorted(jobs, key=lambda j: j.created_real, reverse=True):
+            if lagging(j.created_real) or not _scheduled(state, j):
+                continue
+            target = state.targets[j.target_id]
+            ids = {target.id, target.extra.get("instance_id")}
+            if query.get("instance_id") is not None and query["instance_id"] not in ids:
+                continue
+            if query.get("job_id") is not None and query["job_id"] != j.id:
+                continue
+            rows.append(
+                {
+                    "job_id": j.id,
+                    "job_status": "Pending",
+                    "instance_id": target.id,
+                    "instance_name": target.name,
+                    "job_name": JOB_NAME,
+                    "create_time": _offset_time(j.extra.get("created", j.started)),
+                }
+            )
+        page, size = max(int(offset), 1), int(limit)
+        return web.json_response({"schedules": rows[(page - 1) * size : page * size], "total_count": len(rows)})
+
     async def instance(request: web.Request) -> web.Response:
         first, second = request.match_info["instance_id"], request.match_info["starrocks_instance_id"]
         target = state.by_id(KIND, second) if STARROCKS_ID.match(second) else None
@@ -317,6 +361,8 @@ def register(app: web.Application, state: SimState) -> None:
             return dbs_error(404, "DBS.200022", "Instance not found.")
         state.count("taurusdb.instance", target.id)
         running = state.active_job(target, visible=True)
+        if running is not None and _scheduled(state, running):
+            running = None  # scheduled, not yet running on the instance
         now = state.clock.now()
         actions = []
         if running is not None:
@@ -367,6 +413,7 @@ def register(app: web.Application, state: SimState) -> None:
     add("POST", base + "/instances/{instance_id}/starrocks/db-upgrade", upgrade, "taurusdb.upgrade")
     add("GET", base + "/jobs", job, "taurusdb.jobs")
     add("GET", base + "/immediate-jobs", jobs_list, "taurusdb.jobs_list")
+    add("GET", base + "/scheduled-jobs", scheduled_jobs, "taurusdb.scheduled_jobs")
     add(
         "GET",
         base + "/instances/{instance_id}/starrocks/{starrocks_instance_id}",

@@ -171,6 +171,26 @@ async def test_starrocks_flags_from_the_fleet_reach_the_vendor_as_strings(tmp_pa
         assert job.extra["body"] == {"delay": "false", "is_skip_validate": "true"}
 
 
+async def test_a_lost_delayed_starrocks_upgrade_is_found_in_scheduled_jobs(tmp_path, monkeypatch) -> None:
+    """A delayed upgrade waits in ``scheduled-jobs``: immediate-jobs and the instance's actions do
+    not show it yet. An attempt that claimed, called and died is adopted from there, not repeated."""
+    with_options(monkeypatch, SR, SR_FIELDS + ", starrocks: {delay: true}")
+    # a long job (the first tenth of a delayed job is Pending): still scheduled when reconciled
+    async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}, job_seconds=60000) as p:
+        target = p.fleet.target(SR)
+        _, sim_id, _, to_v, _ = TARGETS[SR]
+        await p.store.claims.claim(claim_key(SR, "upgrade", to_v), "starrocks_upgrade/dead")
+        client = p.runtime.clouds.taurusdb
+        job = await client.upgrade_starrocks(target.starrocks.upgrade_id(target), delay=True)  # then it died
+        assert [j.job_id for j in await client.list_scheduled_jobs(target.starrocks.upgrade_id(target))] == [job]
+        assert job not in {j.job_id for j in await client.list_immediate_jobs()}
+        await p.runtime.bus.publish(p.request(SR, "upgrade"))
+        await until(lambda: any(e.target == SR for e in p.seen.get(T.STAGE_STARTED, [])), 60)
+        started = next(e for e in p.seen[T.STAGE_STARTED] if e.target == SR)
+        assert started.data.job_id == job
+        assert (await p.stats())["taurusdb.upgrade"] == {sim_id: 1}
+
+
 # -- StarRocks: jobs that wait for a person, and cancelled ones --------------------------------------
 
 

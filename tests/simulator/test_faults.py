@@ -36,6 +36,7 @@ OPERATIONS = {
     "taurusdb.upgrade",
     "taurusdb.jobs",
     "taurusdb.jobs_list",
+    "taurusdb.scheduled_jobs",
     "taurusdb.instance",
     *(
         f"{s}.{op}"

@@ -14,6 +14,8 @@ __all__ = [
     "ImmediateJobs",
     "InstanceAction",
     "JobInstance",
+    "ScheduledJob",
+    "ScheduledJobs",
     "StarRocksInstance",
     "StarRocksInstances",
     "TaurusJob",
@@ -159,6 +161,25 @@ class ImmediateJob(BaseModel):
 class ImmediateJobs(BaseModel):
     model_config = ConfigDict(extra="allow")
     jobs: list[ImmediateJob] = Field(default_factory=list)
+    total_count: int = 0
+
+
+class ScheduledJob(BaseModel):
+    """One entry of ``GET /v3/{p}/scheduled-jobs`` (PySDK ``gaussdb_client.py``; vendor-facts §4.5):
+    a delayed job waiting for its window."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    job_status: str = ""
+    instance_id: str = ""
+    job_name: str = ""
+    create_time: str | None = None
+
+
+class ScheduledJobs(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    schedules: list[ScheduledJob] = Field(default_factory=list)
     total_count: int = 0
 
 

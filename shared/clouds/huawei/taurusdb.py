@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from shared.clouds._base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError
@@ -20,6 +22,8 @@ from shared.clouds.huawei._client import HuaweiClient
 from shared.clouds.huawei.models_taurusdb import (
     ImmediateJob,
     ImmediateJobs,
+    ScheduledJob,
+    ScheduledJobs,
     StarRocksInstance,
     StarRocksInstances,
     TaurusJob,
@@ -29,6 +33,8 @@ from shared.clouds.huawei.models_taurusdb import (
 )
 
 __all__ = ["TaurusDbClient"]
+
+M = TypeVar("M", bound=BaseModel)
 
 #: A job id the API just returned may 404 for a few seconds while the job is registered.
 FRESH_JOB_GRACE = 10.0
@@ -116,20 +122,32 @@ class TaurusDbClient(HuaweiClient):
     async def list_immediate_jobs(self, *, status: str | None = None) -> list[ImmediateJob]:
         """``GET /v3/{p}/immediate-jobs``: the project's recent jobs, newest first as listed, every
         page up to ``JOB_PAGES``. There is no instance filter: the caller filters."""
-        out: list[ImmediateJob] = []
+        params = {} if status is None else {"status": status}
+        pages = await self._pages("immediate-jobs", "jobs_list", params, ImmediateJobs)
+        return [job for page in pages for job in page.jobs]
+
+    async def list_scheduled_jobs(self, instance_id: str) -> list[ScheduledJob]:
+        """``GET /v3/{p}/scheduled-jobs?instance_id=``: delayed jobs of one instance (this list
+        takes an instance filter; vendor-facts §4.5), every page up to ``JOB_PAGES``."""
+        pages = await self._pages("scheduled-jobs", "scheduled_jobs", {"instance_id": instance_id}, ScheduledJobs)
+        return [job for page in pages for job in page.schedules]
+
+    async def _pages(self, path: str, key: str, params: dict[str, str], model: type[M]) -> list[M]:
+        """Every page of a job list (``offset`` a 1-based page, ``limit`` 10|20|50)."""
+        out: list[M] = []
+        seen = 0
         for page in range(1, JOB_PAGES + 1):
-            params = {"offset": str(page), "limit": str(JOB_PAGE)}
-            if status is not None:
-                params["status"] = status
             response = await self._call(
                 "GET",
-                f"/v3/{q(self.project_id)}/immediate-jobs",
-                endpoint_key="jobs_list",
-                params=params,
+                f"/v3/{q(self.project_id)}/{path}",
+                endpoint_key=key,
+                params={**params, "offset": str(page), "limit": str(JOB_PAGE)},
                 headers=self._headers(),
             )
-            answer = self._parse(ImmediateJobs, response)
-            out.extend(answer.jobs)
-            if len(answer.jobs) < JOB_PAGE or len(out) >= answer.total_count:
+            answer = self._parse(model, response)
+            out.append(answer)
+            got = len(getattr(answer, "jobs", None) or getattr(answer, "schedules", None) or [])
+            seen += got
+            if got < JOB_PAGE or seen >= getattr(answer, "total_count", 0):
                 break
         return out
