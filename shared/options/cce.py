@@ -87,6 +87,11 @@ class CceOptions(_Options):
     #: ``inPlaceRollingUpdate.scope``: ``Cluster`` (CCE's default) or ``NodePool``.
     scope: Literal["Cluster", "NodePool"] | None = None
 
+    def check_target(self, target: Any) -> None:
+        """ValueError naming the field for what the target's own API does not take (fleet load)."""
+        if target.kind == "autopilot" and self.is_only_upgrade is not None:
+            raise ValueError("cce.is_only_upgrade: CCE Autopilot's upgrade does not take isOnlyUpgrade")
+
     @field_validator("addons")
     @classmethod
     def _one_entry_per_addon(cls, addons: list[CceAddon]) -> list[CceAddon]:

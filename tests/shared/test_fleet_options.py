@@ -30,6 +30,8 @@ def load(target: str):
         # OCP's new upgrade body needs operatingSystem
         ('{name: ob, kind: oceanbase, cluster_id: "22"}', "operating_system"),
         ('{name: ob, kind: oceanbase, cluster_id: "22", operating_system: "el 7"}', "operating_system"),
+        # what Autopilot's upgrade body does not take
+        ("{name: ap, kind: autopilot, cluster_id: c, cce: {is_only_upgrade: true}}", "cce.is_only_upgrade"),
         # an options block of another vendor
         ("{name: k, kind: ncloud-kafka, cluster: 1, cce: {scope: Cluster}}", "kafka"),
     ],
