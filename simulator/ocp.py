@@ -500,6 +500,17 @@ def register(app: web.Application, state: SimState) -> None:
         state.refresh(state.targets[job.target_id])
         return job
 
+    async def authed_task(request: web.Request, op: str) -> SimJob | web.Response:
+        """The task a request names, once the caller is authenticated (counted under ``op``);
+        the vendor's answer otherwise (401, 404)."""
+        _, denied = await authed(request)
+        if denied:
+            return denied
+        job = task_or_404(request.match_info["id"])
+        if not isinstance(job, web.Response):
+            state.count(op, job.target_id)
+        return job
+
     def state_invalid(job: SimJob) -> web.Response:
         status = _task_view(state, job)["status"]
         return _fail(
@@ -546,13 +557,9 @@ def register(app: web.Application, state: SimState) -> None:
         return _ok(_task_view(state, job, key="tasks"))
 
     async def get_task(request: web.Request) -> web.Response:
-        _, denied = await authed(request)
-        if denied:
-            return denied
-        job = task_or_404(request.match_info["id"])
+        job = await authed_task(request, "ocp.get_task")
         if isinstance(job, web.Response):
             return job
-        state.count("ocp.get_task", job.target_id)
         return _ok(_task_view(state, job))
 
     async def list_tasks(request: web.Request) -> web.Response:
@@ -613,13 +620,9 @@ def register(app: web.Application, state: SimState) -> None:
         )
 
     async def retry(request: web.Request) -> web.Response:
-        _, denied = await authed(request)
-        if denied:
-            return denied
-        job = task_or_404(request.match_info["id"])
+        job = await authed_task(request, "ocp.retry")
         if isinstance(job, web.Response):
             return job
-        state.count("ocp.retry", job.target_id)
         now = state.clock.now()
         if job.outcome(now) != "failed" or job.extra["rolled_back"]:
             return state_invalid(job)
@@ -633,13 +636,9 @@ def register(app: web.Application, state: SimState) -> None:
         return _ok(_task_view(state, job))
 
     async def rollback(request: web.Request) -> web.Response:
-        _, denied = await authed(request)
-        if denied:
-            return denied
-        job = task_or_404(request.match_info["id"])
+        job = await authed_task(request, "ocp.rollback")
         if isinstance(job, web.Response):
             return job
-        state.count("ocp.rollback", job.target_id)
         if job.outcome(state.clock.now()) != "failed":
             return state_invalid(job)
         job.extra["rolled_back"] = True
@@ -648,13 +647,9 @@ def register(app: web.Application, state: SimState) -> None:
         return _ok(_task_view(state, job))
 
     async def subtask_log(request: web.Request) -> web.Response:
-        _, denied = await authed(request)
-        if denied:
-            return denied
-        job = task_or_404(request.match_info["id"])
+        job = await authed_task(request, "ocp.subtask_log")
         if isinstance(job, web.Response):
             return job
-        state.count("ocp.subtask_log", job.target_id)
         view = _task_view(state, job)
         sub = next((s for s in view["subtasks"] if str(s["id"]) == request.match_info["sid"]), None)
         if sub is None:
