@@ -205,6 +205,21 @@ def register(app: web.Application, state: SimState) -> None:
     def invalid(message: str) -> web.Response:
         return dbs_error(400, "DBS.200001", f"Invalid parameter: {message}")
 
+    def page_of(query: Any) -> tuple[int, int] | web.Response:
+        """(page, size) of a job list query, or the vendor's 400. ``offset`` is read as a 1-based
+        page number (its default is 1); whether the vendor means a page or rows to skip is
+        unconfirmed."""
+        limit, offset = query.get("limit", "10"), query.get("offset", "1")
+        if not limit.isdigit() or int(limit) not in LIMITS:
+            return invalid("limit must be 10, 20 or 50.")
+        if not offset.isdigit():
+            return invalid("offset must be a number and not negative.")
+        return max(int(offset), 1), int(limit)
+
+    def newest_jobs() -> list[SimJob]:
+        jobs = [j for j in state.jobs.values() if isinstance(j, SimJob) and j.service == SERVICE]
+        return sorted(jobs, key=lambda j: j.created_real, reverse=True)
+
     async def upgrade(request: web.Request) -> web.Response:
         target = _upgrade_target(state, request.match_info["instance_id"])
         if target is None:
@@ -269,11 +284,10 @@ def register(app: web.Application, state: SimState) -> None:
     async def jobs_list(request: web.Request) -> web.Response:
         state.count("taurusdb.jobs_list", "*")
         query = request.query
-        limit, offset = query.get("limit", "10"), query.get("offset", "1")
-        if not limit.isdigit() or int(limit) not in LIMITS:
-            return invalid("limit must be 10, 20 or 50.")
-        if not offset.isdigit():
-            return invalid("offset must be a number and not negative.")
+        paging = page_of(query)
+        if isinstance(paging, web.Response):
+            return paging
+        page, size = paging
         status = query.get("status")
         if status is not None and status not in JOB_STATUSES:
             return invalid(f"status must be one of {', '.join(JOB_STATUSES)}.")
@@ -287,8 +301,7 @@ def register(app: web.Application, state: SimState) -> None:
         start, end = bounds
         now = state.clock.now()
         rows = []
-        jobs = [j for j in state.jobs.values() if isinstance(j, SimJob) and j.service == SERVICE]
-        for j in sorted(jobs, key=lambda j: j.created_real, reverse=True):
+        for j in newest_jobs():
             created = j.extra.get("created", j.started)
             if lagging(j.created_real) or now - created > JOB_LIST_MAX_AGE:
                 continue
@@ -307,10 +320,6 @@ def register(app: web.Application, state: SimState) -> None:
             ):
                 continue
             rows.append(row)
-        # offset is read as a 1-based page number (its default is 1); whether the vendor means a
-        # page or a number of rows to skip is unconfirmed.
-        page = max(int(offset), 1)
-        size = int(limit)
         return web.json_response(
             {
                 "jobs": rows[(page - 1) * size : page * size],
@@ -324,14 +333,12 @@ def register(app: web.Application, state: SimState) -> None:
         ``instance_id`` (unlike immediate-jobs), answered as ``{schedules[], total_count}``."""
         state.count("taurusdb.scheduled_jobs", "*")
         query = request.query
-        limit, offset = query.get("limit", "10"), query.get("offset", "1")
-        if not limit.isdigit() or int(limit) not in LIMITS:
-            return invalid("limit must be 10, 20 or 50.")
-        if not offset.isdigit():
-            return invalid("offset must be a number and not negative.")
+        paging = page_of(query)
+        if isinstance(paging, web.Response):
+            return paging
+        page, size = paging
         rows = []
-        jobs = [j for j in state.jobs.values() if isinstance(j, SimJob) and j.service == SERVICE]
-        for j in sorted(jobs, key=lambda j: j.created_real, reverse=True):
+        for j in newest_jobs():
             if lagging(j.created_real) or not _scheduled(state, j):
                 continue
             target = state.targets[j.target_id]
@@ -350,7 +357,6 @@ def register(app: web.Application, state: SimState) -> None:
                     "create_time": _offset_time(j.extra.get("created", j.started)),
                 }
             )
-        page, size = max(int(offset), 1), int(limit)
         return web.json_response({"schedules": rows[(page - 1) * size : page * size], "total_count": len(rows)})
 
     async def instance(request: web.Request) -> web.Response:
