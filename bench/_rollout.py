@@ -10,7 +10,7 @@ A :class:`Rollout` owns:
   long: processes are waited for by polling), with a domain clock that the ``upshift``
   processes share through ``--speed/--domain-start/--domain-anchor`` — restarts never move
   domain time back;
-* a fleet from :func:`shared.demo.build_demo_fleet` plus ``failing`` extra targets whose every job
+* a fleet from :func:`shared.ops.demo.build_demo_fleet` plus ``failing`` extra targets whose every job
   fails at the vendor (simulator ``outcome="fail"``). Each failing target sits alone in a window
   of its own (a copy of the demo window), so its failure halts only that window's waves, never
   the other targets' (DESIGN §6.6 is tested elsewhere): every run still ends, and the failing
@@ -45,9 +45,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from shared.demo import DEMO_ENV, build_demo_fleet, window_start
-from shared.natsd import NatsServer, free_port
+from shared.ops.demo import DEMO_ENV, build_demo_fleet, window_start
 from simulator.core import SimCredentials, SimTarget
+from simulator.natsd import NatsServer, free_port
 from simulator.testing import SimHandle, start_simulator
 
 __all__ = [
@@ -377,7 +377,7 @@ class Rollout:
 
     def _cmd(self, role: str, *extra: str) -> list[str]:
         return [
-            sys.executable, "-m", "shared.cli", "--log-json", role,
+            sys.executable, "-m", "shared.ops.cli", "--log-json", role,
             "--fleet", str(self.fleet_file), "--bus", self.bus_url, "--speed", str(self.speed),
             "--domain-start", self.start.strftime("%Y-%m-%dT%H:%M:%S%z"), "--domain-anchor", str(self.anchor),
             *extra,
@@ -444,7 +444,7 @@ class Rollout:
         copy), so this is called again after every restart of serve. False when serve (``proc``)
         died meanwhile, ``stop()`` became true, or serve did not answer for ``tries`` s: the next
         call after a restart posts again."""
-        from shared.fleet import DEFAULT_PRODUCT
+        from shared.domain.fleet import DEFAULT_PRODUCT
 
         products = None if kinds is None else {DEFAULT_PRODUCT[k] for k in kinds}
         deadline = time.monotonic() + tries
@@ -497,7 +497,7 @@ class Rollout:
 
     def run_ids(self) -> dict[str, str]:
         """target name -> the id of its run (one run per target and version: ``run_id``)."""
-        from shared.stages import run_id
+        from shared.domain.stages import run_id
 
         return {t.name: run_id(t.name, t.versions[-1]) for t in self.sim_targets}
 

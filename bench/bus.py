@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from events import Event, T
 from events.catalog import Echo
 from shared.bus import Subscription, open_bus
-from shared.natsd import NatsServer
+from simulator.natsd import NatsServer
 
 
 def _events(n: int) -> list[Event]:

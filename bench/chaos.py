@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._rollout import FAULTS, Figures, Rollout, wait_healthy
-from shared.natsd import NatsServer
+from simulator.natsd import NatsServer
 
 __all__ = ["run_chaos"]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.demo import run_demo
+from shared.ops.demo import run_demo
 
 #: Simulated upgrade job seconds per kind (the demo's values).
 JOB_SECONDS = {"ncloud-kafka": 1500.0, "cce": 2400.0, "autopilot": 2400.0, "starrocks": 1200.0, "oceanbase": 1800.0}

@@ -16,8 +16,8 @@ import time
 import aiohttp
 
 from shared.clouds import close_sessions
-from shared.clouds.ncloud import NcloudClient, NcloudConfig
-from shared.clouds.oceanbase import OcpClient, OcpConfig
+from shared.clouds.ncloud.client import NcloudClient, NcloudConfig
+from shared.clouds.oceanbase.client import OcpClient, OcpConfig
 from simulator.core import SimCredentials
 
 __all__ = ["main"]

@@ -24,13 +24,13 @@ from typing import Any
 
 from events.catalog import DeadLettered, StageRequested, T, UpgradeFailed, UpgradeSucceeded
 from events.envelope import Event
-from functions.stages._common import consequence, expected_seconds, iso
 from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
-from shared.function import Context, upshift_function
-from shared.stages import next_stage, run_id
+from shared.domain.stages import next_stage, run_id
+from shared.domain.windows import gate
+from shared.engine.stage import consequence, expected_seconds, iso
+from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import TERMINAL, RunState
-from shared.windows import gate
 
 __all__ = ["advance"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from events import Event, T
 from events.catalog import Echo
-from shared.function import Context, upshift_function
+from shared.runtime.function import Context, upshift_function
 
 
 @upshift_function

@@ -3,7 +3,7 @@
 One aiohttp GET per feed (the process's shared session), parsed with feedparser (GitHub
 ``releases.atom`` or any Atom/RSS). An entry's version is the feed's ``tag_pattern`` group applied
 to, in order, the tag in its link (``.../releases/tag/<tag>``) and its title; the first candidate
-that matches and parses (``shared.versions.parse_version``) wins. Each new entry becomes one
+that matches and parses (``shared.domain.versions.parse_version``) wins. Each new entry becomes one
 ``version.released`` (``origin: feed``) with the same id the release webhook would give it, so a
 release seen by both is announced once.
 
@@ -38,10 +38,10 @@ from yarl import URL
 
 from events.catalog import Tick
 from events.envelope import Event
-from shared.clouds._base import get_session
-from shared.fleet import Feed
-from shared.function import Context, upshift_function
-from shared.releases import Refused, Release, release_event, validate_release
+from shared.clouds.base import get_session
+from shared.domain.fleet import Feed
+from shared.domain.releases import Refused, Release, release_event, validate_release
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["BUCKET", "MAX_FEED_BYTES", "feed_poller"]
 

@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from events.catalog import T
 from events.envelope import Event
-from shared.clouds._base import get_session, read_secret
+from shared.clouds.base import get_session, read_secret
 from shared.errors import ConfigError, Conflict, TransientError
-from shared.function import Context, upshift_function
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["BUCKET", "NotifyFailed", "message", "notify"]
 

@@ -1,6 +1,6 @@
 """plan_upgrades: ``version.released`` → ``upgrade.planned`` per target that takes the release.
 
-The decision is :func:`shared.plan.decide` (the same one ``upshift plan`` prints). For each
+The decision is :func:`shared.domain.plan.decide` (the same one ``upshift plan`` prints). For each
 target that takes it:
 
 * the run (``run_id(target, version)``) joins its window's waves document — latest wins: a
@@ -24,11 +24,11 @@ from events import Event, T
 from events.catalog import UpgradePlanned, VersionReleased
 from events.envelope import consequence_id
 from shared.bus import Delayed, Emitted
-from shared.function import Context, upshift_function
-from shared.plan import Decision, Release, decide
-from shared.stages import run_id
+from shared.domain.plan import Decision, Release, decide
+from shared.domain.stages import run_id
+from shared.domain.waves import BUCKET, add_planned, window_key
+from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, RunState, mutate
-from shared.waves import BUCKET, add_planned, window_key
 
 __all__ = ["plan_upgrades"]
 

@@ -41,11 +41,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clouds._base import read_secret
+from shared.clouds.base import read_secret
+from shared.domain.fleet import Feed, Fleet
+from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.errors import ConfigError, Conflict
-from shared.fleet import Feed, Fleet
-from shared.function import Context, HttpReply, HttpRequest, upshift_function
-from shared.releases import Refused, Release, release_event, validate_release
+from shared.runtime.function import Context, HttpReply, HttpRequest, upshift_function
 
 __all__ = ["DELIVERIES", "GenericRelease", "GitHubReleaseHook", "release_intake", "sign"]
 

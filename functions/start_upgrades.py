@@ -2,7 +2,7 @@
 
 Triggers: ``window.opened``, ``upgrade.planned``, ``upgrade.succeeded``, ``upgrade.failed`` and
 its own delayed ``wave.ready``. Each delivery makes ONE compare-and-set change to the window's
-waves document (:mod:`shared.waves`):
+waves document (:mod:`shared.domain.waves`):
 
 * an ``upgrade.succeeded`` / ``upgrade.failed`` first takes the run out (its wave's
   ``last_ended`` moves; a failure halts the window — ``upgrade.halted`` once, nothing more is
@@ -10,7 +10,7 @@ waves document (:mod:`shared.waves`):
 * then the lowest planned wave is released when every earlier wave is done and
   ``fleet.waves.bake`` has passed since the last of them finished (else a delayed
   ``wave.ready`` looks again then), at most ``window.concurrency`` running at once, and only
-  runs whose first stage fits before the cutoff (:func:`shared.windows.gate` with the expected
+  runs whose first stage fits before the cutoff (:func:`shared.domain.windows.gate` with the expected
   duration from the ledger's history); the others wait for the next ``window.opened``.
 
 A released run turns ``running`` in the ledger and gets ``stage.requested`` for its first stage
@@ -28,11 +28,11 @@ from events import Event, T
 from events.catalog import StageRequested, UpgradeHalted, WaveReady
 from events.envelope import consequence_id
 from shared.bus import Delayed, Emitted
-from shared.function import Context, upshift_function
-from shared.stages import expected_duration, first_stage, run_id
+from shared.domain.stages import expected_duration, first_stage, run_id
+from shared.domain.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
+from shared.domain.windows import Gate, gate
+from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, mutate
-from shared.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
-from shared.windows import Gate, gate
 
 __all__ = ["start_upgrades", "stage_requested_id"]
 

@@ -1,6 +1,6 @@
 """track_job (``job.poll``): ONE status call on a vendor job, then the next look or the outcome.
 
-* running → ``job.poll`` again, delayed per :func:`functions.stages._common.poll_delay` (first
+* running → ``job.poll`` again, delayed per :func:`shared.engine.stage.poll_delay` (first
   look near the expected end, then every ~10% of the expected/elapsed time, at least 5 s of
   domain time) — a few looks per job, completion noticed within ~10% of its duration;
 * succeeded → ``stage.succeeded``; the stage's duration goes into the ledger's history, which
@@ -17,7 +17,11 @@ from __future__ import annotations
 from events.catalog import JobPoll, T
 from events.envelope import Event
 from functions.stages import call_for
-from functions.stages._common import (
+from shared import crashpoints
+from shared.bus.base import Delayed, Emitted
+from shared.clouds.errors import CloudError, TransientCloudError
+from shared.domain.stages import run_id
+from shared.engine.stage import (
     STUCK_AFTER,
     VendorCall,
     consequence,
@@ -28,12 +32,8 @@ from functions.stages._common import (
     stage_failed,
     stage_succeeded,
 )
-from shared import crashpoints
-from shared.bus.base import Delayed, Emitted
-from shared.clouds.errors import CloudError, TransientCloudError
 from shared.errors import RetryLater
-from shared.function import Context, upshift_function
-from shared.stages import run_id
+from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import TERMINAL
 
 __all__ = ["track_job"]

@@ -8,7 +8,7 @@ On each tick (its ``at`` is the period's start in domain time), for every window
   (so a window whose cutoff is zero still gets one).
 
 Ids come from (window, occurrence): every tick inside one occurrence emits the same ids and
-the bus keeps only the first. Occurrences and DST are :mod:`shared.windows`'s business.
+the bus keeps only the first. Occurrences and DST are :mod:`shared.domain.windows`'s business.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from datetime import UTC, timedelta
 from events import Event, T
 from events.catalog import Tick, WindowClosing, WindowOpened
 from events.envelope import consequence_id
-from shared.function import Context, upshift_function
-from shared.windows import occurrences
+from shared.domain.windows import occurrences
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["GRACE", "window_clock"]
 

@@ -1,6 +1,6 @@
 """NAVER Cloud Data Streaming Service (Kafka), simulated from NAVER's documents.
 
-Written apart from ``shared.clouds.ncloud`` on purpose (DESIGN §7a): the region prefixes, the
+Written apart from ``shared.clouds.ncloud.client`` on purpose (DESIGN §7a): the region prefixes, the
 signature v2 check, the error codes, the version table and every shape below are this module's
 own reading of the documents (../shared/seeds/004_*.txt, ../shared/seeds/vendor-facts.md §1, §6).
 

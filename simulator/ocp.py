@@ -1,6 +1,6 @@
 """OceanBase OCP, simulated from OCP's documents — auth, envelopes, bodies, task DAGs.
 
-Written apart from ``shared.clouds.oceanbase`` (nothing is imported from it): the signature
+Written apart from ``shared.clouds.oceanbase.client`` (nothing is imported from it): the signature
 check, the envelope and the validation below follow the documents, and the tests hold client
 and simulator to one golden vector.
 

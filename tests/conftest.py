@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from shared.log import configure
-from shared.natsd import NatsServer
+from simulator.natsd import NatsServer
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,10 @@ from bench.chaos import run_chaos
 from events import Event, T
 from events.catalog import WindowOpened
 from shared.clock import FakeClock
-from shared.function import Context
+from shared.domain.releases import Release, release_event
+from shared.domain.stages import run_id
 from shared.log import get_logger
-from shared.releases import Release, release_event
-from shared.stages import run_id
+from shared.runtime.function import Context
 from shared.store import open_store
 from tests.functions._planning import FLEET, fleet_from, utc
 
@@ -103,8 +103,8 @@ async def test_an_applied_workflow_create_is_not_sent_again(monkeypatch):
     from bench._rollout import CLIENT
     from shared.clouds.errors import CloudError
     from shared.clouds.registry import CloudClients
-    from shared.demo import DEMO_ENV, build_demo_fleet
-    from shared.fleet import parse_fleet
+    from shared.domain.fleet import parse_fleet
+    from shared.ops.demo import DEMO_ENV, build_demo_fleet
     from simulator.core import SimCredentials
     from simulator.testing import run_simulator
 

@@ -1,7 +1,7 @@
 """One function per vendor call, each consuming ``stage.requested`` filtered by kind and stage.
 
 A stage function's module is ``functions.stages.<kind prefix>_<stage>`` and holds its
-:class:`~functions.stages._common.VendorCall` as ``CALL``. Nothing here imports them: a deployed
+:class:`~shared.engine.stage.VendorCall` as ``CALL``. Nothing here imports them: a deployed
 function loads its own module only, and :func:`call_for` (``track_job``'s way to the status call
 of a job) imports the one module a job belongs to, on first use.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from functions.stages._common import VendorCall
+from shared.engine.stage import VendorCall
 
 __all__ = ["PREFIX", "call_for"]
 

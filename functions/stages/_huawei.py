@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from events.catalog import JobPoll, StageRequested
-from functions.stages._common import (
+from shared.clouds.errors import TransientCloudError
+from shared.clouds.huawei.models.cce import CheckTask, UpgradeInfo
+from shared.engine.stage import (
     ALREADY_DONE,
     Done,
     Job,
@@ -27,8 +29,6 @@ from functions.stages._common import (
     reached,
     recent,
 )
-from shared.clouds.errors import TransientCloudError
-from shared.clouds.huawei.models_cce import CheckTask, UpgradeInfo
 
 __all__ = [
     "NOT_ALLOWED",

@@ -4,7 +4,7 @@
   code or by name (``3.9.0``, ``Kafka 3.9.0``, or the full ``Kafka 3.9.0, CMAK 3.0.0.6``): a name
   is looked up in ``getCDSSVersionList`` — codes are never computed from names (vendor-facts
   §1.4: the digit pattern is only an inference).
-* **Config group.** Resolved per target version as ``shared.options.kafka`` describes; a version
+* **Config group.** Resolved per target version as ``shared.domain.options.kafka`` describes; a version
   without a usable group fails the stage before any upgrade call (``ConfigError``: the claim is
   released, so fixing the fleet and re-running works).
 
@@ -19,12 +19,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from functions.stages._common import VendorCall
 from shared.clouds.errors import TransientCloudError, ValidationFailed
-from shared.clouds.ncloud import VENDOR
-from shared.clouds.ncloud_models import KafkaVersion
+from shared.clouds.ncloud.client import VENDOR
+from shared.clouds.ncloud.models import KafkaVersion
+from shared.domain.options.kafka import is_version_code, version_key
+from shared.engine.stage import VendorCall
 from shared.errors import ConfigError
-from shared.options.kafka import is_version_code, version_key
 
 __all__ = ["KafkaCall", "Version", "config_group", "newer_or_same", "read", "resolve_version"]
 
@@ -113,7 +113,7 @@ async def newer_or_same(client: Any, current: int, target: Version) -> bool:
 
 
 async def config_group(client: Any, target: Any, version: Version, *, after_precheck: bool = False) -> int:
-    """The configGroupNo to upgrade ``target`` to ``version`` with (``shared.options.kafka``).
+    """The configGroupNo to upgrade ``target`` to ``version`` with (``shared.domain.options.kafka``).
     ``after_precheck``: the group of this client's passing precheck to the version, when it
     remembers one, is taken before any lookup (the upgrade must use that very group)."""
     opts = target.kafka

@@ -13,9 +13,9 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import Job, JobStatus, Since, VendorCall, recent, run_stage
 from shared.bus.base import Emitted
-from shared.function import Context, upshift_function
+from shared.engine.stage import Job, JobStatus, Since, VendorCall, recent, run_stage
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "autopilot_snapshot"]
 

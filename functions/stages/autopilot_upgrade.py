@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._common import run_stage
 from functions.stages._huawei import ClusterUpgrade
 from shared.bus.base import Emitted
-from shared.function import Context, upshift_function
+from shared.engine.stage import run_stage
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "autopilot_upgrade"]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._common import Done, Refused, run_stage
 from functions.stages._kafka import KafkaCall
 from shared.bus.base import Emitted
-from shared.function import Context, upshift_function
+from shared.engine.stage import Done, Refused, run_stage
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "kafka_precheck"]
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, run_stage
 from functions.stages._kafka import KafkaCall, newer_or_same, read, resolve_version
 from shared.bus.base import Emitted
-from shared.function import Context, upshift_function
+from shared.engine.stage import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, run_stage
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "job_id", "kafka_upgrade"]
 

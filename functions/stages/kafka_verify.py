@@ -7,11 +7,11 @@ from typing import Any
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._common import Done, Refused, run_stage
 from functions.stages._kafka import KafkaCall, read, resolve_version
 from shared.bus.base import Emitted
+from shared.engine.stage import Done, Refused, run_stage
 from shared.errors import RetryLater
-from shared.function import Context, upshift_function
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "kafka_verify"]
 

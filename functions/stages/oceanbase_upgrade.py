@@ -7,7 +7,10 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import (
+from shared.bus.base import Emitted
+from shared.clouds.errors import CloudError
+from shared.clouds.oceanbase.client import OcpRefused
+from shared.engine.stage import (
     ALREADY_DONE,
     Done,
     Job,
@@ -19,10 +22,7 @@ from functions.stages._common import (
     run_stage,
     target_options,
 )
-from shared.bus.base import Emitted
-from shared.clouds.errors import CloudError
-from shared.clouds.oceanbase import OcpRefused
-from shared.function import Context, upshift_function
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "oceanbase_upgrade"]
 
@@ -32,7 +32,7 @@ class OceanBaseUpgrade(VendorCall):
     (``targets[].oceanbase.body``): the new ``{upgradeMode, destVersion, operatingSystem, …}``,
     the legacy ``{rpmFileName}``, or ``auto`` — new, and legacy when OCP refuses the new one as
     an OCP that only knows ``rpmFileName`` would (a refusal started nothing: see
-    ``shared.options.oceanbase.LegacyFallback``).
+    ``shared.domain.options.oceanbase.LegacyFallback``).
 
     Reconciled from the cluster's upgrade tasks (``Submit upgrade OB cluster dag``, newest first,
     every page: OCP runs one upgrade at a time, so a RUNNING one is ours; a FAILED one started

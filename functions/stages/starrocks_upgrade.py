@@ -6,7 +6,9 @@ from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._common import (
+from shared.bus.base import Emitted
+from shared.clouds.errors import ValidationFailed
+from shared.engine.stage import (
     ALREADY_DONE,
     Done,
     Job,
@@ -18,9 +20,7 @@ from functions.stages._common import (
     run_stage,
     target_options,
 )
-from shared.bus.base import Emitted
-from shared.clouds.errors import ValidationFailed
-from shared.function import Context, upshift_function
+from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "starrocks_upgrade"]
 
@@ -33,7 +33,7 @@ class StarRocksUpgrade(VendorCall):
     ``actions[].job_id``, then the project's ``immediate-jobs`` for this instance since the claim
     (whatever their status: a failed one is ours and fails the stage), then the version.
 
-    Ids (``shared.options.starrocks``): the db-upgrade path takes the StarRocks id (in17) unless
+    Ids (``shared.domain.options.starrocks``): the db-upgrade path takes the StarRocks id (in17) unless
     ``starrocks.upgrade_path_id`` says ``taurusdb`` (in07); the instance query takes the TaurusDB
     id, then the StarRocks id. ``delay`` and ``is_skip_validate`` come from the target's options.
 

@@ -58,7 +58,6 @@ from nats.js.errors import BadRequestError, NotFoundError
 from events.codec import BadEvent, from_dict, from_json, to_json
 from events.envelope import Event
 from shared import crashpoints
-from shared.bus._nats_util import check_namespace, connect, name, read_all, token
 from shared.bus.base import (
     DeadLetter,
     Delayed,
@@ -68,6 +67,7 @@ from shared.bus.base import (
     dead_letter_event,
     matches,
 )
+from shared.bus.jetstream import check_namespace, connect, name, read_all, token
 from shared.errors import ConfigError, RetryLater
 from shared.log import get_logger
 

@@ -6,7 +6,7 @@ Errors are types (``shared.clouds.errors``); credentials are read from the envir
 
 from __future__ import annotations
 
-from shared.clouds._base import (
+from shared.clouds.base import (
     BaseClient,
     Limits,
     ReconcilePolicy,

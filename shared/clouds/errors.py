@@ -9,7 +9,7 @@
 * ``ValidationFailed`` — raised client side *before* anything is sent; the message names the field.
 
 No message, ``str()`` or ``repr()`` may carry a credential: every secret read through
-``shared.clouds._base.read_secret`` is scrubbed from the message on construction, in case a
+``shared.clouds.base.read_secret`` is scrubbed from the message on construction, in case a
 vendor echoes one back.
 """
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.clouds._base import close_sessions
+from shared.clouds.base import close_sessions
 from shared.clouds.huawei import AutopilotClient, CceClient, HuaweiConfig, TaurusDbClient, make_auth
 from shared.clouds.huawei.auth import HuaweiAuth
-from shared.clouds.ncloud import NcloudClient, NcloudConfig
-from shared.clouds.oceanbase import OcpClient, OcpConfig
+from shared.clouds.ncloud.client import NcloudClient, NcloudConfig
+from shared.clouds.oceanbase.client import OcpClient, OcpConfig
 from shared.errors import ConfigError
 
 __all__ = ["CloudClients"]
@@ -42,7 +42,7 @@ class CloudClients:
 
     @classmethod
     def from_fleet(cls, fleet: Any) -> CloudClients:
-        """From ``fleet.clouds`` (a :class:`shared.fleet.Fleet`); nothing is built yet."""
+        """From ``fleet.clouds`` (a :class:`shared.domain.fleet.Fleet`); nothing is built yet."""
         clouds = fleet.clouds
         return cls(huawei=clouds.huawei, ocp=clouds.ocp, ncloud=clouds.ncloud)
 

@@ -4,7 +4,7 @@ Documents live in KV buckets (``runs``, ``versions``) and are changed with a rea
 loop, so concurrent writers on different machines never lose each other's updates. Inside a
 handler delivered by the SQLite bus on the store's own file, the change is instead applied in
 the handler's outbox transaction (``outbox=True``; every ledger write): the run's state commits
-with the events that announce it. Elsewhere the replay rule (``shared/function.py``) covers it.
+with the events that announce it. Elsewhere the replay rule (``shared/runtime/function.py``) covers it.
 """
 
 from __future__ import annotations

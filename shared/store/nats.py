@@ -24,7 +24,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from shared.bus._nats_util import check_namespace, connect, last_headers, name
+from shared.bus.jetstream import check_namespace, connect, last_headers, name
 from shared.errors import Conflict
 from shared.store.base import Entry, Value, escape_key, unescape_key
 

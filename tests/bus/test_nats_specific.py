@@ -18,7 +18,7 @@ from events.catalog import Echo
 from shared.bus import Delayed, Subscription
 from shared.bus.nats import NatsBus
 from shared.errors import ConfigError, RetryLater
-from shared.natsd import NatsServer
+from simulator.natsd import NatsServer
 from tests.helpers import echo, eventually, stage_requested
 
 Factory = Callable[..., Awaitable[NatsBus]]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from shared.clouds.huawei._client import HuaweiClient
-from shared.clouds.ncloud import NcloudClient
-from shared.clouds.oceanbase import OcpClient
+from shared.clouds.ncloud.client import NcloudClient
+from shared.clouds.oceanbase.client import OcpClient
 from shared.clouds.registry import CloudClients
-from shared.demo import DEMO_ENV, build_demo_fleet
-from shared.fleet import parse_fleet
-from shared.inventory import look_all
+from shared.domain.fleet import parse_fleet
+from shared.ops.demo import DEMO_ENV, build_demo_fleet
+from shared.ops.inventory import look_all
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shared.demo import DEMO_ENV, build_demo_fleet
+from shared.ops.demo import DEMO_ENV, build_demo_fleet
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def upshift(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.cli", *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "shared.ops.cli", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -23,9 +23,9 @@ from events import Event, T
 from events.catalog import UpgradeFailed, UpgradeSucceeded, VersionReleased
 from shared.bus import Delayed, Subscription, matches, open_bus
 from shared.clock import FakeClock
-from shared.fleet import parse_fleet
-from shared.manifest import Manifest
-from shared.runtime import Runtime
+from shared.domain.fleet import parse_fleet
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import Manifest
 from shared.store import open_store
 
 __all__ = ["FLEET", "WATCHED", "Harness", "WatchedBus", "bus_url", "fleet_from", "utc"]

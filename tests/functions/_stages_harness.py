@@ -22,10 +22,10 @@ from events.envelope import new_id
 from shared.bus import Delayed, Subscription, open_bus
 from shared.clock import Clock
 from shared.clouds.registry import CloudClients
-from shared.fleet import parse_fleet
-from shared.manifest import load_manifest
-from shared.runtime import Runtime
-from shared.stages import first_stage, run_id
+from shared.domain.fleet import parse_fleet
+from shared.domain.stages import first_stage, run_id
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import load_manifest
 from shared.store import open_store
 from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator

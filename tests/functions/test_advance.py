@@ -14,10 +14,10 @@ from events.catalog import StageFailed, StageSucceeded
 from functions.advance import advance
 from shared.bus import Delayed
 from shared.clock import FakeClock
-from shared.fleet import parse_fleet
-from shared.function import Context
+from shared.domain.fleet import parse_fleet
+from shared.domain.stages import run_id
 from shared.log import get_logger
-from shared.stages import run_id
+from shared.runtime.function import Context
 from shared.store import Store, open_store
 
 FLEET = """

@@ -10,7 +10,7 @@ import pytest
 
 from events import T
 from functions.stages._huawei import NOT_ALLOWED
-from shared.stages import run_id
+from shared.domain.stages import run_id
 from simulator.huawei import huawei_sim
 from tests.functions._stages_harness import TARGETS, pipeline, until
 

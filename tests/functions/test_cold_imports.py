@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from functions.stages import PREFIX, call_for
-from shared.manifest import load_manifest
+from shared.runtime.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(resolve=False)
@@ -37,7 +37,7 @@ def test_importing_one_function_loads_no_other(name: str) -> None:
 
 
 def test_a_functions_framework_target_loads_only_its_function() -> None:
-    loaded = loaded_after("import shared.targets as t\nt.oceanbase_upgrade")
+    loaded = loaded_after("import shared.runtime.framework as t\nt.oceanbase_upgrade")
     assert OWN["oceanbase_upgrade"] in loaded
     assert not others("oceanbase_upgrade", loaded), others("oceanbase_upgrade", loaded)
 

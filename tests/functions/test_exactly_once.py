@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from events import T
-from shared.stages import run_id
+from shared.domain.stages import run_id
 from shared.store import claim_key
 from tests.functions._stages_harness import (
     KINDS,

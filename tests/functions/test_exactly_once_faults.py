@@ -16,7 +16,7 @@ from events.catalog import DeadLettered, StageFailed, StageSucceeded
 from events.envelope import new_id
 from functions.advance import advance
 from functions.stages.cce_upgrade import cce_upgrade
-from shared.stages import STAGES, run_id
+from shared.domain.stages import STAGES, run_id
 from shared.store import claim_key
 from tests.functions._stages_harness import (
     CLIENT,

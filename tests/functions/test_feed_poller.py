@@ -16,13 +16,13 @@ from events import Event, T, consequence_id
 from events.catalog import Tick
 from shared.bus import open_bus
 from shared.clock import FakeClock
-from shared.clouds._base import close_sessions
-from shared.fleet import parse_fleet
-from shared.manifest import Manifest
-from shared.natsd import free_port
-from shared.releases import release_id
-from shared.runtime import Runtime
+from shared.clouds.base import close_sessions
+from shared.domain.fleet import parse_fleet
+from shared.domain.releases import release_id
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import Manifest
 from shared.store import open_store
+from simulator.natsd import free_port
 
 PERIOD = 300
 MANIFEST = Manifest.model_validate(

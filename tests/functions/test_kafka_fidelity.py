@@ -21,13 +21,13 @@ from functions.stages.kafka_verify import CALL as VERIFY
 from shared.bus import Subscription, open_bus
 from shared.clock import Clock
 from shared.clouds.errors import TransientCloudError, ValidationFailed
-from shared.clouds.ncloud_models import ClusterInfo, ClusterStatus, KafkaVersion
+from shared.clouds.ncloud.models import ClusterInfo, ClusterStatus, KafkaVersion
 from shared.clouds.registry import CloudClients
+from shared.domain.fleet import parse_fleet
+from shared.domain.stages import run_id
 from shared.errors import RetryLater
-from shared.fleet import parse_fleet
-from shared.manifest import load_manifest
-from shared.runtime import Runtime
-from shared.stages import run_id
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import load_manifest
 from shared.store import claim_key, open_store
 from simulator.core import SimTarget
 from simulator.testing import run_simulator

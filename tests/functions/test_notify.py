@@ -11,12 +11,12 @@ from aiohttp.test_utils import TestServer
 from events import Event, T
 from events.catalog import StageFailed, UpgradeFailed, UpgradeHalted, UpgradeSucceeded
 from shared.bus import open_bus
-from shared.clouds._base import close_sessions
-from shared.fleet import parse_fleet
-from shared.manifest import Manifest
-from shared.natsd import free_port
-from shared.runtime import Runtime
+from shared.clouds.base import close_sessions
+from shared.domain.fleet import parse_fleet
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import Manifest
 from shared.store import open_store
+from simulator.natsd import free_port
 
 TYPES = (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.UPGRADE_HALTED, T.STAGE_FAILED)
 

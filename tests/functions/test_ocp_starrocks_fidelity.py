@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 
 from events import T
+from shared.domain.fleet import parse_fleet
+from shared.domain.options.oceanbase import OceanBaseOptions
+from shared.domain.options.starrocks import StarRocksOptions
+from shared.domain.stages import run_id
 from shared.errors import ConfigError
-from shared.fleet import parse_fleet
-from shared.options.oceanbase import OceanBaseOptions
-from shared.options.starrocks import StarRocksOptions
-from shared.stages import run_id
 from shared.store import claim_key
 from tests.functions import _stages_harness as harness
 from tests.functions._stages_harness import KINDS, TARGETS, Pipeline, pipeline, until

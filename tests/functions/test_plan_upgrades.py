@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from events import T
-from shared.plan import Release, decide
-from shared.stages import run_id
+from shared.domain.plan import Release, decide
+from shared.domain.stages import run_id
 from tests.functions._planning import Harness, bus_url, fleet_from, utc
 from tests.helpers import eventually
 

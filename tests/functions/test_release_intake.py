@@ -10,11 +10,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from events import T
 from functions.release_intake import sign
 from shared.bus import open_bus
-from shared.fleet import parse_fleet
-from shared.manifest import Manifest
-from shared.releases import release_id
-from shared.runtime import Runtime
-from shared.serve import build_app
+from shared.domain.fleet import parse_fleet
+from shared.domain.releases import release_id
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import Manifest
+from shared.runtime.server import build_app
 from shared.store import open_store
 
 SECRET = "gh-webhook-secret-do-not-leak"

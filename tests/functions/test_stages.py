@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from events import T
-from shared.stages import UPGRADE_STAGES, run_id
+from shared.domain.stages import UPGRADE_STAGES, run_id
 from shared.store import claim_key
 from tests.functions._stages_harness import KINDS, TARGETS, UPGRADE_ENDPOINT, pipeline
 

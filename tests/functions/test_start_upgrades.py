@@ -14,7 +14,7 @@ import pytest
 
 from events import Event, T
 from events.catalog import WindowOpened
-from shared.windows import window_at
+from shared.domain.windows import window_at
 from tests.functions._planning import FLEET, Harness, bus_url, fleet_from, utc
 from tests.helpers import eventually
 

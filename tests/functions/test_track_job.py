@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from events import T
-from functions.stages._common import FLOOR, STUCK_AFTER, poll_delay
-from shared.stages import run_id
+from shared.domain.stages import run_id
+from shared.engine.stage import FLOOR, STUCK_AFTER, poll_delay
 from tests.functions._stages_harness import ENV, KINDS, TARGETS, pipeline
 
 #: The simulator endpoint a kind's upgrade job is read through.

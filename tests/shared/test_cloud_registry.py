@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from shared.clouds.huawei import AutopilotClient, CceClient, TaurusDbClient
-from shared.clouds.ncloud import NcloudClient
-from shared.clouds.oceanbase import OcpClient
+from shared.clouds.ncloud.client import NcloudClient
+from shared.clouds.oceanbase.client import OcpClient
 from shared.clouds.registry import CloudClients
+from shared.domain.fleet import parse_fleet
 from shared.errors import ConfigError
-from shared.fleet import parse_fleet
 from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from shared.errors import ConfigError
-from shared.manifest import DEFAULT_MANIFEST, load_manifest
+from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest
 
 
 def test_shipped_manifest_is_valid_and_resolves():
@@ -56,7 +56,7 @@ def test_cli_exits_2_without_traceback_on_a_bad_manifest(tmp_path):
             events:
               - event: {type: dev.upshift.nope}
     """))
-    r = subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--bus", f"sqlite:///{tmp_path}/b.db", "--manifest", str(p)],
+    r = subprocess.run([sys.executable, "-m", "shared.ops.cli", "worker", "--bus", f"sqlite:///{tmp_path}/b.db", "--manifest", str(p)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "functions.echo.events[0].event.type" in r.stderr
@@ -65,6 +65,6 @@ def test_cli_exits_2_without_traceback_on_a_bad_manifest(tmp_path):
 
 @pytest.mark.parametrize("url", ["redis://x", "sqlite://", "nats://:4222", "nats://h:notaport", "sqlite:///x.db?lease=-1", "sqlite:///x.db?bogus=1"])
 def test_cli_rejects_a_bad_bus_url(url):
-    r = subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--bus", url], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "shared.ops.cli", "worker", "--bus", url], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "bus url" in r.stderr and "Traceback" not in r.stderr

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from shared.plan import plan
+from shared.ops.plan import plan
 
 FLEET = """
 clouds: {huawei: {region: ap-southeast-1, project_id: p1}}

@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from events import T
 from events.codec import to_binary_http, to_structured_http
 from shared.bus import open_bus
-from shared.manifest import load_manifest
-from shared.natsd import free_port
-from shared.runtime import Runtime
-from shared.serve import build_app
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import load_manifest
+from shared.runtime.server import build_app
 from shared.store import open_store
+from simulator.natsd import free_port
 from tests.helpers import echo, eventually, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     db = tmp_path / "u.db"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "shared.cli", "serve", "--bus", f"sqlite:///{db}?lease=1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "shared.ops.cli", "serve", "--bus", f"sqlite:///{db}?lease=1", "--port", str(port)]
 
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

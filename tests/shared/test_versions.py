@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.versions import BadVersion, compare, is_newer, on_track, parse_version
+from shared.domain.versions import BadVersion, compare, is_newer, on_track, parse_version
 
 
 @pytest.mark.parametrize(

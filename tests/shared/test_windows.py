@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.fleet import Window, parse_fleet
-from shared.windows import BadWindow, gate, next_open, occurrences, window_at
+from shared.domain.fleet import Window, parse_fleet
+from shared.domain.windows import BadWindow, gate, next_open, occurrences, window_at
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -91,7 +91,7 @@ targets:
     ],
 )
 def test_gate(now, expected, ok, retry, why):
-    from shared.fleet import parse_duration
+    from shared.domain.fleet import parse_duration
 
     g = gate(FLEET, "a", utc(now), parse_duration(expected))
     assert g.ok is ok

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from shared.clouds.ncloud import signature_v2
+from shared.clouds.ncloud.client import signature_v2
 from simulator.core import SimCredentials
 from simulator.testing import SimHandle
 

@@ -11,7 +11,7 @@ import sys
 import aiohttp
 
 from shared.clouds import close_sessions
-from shared.clouds.ncloud import NcloudClient, NcloudConfig
+from shared.clouds.ncloud.client import NcloudClient, NcloudConfig
 
 
 async def test_standalone_simulator_serves_and_takes_credentials_from_env(monkeypatch) -> None:

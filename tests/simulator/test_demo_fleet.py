@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from shared.demo import _DEMO_FAULTS, build_demo_fleet
-from shared.fleet import parse_fleet
+from shared.domain.fleet import parse_fleet
+from shared.ops.demo import _DEMO_FAULTS, build_demo_fleet
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
 from tests.simulator._vendor import Vendor

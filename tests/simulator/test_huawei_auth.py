@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from yarl import URL
 
-from shared.clouds._base import encode_query
+from shared.clouds.base import encode_query
 from shared.clouds.huawei.signer import Signer as ClientSigner
 from simulator.core import SimCredentials
 from simulator.huawei._common import ALGORITHM, SDK_DATE, canonical_request, signature, string_to_sign

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared.errors import ConfigError, Conflict
-from shared.natsd import NatsServer
 from shared.store.nats import NatsKV
+from simulator.natsd import NatsServer
 
 
 @pytest.fixture(scope="module")

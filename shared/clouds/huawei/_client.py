@@ -8,7 +8,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from shared.clouds._base import BaseClient, Params, Response
+from shared.clouds.base import BaseClient, Params, Response
 from shared.clouds.errors import AuthError, PermanentCloudError
 from shared.clouds.huawei._errors import VENDOR, huawei_error
 from shared.clouds.huawei.auth import HuaweiAuth, make_auth

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from shared.clouds._base import Response, error_for_status, parse_retry_after
+from shared.clouds.base import Response, error_for_status, parse_retry_after
 from shared.clouds.errors import AuthError, CloudError, ThrottledError, TransientCloudError
 
 __all__ = ["IN_PROGRESS_CODES", "VENDOR", "huawei_error"]

@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr
 from yarl import URL
 
-from shared.clouds._base import BaseClient, Limits, Response, RetryPolicy, read_secret
+from shared.clouds.base import BaseClient, Limits, Response, RetryPolicy, read_secret
 from shared.clouds.errors import AuthError
 from shared.clouds.huawei._errors import VENDOR, huawei_error
 from shared.clouds.huawei.config import HuaweiConfig

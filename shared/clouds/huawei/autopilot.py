@@ -8,9 +8,9 @@ continue (§3.3), and its body does not take ``isOnlyUpgrade``.
 
 from __future__ import annotations
 
-from shared.clouds._base import quote_segment as q
+from shared.clouds.base import quote_segment as q
 from shared.clouds.huawei.cce import ClusterUpgradeClient, validated
-from shared.clouds.huawei.models_cce import WorkFlow, WorkFlowList, WorkFlowRequest
+from shared.clouds.huawei.models.cce import WorkFlow, WorkFlowList, WorkFlowRequest
 
 __all__ = ["AutopilotClient"]
 

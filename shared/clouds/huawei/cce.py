@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.clouds._base import quote_segment as q
+from shared.clouds.base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError, ValidationFailed
 from shared.clouds.huawei._client import HuaweiClient
-from shared.clouds.huawei.models_cce import (
+from shared.clouds.huawei.models.cce import (
     CheckRequest,
     CheckTask,
     Cluster,
@@ -30,7 +30,7 @@ from shared.clouds.huawei.models_cce import (
     UpgradeTask,
     UpgradeTaskList,
 )
-from shared.options.cce import CceOptions
+from shared.domain.options.cce import CceOptions
 
 __all__ = ["CceClient", "ClusterUpgradeClient", "build_upgrade_request", "validated"]
 
@@ -55,7 +55,7 @@ def build_upgrade_request(
     options: CceOptions | None = None,
     allow_only_upgrade: bool = True,
 ) -> UpgradeRequest:
-    """The upgrade body, fleet options mapped to the SDK's JSON names (``shared/options/cce.py``).
+    """The upgrade body, fleet options mapped to the SDK's JSON names (``shared/domain/options/cce.py``).
 
     ``allow_only_upgrade=False`` (Autopilot) refuses ``is_only_upgrade``, which only CCE documents."""
     opts = options or CceOptions()

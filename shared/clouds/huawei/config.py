@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.clouds._base import Limits, ReconcilePolicy, RetryPolicy
+from shared.clouds.base import Limits, ReconcilePolicy, RetryPolicy
 
 __all__ = ["DEFAULT_ENDPOINTS", "SERVICES", "HuaweiConfig"]
 

@@ -2,7 +2,7 @@
 
 Ids (vendor-facts §4.1): a StarRocks instance (suffix ``in17``) belongs to a TaurusDB instance
 (suffix ``in07``). The db-upgrade path takes the StarRocks id per its page (seed 000) and PySDK
-(TF-HW sends the TaurusDB id: the caller chooses, see ``shared.options.starrocks``); the
+(TF-HW sends the TaurusDB id: the caller chooses, see ``shared.domain.options.starrocks``); the
 instance query takes the TaurusDB id, then the StarRocks id. Errors are ``{error_code,
 error_msg}`` with the request id in ``X-Request-Id``.
 """
@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from shared.clouds._base import quote_segment as q
+from shared.clouds.base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError
 from shared.clouds.huawei._client import HuaweiClient
-from shared.clouds.huawei.models_taurusdb import (
+from shared.clouds.huawei.models.taurusdb import (
     ImmediateJob,
     ImmediateJobs,
     ScheduledJob,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds._base import Limits, RetryPolicy
+from shared.clouds.base import Limits, RetryPolicy
 from shared.clouds.huawei import HuaweiConfig
 from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-from shared.clouds._base import RetryPolicy, close_sessions, with_retry
+from shared.clouds.base import RetryPolicy, close_sessions, with_retry
 from shared.clouds.errors import AuthError, ThrottledError, TransientCloudError
 from shared.clouds.huawei import CceClient, TaurusDbClient
 from shared.clouds.huawei.auth import AkSkAuth

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds._base import close_sessions
+from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError, ValidationFailed
 from shared.clouds.huawei import AutopilotClient, CceClient
 
@@ -129,7 +129,7 @@ async def test_autopilot_cancel_and_terraform_body_key(sim) -> None:
     response = await client._call(
         "POST", f"{client._cluster(AP_ID)}/operation/upgrade", endpoint_key="x", json=body, idempotent=False
     )
-    from shared.clouds.huawei.models_cce import UpgradeAnswer, UpgradeSpec
+    from shared.clouds.huawei.models.cce import UpgradeAnswer, UpgradeSpec
 
     assert UpgradeAnswer.model_validate(response.json()).metadata.uid
     action = {"targetVersion": "v1.29", "strategy": {"type": "inPlaceRollingUpdate"}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.domain.fleet import parse_fleet
 from shared.errors import ConfigError
-from shared.fleet import parse_fleet
 
 HEAD = """
 clouds:

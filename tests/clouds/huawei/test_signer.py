@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from yarl import URL
 
-from shared.clouds._base import encode_query
+from shared.clouds.base import encode_query
 from shared.clouds.huawei.signer import Signer, canonical_request
 
 AK = "QTWAOYTTINDUT2QVKYUC"

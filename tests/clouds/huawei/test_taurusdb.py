@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds._base import close_sessions
+from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError, TransientCloudError
 from shared.clouds.huawei import TaurusDbClient
 from simulator.huawei import huawei_sim
@@ -82,7 +82,7 @@ async def test_unknown_job_404_after_grace(sim) -> None:
 
 
 async def test_flags_sent_as_strings() -> None:
-    from shared.clouds.huawei.models_taurusdb import UpgradeStarRocksRequest
+    from shared.clouds.huawei.models.taurusdb import UpgradeStarRocksRequest
 
     body = UpgradeStarRocksRequest.model_validate({"delay": "true", "is_skip_validate": False})
     assert body.model_dump() == {"delay": "true", "is_skip_validate": "false"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.domain.fleet import parse_fleet
+from shared.domain.options.kafka import KafkaOptions, version_key
 from shared.errors import ConfigError
-from shared.fleet import parse_fleet
-from shared.options.kafka import KafkaOptions, version_key
 
 
 def fleet(options: str):
@@ -53,8 +53,8 @@ def test_bad_options_are_refused_at_load_naming_the_field(options: str, field: s
 
 
 def test_the_planner_orders_a_kafka_name_with_codes() -> None:
-    # shared/versions.py reads "Kafka 3.9.0" (getCDSSVersionList's kafkaVersionName) as 3.9.0
-    from shared.versions import compare, on_track
+    # shared/domain/versions.py reads "Kafka 3.9.0" (getCDSSVersionList's kafkaVersionName) as 3.9.0
+    from shared.domain.versions import compare, on_track
 
     assert compare("ncloud-kafka", "2823006", "Kafka 3.9.0") < 0
     assert compare("ncloud-kafka", "kafka 3.9.0", "3.9.0") == 0

@@ -9,8 +9,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from shared.clouds import _base, close_sessions
-from shared.clouds import ncloud as ncloud_module
+from shared.clouds import base, close_sessions
 from shared.clouds.errors import (
     AuthError,
     PermanentCloudError,
@@ -18,8 +17,9 @@ from shared.clouds.errors import (
     TransientCloudError,
     ValidationFailed,
 )
-from shared.clouds.ncloud import NcloudClient, NcloudConfig, signature_v2
-from shared.clouds.ncloud_models import ClusterInfo, KafkaVersion
+from shared.clouds.ncloud import client as ncloud_module
+from shared.clouds.ncloud.client import NcloudClient, NcloudConfig, signature_v2
+from shared.clouds.ncloud.models import ClusterInfo, KafkaVersion
 from simulator.core import SimCredentials
 from simulator.ncloud import DSS
 from simulator.testing import run_simulator
@@ -27,7 +27,7 @@ from tests.clouds.ncloud.vectors import QUERY
 
 CREDS = SimCredentials()
 NO, OLD, NEW, CFG = 3432149, 2823006, 3503006, 170  # kafka-dev-a: 3 brokers; 170 is 3503006's group
-ONCE = _base.RetryPolicy(attempts=1)
+ONCE = base.RetryPolicy(attempts=1)
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +196,7 @@ async def test_a_signature_over_the_unencoded_query_is_refused(sim) -> None:
         "x-ncp-iam-access-key": CREDS.ncp_ak,
         "x-ncp-apigw-signature-v2": signature_v2("GET", unencoded, ts, CREDS.ncp_ak, CREDS.ncp_sk),
     }
-    query = _base.encode_query(QUERY)
+    query = base.encode_query(QUERY)
     async with aiohttp.ClientSession() as http:
         url = URL(f"{sim.url}{path}?{query}", encoded=True)
         async with http.get(url, headers=headers) as r:
@@ -251,7 +251,7 @@ async def test_throttling_and_server_errors(sim) -> None:
 
 async def test_retries_recover_from_transient_faults(sim) -> None:
     sim.state.faults.update({"ncloud": {"error_rates": {"503": 0.5}, "retry_after": 0}})
-    c = client(sim, retry=_base.RetryPolicy(attempts=20, base=0.001, cap=0.002, deadline=10))
+    c = client(sim, retry=base.RetryPolicy(attempts=20, base=0.001, cap=0.002, deadline=10))
     for _ in range(5):
         assert (await c.get_cluster_info(NO)).kafkaVersionCode == OLD
 
@@ -270,7 +270,7 @@ async def test_commit_then_drop_on_upgrade(sim) -> None:
 
 async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch, log_buf) -> None:
     monkeypatch.setenv("NCP_SECRET_KEY", "a-very-secret-ncp-key")
-    c = client(sim, retry=_base.RetryPolicy(attempts=2, base=0.001, cap=0.001))
+    c = client(sim, retry=base.RetryPolicy(attempts=2, base=0.001, cap=0.001))
     sim.state.faults.update({"ncloud": {"error_rates": {"500": 1.0}}})
     with pytest.raises(TransientCloudError) as info:
         await c.get_cluster_info(NO)

@@ -10,7 +10,7 @@ import time
 import aiohttp
 import pytest
 
-from shared.clouds import _base, close_sessions
+from shared.clouds import base, close_sessions
 from shared.clouds.errors import (
     AuthError,
     PermanentCloudError,
@@ -18,7 +18,7 @@ from shared.clouds.errors import (
     TransientCloudError,
     ValidationFailed,
 )
-from shared.clouds.oceanbase import (
+from shared.clouds.oceanbase.client import (
     AUTH_SCHEME,
     OcpClient,
     OcpConfig,
@@ -28,7 +28,7 @@ from shared.clouds.oceanbase import (
     hmac_authorization,
     string_to_sign,
 )
-from shared.clouds.oceanbase_models import (
+from shared.clouds.oceanbase.models import (
     CLUSTER_STATUSES,
     SUBTASK_STATUSES,
     UPGRADE_TASK_NAME,
@@ -36,7 +36,7 @@ from shared.clouds.oceanbase_models import (
     RpmUpgrade,
     TaskInstance,
 )
-from shared.options.oceanbase import LegacyFallback
+from shared.domain.options.oceanbase import LegacyFallback
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
 from tests.clouds.ocp import golden
@@ -54,7 +54,7 @@ DAG = [
     "Update OB cluster status",
 ]
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()}
-FAST = _base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
+FAST = base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
 
 
 @pytest.fixture(autouse=True)
@@ -236,7 +236,7 @@ async def test_rollback_leaves_version(sim) -> None:
 
 
 async def test_second_upgrade_while_running_is_a_conflict(sim) -> None:
-    c = client(sim, retry=_base.RetryPolicy(attempts=1))
+    c = client(sim, retry=base.RetryPolicy(attempts=1))
     await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
     with pytest.raises(TransientCloudError) as info:
         await c.upgrade(22, {"destVersion": V2, "operatingSystem": "el7"})
@@ -283,7 +283,7 @@ async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
 async def test_throttling_carries_retry_after(sim) -> None:
     sim.state.faults.update({"ocp": {"error_rates": {"429": 1.0}, "retry_after": 3}})
     with pytest.raises(ThrottledError) as info:
-        await client(sim, retry=_base.RetryPolicy(attempts=1)).get_cluster(22)
+        await client(sim, retry=base.RetryPolicy(attempts=1)).get_cluster(22)
     assert info.value.retry_after == 3
 
 
@@ -295,10 +295,10 @@ async def test_retries_stop_at_the_deadline(sim, monkeypatch) -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    patched = functools.partial(_base.with_retry, sleep=fake_sleep, clock=lambda: now[0])
-    monkeypatch.setattr(_base, "with_retry", patched)
+    patched = functools.partial(base.with_retry, sleep=fake_sleep, clock=lambda: now[0])
+    monkeypatch.setattr(base, "with_retry", patched)
     sim.state.faults.update({"ocp": {"error_rates": {"503": 1.0}, "retry_after": 4}})
-    c = client(sim, retry=_base.RetryPolicy(attempts=10, base=0.01, cap=0.01, deadline=10))
+    c = client(sim, retry=base.RetryPolicy(attempts=10, base=0.01, cap=0.01, deadline=10))
     with pytest.raises(TransientCloudError) as info:
         await c.get_cluster(22)
     assert info.value.status == 503

@@ -1,6 +1,6 @@
 """Maintenance windows: when a window is open, when it opens next, and whether a stage fits.
 
-A :class:`~shared.fleet.Window` opens on an RRULE (``dateutil.rrule``) or a cron expression
+A :class:`~shared.domain.fleet.Window` opens on an RRULE (``dateutil.rrule``) or a cron expression
 (``croniter``), read as *wall-clock* times in the window's IANA timezone, and stays open for
 ``duration`` of elapsed time. No stage may start in its last ``cutoff``.
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from events.codec import BadEvent, from_http_request
-from shared.function import HttpRequest
 from shared.log import get_logger
-from shared.runtime import Runtime
+from shared.runtime.function import HttpRequest
+from shared.runtime.host import Runtime
 
 __all__ = ["build_app"]
 

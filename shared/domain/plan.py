@@ -1,4 +1,4 @@
-"""Which targets take a release, and why the others do not — plus the ``upshift plan`` dry run.
+"""Which targets take a release, and why the others do not (``upshift plan`` prints it).
 
 :func:`decide` is THE decision: ``plan_upgrades`` acts on it and ``upshift plan`` prints it, so
 the dry run cannot drift from what the pipeline does. Checks, in order (the first that refuses
@@ -20,19 +20,16 @@ every track must hold, skip lists add up, the longest soak counts.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import click
+from shared.domain.versions import BadVersion, compare, on_track, parse_version
+from shared.domain.windows import next_open, window_at
 
-from shared.versions import BadVersion, compare, on_track, parse_version
-from shared.windows import next_open, window_at
-
-__all__ = ["Decision", "Release", "decide", "matching_policies", "plan", "plan_releases"]
+__all__ = ["REFUSALS", "Decision", "Release", "decide", "matching_policies", "plan_releases"]
 
 #: Decision codes that refuse a release for good (``soak`` only delays it).
 REFUSALS = ("product", "frozen", "bad-version", "skip", "track", "not-newer", "superseded", "no-window")
@@ -215,84 +212,3 @@ def _with_window(fleet: Any, d: Decision, now: datetime) -> dict[str, Any]:
     row["opens_at"] = occ.opens_at.isoformat()
     row["opens_at_local"] = occ.opens_at.astimezone(ZoneInfo(window.timezone)).isoformat()
     return row
-
-
-def _parse_release(value: str, now: datetime) -> Release:
-    product, sep, rest = value.partition("=")
-    version, _, when = rest.partition("@")
-    if not sep or not product.strip() or not version.strip():
-        raise ValueError(f"{value!r} is not PRODUCT=VERSION[@RELEASED_AT]")
-    released_at = now
-    if when:
-        try:
-            released_at = _aware(datetime.fromisoformat(when))
-        except ValueError:
-            raise ValueError(f"{when!r} in {value!r} is not an ISO-8601 time") from None
-    return Release(product.strip(), version.strip(), released_at)
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _table(result: list[dict[str, Any]]) -> str:
-    head = ("TARGET", "KIND", "FROM", "DECISION", "WINDOW", "NEXT OPEN (window tz)", "WHY")
-    lines: list[str] = []
-    for r in result:
-        lines.append(f"{r['product']} {r['version']} (released {r['released_at']})")
-        rows = [head] + [
-            (
-                t["target"], t["kind"], t["from_version"] or "?", "takes it" if t["take"] else t["code"],
-                t["window"] or "-", t["opens_at_local"] or "-", t["reason"],
-            )
-            for t in r["targets"]
-        ]
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(head) - 1)]
-        for row in rows:
-            cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
-            lines.append("  " + "  ".join(cells) + "  " + str(row[-1]))
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-@click.command("plan")
-@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Fleet YAML.")
-@click.option(
-    "--release", "releases", multiple=True, required=True, metavar="PRODUCT=VERSION[@RELEASED_AT]",
-    help="A release to plan, e.g. starrocks=3.3.5 or cce=v1.30@2026-01-05T00:00:00Z (repeatable).",
-)
-@click.option("--now", "now_text", default=None, metavar="ISO", help="Plan as of this instant (default: now).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--live", is_flag=True, help="Plan from the versions the vendors report (upshift inventory), not the fleet file's.")
-def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_json: bool, live: bool) -> None:
-    """Dry run: which targets would take each release, in which window, and why others would not."""
-    from shared.errors import ConfigError
-    from shared.fleet import load_fleet
-
-    try:
-        now = _aware(datetime.fromisoformat(now_text)) if now_text else datetime.now(UTC)
-    except ValueError:
-        raise click.BadParameter(f"{now_text!r} is not an ISO-8601 time", param_hint="'--now'") from None
-    parsed = []
-    for value in releases:
-        try:
-            parsed.append(_parse_release(value, now))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--release'") from None
-    try:
-        fleet = load_fleet(fleet_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    current = offered = None
-    if live:
-        from shared.inventory import live_looks
-
-        looks = live_looks(fleet_path)
-        # a target whose look failed is planned from the fleet file's version, as without --live
-        current = {t.name: looks[t.name].version or t.version for t in fleet.targets}
-        offered = {name: live.may_move_to for name, live in looks.items()}
-    result = plan_releases(fleet, parsed, now, current, offered)
-    if as_json:
-        click.echo(json.dumps({"now": now.isoformat(), "releases": result}, indent=2))
-    else:
-        click.echo(_table(result), nl=False)

@@ -131,7 +131,7 @@ def build_demo_fleet(
         if kind == "starrocks":
             sim_extra["instance_id"] = fields["instance_id"]
         sims.append(SimTarget(name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra))
-    from shared.fleet import DEFAULT_PRODUCT
+    from shared.domain.fleet import DEFAULT_PRODUCT
 
     releases = [{"product": DEFAULT_PRODUCT[k], "version": new} for k, _, new, _, _ in _KINDS[: min(n, len(_KINDS))]]
     return DemoFleet("\n".join(lines) + "\n", sims, releases)
@@ -165,10 +165,10 @@ async def run_demo(
     from shared.bus import open_bus
     from shared.clock import Clock
     from shared.clouds.registry import CloudClients
-    from shared.fleet import parse_fleet
-    from shared.manifest import load_manifest
-    from shared.runtime import Runtime
-    from shared.serve import build_app
+    from shared.domain.fleet import parse_fleet
+    from shared.runtime.host import Runtime
+    from shared.runtime.manifest import load_manifest
+    from shared.runtime.server import build_app
     from shared.store import open_store
     from simulator.testing import start_simulator
 

@@ -4,9 +4,9 @@ module per vendor, each a strict pydantic model, so a typo in the fleet file nam
 
 from __future__ import annotations
 
-from shared.options.cce import CceOptions
-from shared.options.kafka import KafkaOptions
-from shared.options.oceanbase import OceanBaseOptions
-from shared.options.starrocks import StarRocksOptions
+from shared.domain.options.cce import CceOptions
+from shared.domain.options.kafka import KafkaOptions
+from shared.domain.options.oceanbase import OceanBaseOptions
+from shared.domain.options.starrocks import StarRocksOptions
 
 __all__ = ["CceOptions", "KafkaOptions", "OceanBaseOptions", "StarRocksOptions"]

@@ -60,7 +60,7 @@ TARGET_VERSION = re.compile(r"^v\d+\.\d+(\.\d+)?(-r\d+)?$")
 #: ``inPlaceRollingUpdate.userDefinedStep`` range. The newest SDK models say ``[1-120]``
 #: (``in_place_rolling_update.py`` @268f1d3, and the Go/Java/C#/C++ SDKs alike); SDKs before the
 #: ``scope`` field said ``[1, 40]`` (@e9b972b; vendor-facts §2.1 read that one). The fleet
-#: (``shared/fleet.py`` ``Strategy``) bounds the same 1..120 at load time.
+#: (``shared/domain/fleet.py`` ``Strategy``) bounds the same 1..120 at load time.
 MAX_USER_DEFINED_STEP = 120
 #: Upgrade task phases (``upgrade_task_status.py``; seed 003, vendor-facts §2.1).
 TASK_PHASES = ("Init", "Queuing", "Running", "Pause", "Success", "Failed")

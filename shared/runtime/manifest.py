@@ -21,7 +21,7 @@ from shared.yamlconf import parse_yaml, parse_yaml_model
 
 __all__ = ["DEFAULT_MANIFEST", "EventTrigger", "FunctionDef", "HttpTrigger", "Manifest", "load_manifest", "resolve_handler"]
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "serverless.yml"
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "serverless.yml"
 _RATE = re.compile(r"^rate\((\d+) (second|seconds|minute|minutes|hour|hours)\)$")
 _UNIT = {"second": 1, "minute": 60, "hour": 3600}
 

@@ -1,6 +1,6 @@
 """functions-framework targets, one per manifest function, built on first access.
 
-``functions-framework --source shared/targets.py --target echo`` (or
+``functions-framework --source shared/runtime/framework.py --target echo`` (or
 ``functions_framework.aio.create_asgi_app(target="echo", source=...)``) asks this module for the
 attribute ``echo``; :func:`__getattr__` builds it from ``serverless.yml`` then: a
 ``functions_framework.aio.cloud_event`` target for ``event``/``schedule`` functions, an
@@ -24,9 +24,9 @@ from starlette.responses import JSONResponse
 
 from events.codec import BadEvent, from_cloudevent
 from shared.bus import DEFAULT_URL, open_bus, publish_all
-from shared.function import HttpRequest, UpshiftFunction
 from shared.log import bind_event, get_logger
-from shared.manifest import DEFAULT_MANIFEST, load_manifest, resolve_handler
+from shared.runtime.function import HttpRequest, UpshiftFunction
+from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest, resolve_handler
 from shared.store import open_store
 
 __all__: list[str] = []  # attributes are made on demand, one per manifest function
@@ -41,7 +41,7 @@ async def _runtime_parts():
         fleet = clouds = None
         if os.environ.get("UPSHIFT_FLEET"):
             from shared.clouds.registry import CloudClients
-            from shared.fleet import load_fleet
+            from shared.domain.fleet import load_fleet
 
             fleet = load_fleet(os.environ["UPSHIFT_FLEET"])
             clouds = CloudClients.from_fleet(fleet)
@@ -54,7 +54,7 @@ async def _runtime_parts():
 
 def _context(name: str, store):
     from shared.clock import Clock
-    from shared.function import Context
+    from shared.runtime.function import Context
 
     return Context(
         function=name,

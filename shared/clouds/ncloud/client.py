@@ -11,7 +11,7 @@ Signature v2 (seed 004; vendor-facts §6): ``base64(HMAC-SHA256(secretKey, METHO
 pathWithQuery + "\\n" + timestamp + "\\n" + accessKey))``. NAVER's official Java SDK
 (``ncloud-sdk-java`` ``NcloudCredentials``/``IamCredentials``) signs ``uri.getRawPath() + "?" +
 uri.getRawQuery()``: the percent-encoded path and query exactly as sent, in wire order. So the
-query is encoded once (``shared.clouds._base.encode_query``) and those bytes are both sent and
+query is encoded once (``shared.clouds.base.encode_query``) and those bytes are both sent and
 signed. (The generated Python/JS SDKs sign the *unencoded* pairs; they agree only when nothing
 needs encoding.)
 """
@@ -29,7 +29,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from yarl import URL
 
-from shared.clouds._base import (
+from shared.clouds.base import (
     BaseClient,
     Limits,
     Params,
@@ -41,7 +41,7 @@ from shared.clouds._base import (
     read_secret,
 )
 from shared.clouds.errors import CloudError, PermanentCloudError, TransientCloudError, ValidationFailed
-from shared.clouds.ncloud_models import (
+from shared.clouds.ncloud.models import (
     ClusterInfo,
     ClusterStatus,
     ConfigGroup,

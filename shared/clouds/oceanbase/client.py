@@ -25,7 +25,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from yarl import URL
 
-from shared.clouds._base import (
+from shared.clouds.base import (
     BaseClient,
     Limits,
     ReconcilePolicy,
@@ -36,7 +36,7 @@ from shared.clouds._base import (
     read_secret,
 )
 from shared.clouds.errors import CloudError, PermanentCloudError, TransientCloudError, ValidationFailed
-from shared.clouds.oceanbase_models import (
+from shared.clouds.oceanbase.models import (
     TASK_STATUSES,
     UPGRADE_TASK_NAME,
     OcpCluster,

@@ -48,13 +48,13 @@ from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
 from shared.clock import Clock
 from shared.clouds.errors import CloudError, TransientCloudError
+from shared.domain.stages import UPGRADE_STAGES, expected_duration, run_id
+from shared.domain.versions import BadVersion, compare, on_track
+from shared.domain.windows import gate
 from shared.errors import ConfigError, Conflict, RetryLater
-from shared.function import Context
-from shared.stages import UPGRADE_STAGES, expected_duration, run_id
+from shared.runtime.function import Context
 from shared.store.claims import Claim, claim_key
 from shared.store.ledger import RUNS, TERMINAL, RunState, mutate
-from shared.versions import BadVersion, compare, on_track
-from shared.windows import gate
 
 __all__ = [
     "ALREADY_DONE",

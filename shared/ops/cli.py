@@ -116,8 +116,8 @@ def _clock(speed: float, domain_start, domain_anchor: float | None):
 
 def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path | None = None, only: tuple[str, ...] = (), clock=None):
     from shared.bus import DEFAULT_URL, open_bus
-    from shared.manifest import DEFAULT_MANIFEST, load_manifest
-    from shared.runtime import Runtime
+    from shared.runtime.host import Runtime
+    from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest
     from shared.store import open_store
 
     url = bus_url or DEFAULT_URL
@@ -129,7 +129,7 @@ def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path |
     fleet = clouds = None
     if fleet_path is not None:
         from shared.clouds.registry import CloudClients
-        from shared.fleet import load_fleet
+        from shared.domain.fleet import load_fleet
 
         fleet = load_fleet(fleet_path)
         clouds = CloudClients.from_fleet(fleet)
@@ -156,7 +156,7 @@ def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain
     """HTTP ingress (POST /events, /hooks/…, GET /healthz) + every function + the clock, one process."""
     from aiohttp import web
 
-    from shared.serve import build_app
+    from shared.runtime.server import build_app
 
     runtime = _open_runtime(bus_url, manifest, fleet_path, clock=_clock(speed, domain_start, domain_anchor))
 
@@ -203,10 +203,10 @@ def _add_subsystem_commands() -> None:
 
     Imported, not guarded: a broken module must fail loudly, not make its command vanish.
     """
-    from shared.demo import demo
-    from shared.inventory import inventory
-    from shared.plan import plan
-    from shared.status import status
+    from shared.ops.demo import demo
+    from shared.ops.inventory import inventory
+    from shared.ops.plan import plan
+    from shared.ops.status import status
     from simulator.cli import simulate
 
     for command in (demo, inventory, plan, simulate, status):

@@ -31,10 +31,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from shared.clouds.huawei.config import HuaweiConfig
-from shared.clouds.ncloud import NcloudConfig
-from shared.clouds.oceanbase import OcpConfig
+from shared.clouds.ncloud.client import NcloudConfig
+from shared.clouds.oceanbase.client import OcpConfig
+from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.errors import ConfigError
-from shared.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.yamlconf import load_yaml_model, parse_yaml_model
 
 __all__ = [

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 
 from events.catalog import T, VersionReleased
 from events.envelope import Event, consequence_id
-from shared.fleet import Fleet
-from shared.function import HttpReply
-from shared.versions import BadVersion, parse_version
+from shared.domain.fleet import Fleet
+from shared.domain.versions import BadVersion, parse_version
+from shared.runtime.function import HttpReply
 
 __all__ = ["Refused", "Release", "kind_of", "release_event", "release_id", "validate_release"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.versions import BadVersion, compare
+from shared.domain.versions import BadVersion, compare
 
 __all__ = ["ANYTIME", "BUCKET", "Selection", "add_planned", "finish", "new_doc", "select", "window_key"]
 

@@ -11,16 +11,16 @@ from functions_framework.aio import create_asgi_app
 from events import T
 from events.codec import to_binary_http
 from shared.bus.sqlite import SqliteBus
-from shared.manifest import DEFAULT_MANIFEST
+from shared.runtime.manifest import DEFAULT_MANIFEST
 from tests.helpers import echo
 
-TARGETS = str(DEFAULT_MANIFEST.parent / "shared" / "targets.py")
+TARGETS = str(DEFAULT_MANIFEST.parent / "shared" / "runtime" / "framework.py")
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("UPSHIFT_BUS", f"sqlite:///{tmp_path}/ff.db")
-    import shared.targets as targets
+    import shared.runtime.framework as targets
 
     targets._state.clear()  # one bus per process: point this test's at its own file
     targets.__dict__.pop("echo", None)
@@ -61,7 +61,7 @@ async def test_bad_cloudevent_is_a_400_without_traceback(app):
 
 async def test_a_deployed_function_gets_the_fleet_and_cloud_clients(tmp_path, monkeypatch):
     """Under functions-framework the context is built from env vars, fleet included (stage functions need it)."""
-    import shared.targets as targets
+    import shared.runtime.framework as targets
 
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(

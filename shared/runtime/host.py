@@ -25,9 +25,9 @@ from events.envelope import Event, consequence_id
 from shared.bus import Bus, Emitted, Subscription, publish_all
 from shared.clock import Clock
 from shared.errors import ConfigError
-from shared.function import Context, HttpReply, HttpRequest, UpshiftFunction
 from shared.log import get_logger
-from shared.manifest import Manifest, resolve_handler
+from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
+from shared.runtime.manifest import Manifest, resolve_handler
 from shared.store import Store
 
 __all__ = ["Bound", "Runtime"]

@@ -25,8 +25,8 @@ from typing import Any
 import click
 
 from shared.clouds.errors import CloudError
+from shared.domain.versions import BadVersion, compare
 from shared.errors import ConfigError
-from shared.versions import BadVersion, compare
 
 __all__ = ["Live", "inventory", "look_all"]
 
@@ -113,7 +113,7 @@ def _rows(lives: list[Live]) -> list[dict[str, Any]]:
 
 async def _run(fleet_path: str, bus_url: str | None) -> list[Live]:
     from shared.clouds.registry import CloudClients
-    from shared.fleet import load_fleet
+    from shared.domain.fleet import load_fleet
 
     fleet = load_fleet(fleet_path)
     clouds = CloudClients.from_fleet(fleet)

@@ -1,0 +1,1 @@
+"""OceanBase under OCP (OceanBase Cloud Platform): the OCP client (``client``) and its wire models (``models``)."""
