@@ -110,7 +110,9 @@ async def wait_healthy(port: int, proc: Proc | None = None, limit_s: float = 30.
             if proc is not None and not proc.alive:
                 raise AssertionError(f"{proc.name} exited with {proc.returncode}:\n{proc.tail()}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with s.get(f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                async with s.get(
+                    f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=2)
+                ) as r:
                     if r.status == 200:
                         return
             await asyncio.sleep(0.05)
@@ -132,7 +134,9 @@ class Proc:
         if self.alive:
             raise RuntimeError(f"{self.name} is running")
         with open(self.log, "ab") as out:
-            out.write(f"### start {self.starts + 1} {' '.join(f'{k}={v}' for k, v in env.items())}\n".encode())
+            out.write(
+                f"### start {self.starts + 1} {' '.join(f'{k}={v}' for k, v in env.items())}\n".encode()
+            )
             out.flush()
             self.popen = subprocess.Popen(self.cmd, cwd=ROOT, env={**self.env, **env}, stdout=out, stderr=out)
         self.starts += 1
@@ -324,7 +328,11 @@ class Rollout:
         # the simulator's clock starts now from ``start``; the upshift processes agree through the anchor
         self.anchor = time.time()
         self.sim = await start_simulator(
-            targets=self.sim_targets, speed=self.speed, creds=self.creds, seed=self.seed, start=self.start.timestamp()
+            targets=self.sim_targets,
+            speed=self.speed,
+            creds=self.creds,
+            seed=self.seed,
+            start=self.start.timestamp(),
         )
         fleet = build_demo_fleet(total, self.sim.url, self.creds.hw_project_id, client=self.client, **shape)
         self.releases = fleet.releases
@@ -455,7 +463,9 @@ class Rollout:
             while True:
                 try:
                     async with self.http.post(
-                        f"http://127.0.0.1:{port}/hooks/release", json=body, timeout=aiohttp.ClientTimeout(total=5)
+                        f"http://127.0.0.1:{port}/hooks/release",
+                        json=body,
+                        timeout=aiohttp.ClientTimeout(total=5),
                     ) as r:
                         if r.status in (200, 202):
                             break
@@ -568,7 +578,9 @@ class Rollout:
             if run is None:
                 fig.not_terminal[f"(no run) {t.name}"] = "missing"
                 continue
-            missing = [k for k in ("target", "kind", "from_version", "to_version", "created_at") if k not in run]
+            missing = [
+                k for k in ("target", "kind", "from_version", "to_version", "created_at") if k not in run
+            ]
             if run.get("target", t.name) != t.name or missing:
                 fig.runs_incomplete[run["id"]] = f"{t.name}: target {run.get('target')!r}, missing {missing}"
             state = run.get("state", "?")

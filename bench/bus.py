@@ -66,7 +66,9 @@ async def bare_nats(url: str, n: int) -> float:
     stream = "BARE" + uuid.uuid4().hex[:8].upper()
     subject = f"{stream.lower()}.echo"
     await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"]))
-    await js.add_consumer(stream, ConsumerConfig(durable_name="bench", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000))
+    await js.add_consumer(
+        stream, ConsumerConfig(durable_name="bench", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000)
+    )
     psub = await js.pull_subscribe_bind("bench", stream=stream)
     payloads = [json.dumps(e.to_wire()).encode() for e in _events(n)]
     got = 0
@@ -103,7 +105,9 @@ async def main(n: int) -> dict[str, float]:
         bare_eps = await bare_nats(server.url, n)
         print(f"bare nats-py    {bare_eps:10,.0f} events/s   (baseline)")
         nats_eps = await through_bus(f"{server.url}?namespace=bench{uuid.uuid4().hex[:6]}", n)
-        print(f"nats bus        {nats_eps:10,.0f} events/s   ({nats_eps / bare_eps:.2f}x bare; budget >= 0.50x)")
+        print(
+            f"nats bus        {nats_eps:10,.0f} events/s   ({nats_eps / bare_eps:.2f}x bare; budget >= 0.50x)"
+        )
     finally:
         server.stop()
     return {

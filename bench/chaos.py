@@ -72,7 +72,9 @@ async def run_chaos(
             await wait_healthy(port, serve)
             assert await ro.post_releases(port, proc=serve), "releases not accepted"
             # after which process kills nats-server goes down too: spread over the run
-            nats_after = set(rng.sample(range(1, kills + 1), min(nats_kills, kills))) if bus == "nats" else set()
+            nats_after = (
+                set(rng.sample(range(1, kills + 1), min(nats_kills, kills))) if bus == "nats" else set()
+            )
             upgraded_at_kill: list[int] = []
 
             async def next_kill() -> None:
@@ -129,7 +131,9 @@ if __name__ == "__main__":
     parser.add_argument("--speed", type=float, default=300.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after this many real seconds")
-    parser.add_argument("--kill-gap", type=float, default=1.2, help="at most this many real seconds between kills")
+    parser.add_argument(
+        "--kill-gap", type=float, default=1.2, help="at most this many real seconds between kills"
+    )
     # nats-py logs every failed reconnect of this process's own store reads while nats-server is down
     logging.getLogger("nats").setLevel(logging.CRITICAL)
     sys.exit(asyncio.run(_main(parser.parse_args())))

@@ -29,7 +29,13 @@ from rich.console import Console
 from shared.ops.demo import run_demo
 
 #: Simulated upgrade job seconds per kind (the demo's values).
-JOB_SECONDS = {"ncloud-kafka": 1500.0, "cce": 2400.0, "autopilot": 2400.0, "starrocks": 1200.0, "oceanbase": 1800.0}
+JOB_SECONDS = {
+    "ncloud-kafka": 1500.0,
+    "cce": 2400.0,
+    "autopilot": 2400.0,
+    "starrocks": 1200.0,
+    "oceanbase": 1800.0,
+}
 #: Simulated seconds of the other stages, as fractions of the upgrade job (see simulator/huawei/cce.py).
 STAGE_FRACTIONS = {
     "ncloud-kafka": (1.0,),
@@ -71,7 +77,11 @@ def status_calls_per_job(runs: dict[str, dict[str, Any]]) -> list[int]:
 
 
 async def main(n: int, speed: float, concurrency: int, latency_ms: float) -> dict[str, Any]:
-    faults = {svc: {"latency_ms": latency_ms} for svc in ("iam", "cce", "autopilot", "taurusdb", "ocp", "ncloud")} if latency_ms else False
+    faults = (
+        {svc: {"latency_ms": latency_ms} for svc in ("iam", "cce", "autopilot", "taurusdb", "ocp", "ncloud")}
+        if latency_ms
+        else False
+    )
     with tempfile.TemporaryDirectory(prefix="upshift-bench-") as tmp:
         summary = await run_demo(
             targets=n,
@@ -94,9 +104,13 @@ async def main(n: int, speed: float, concurrency: int, latency_ms: float) -> dic
     median = statistics.median(calls) if calls else None
     print(f"targets            {n} ({upgraded} upgraded, {dup} with != 1 upgrade call)")
     print(f"wall               {summary['wall_s']:.1f} s")
-    print(f"critical-path bound {bound:.1f} s  (speed {speed:g}x, concurrency {concurrency}, latency {latency_ms:g} ms)")
+    print(
+        f"critical-path bound {bound:.1f} s  (speed {speed:g}x, concurrency {concurrency}, latency {latency_ms:g} ms)"
+    )
     print(f"ratio              {summary['wall_s'] / bound:.3f}  (budget <= 1.25)")
-    print(f"status calls/job   median {median}, max {max(calls) if calls else None} over {len(calls)} jobs (budget median <= 10)")
+    print(
+        f"status calls/job   median {median}, max {max(calls) if calls else None} over {len(calls)} jobs (budget median <= 10)"
+    )
     return {
         "targets": n,
         "upgraded": upgraded,
@@ -119,5 +133,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     from shared.log import configure
 
-    configure(json=True, level=40, stream=open("/dev/null", "w"))  # noqa: SIM115 - quiet for the benchmark
+    configure(json=True, level=40, stream=open("/dev/null", "w"))
     print(json.dumps(asyncio.run(main(args.targets, args.speed, args.concurrency, args.latency_ms))))

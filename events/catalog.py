@@ -14,18 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CATALOG",
-    "EventSpec",
-    "T",
     "ChatCommand",
     "DeadLettered",
     "Echo",
+    "EventSpec",
     "JobPoll",
     "NotificationRequested",
     "StageFailed",
-    "Tick",
     "StageRequested",
     "StageStarted",
     "StageSucceeded",
+    "T",
+    "Tick",
     "UpgradeFailed",
     "UpgradeHalted",
     "UpgradePlanned",
@@ -49,7 +49,9 @@ class _Data(BaseModel):
 class VersionReleased(_Data):
     """A vendor published a new version of a product."""
 
-    product: str = Field(min_length=1, max_length=64, description="Product key, e.g. 'cce', 'kafka', 'starrocks'.")
+    product: str = Field(
+        min_length=1, max_length=64, description="Product key, e.g. 'cce', 'kafka', 'starrocks'."
+    )
     version: str = Field(min_length=1, max_length=64)
     released_at: datetime | None = None
     url: str | None = Field(default=None, max_length=2048)
@@ -98,7 +100,9 @@ class StageRequested(_Data):
 
     target: str = Field(min_length=1)
     kind: Kind
-    stage: str = Field(min_length=1, description="precheck | snapshot | workflow | upgrade | postcheck | verify")
+    stage: str = Field(
+        min_length=1, description="precheck | snapshot | workflow | upgrade | postcheck | verify"
+    )
     from_version: str
     to_version: str
     attempt: int = Field(default=1, ge=1)
@@ -123,7 +127,9 @@ class JobPoll(_Data):
     stage: str
     to_version: str
     job_id: str
-    poll: int = Field(default=1, ge=1, description="How many status calls this job has had, this one included.")
+    poll: int = Field(
+        default=1, ge=1, description="How many status calls this job has had, this one included."
+    )
     started_at: datetime | None = None
     last_progress: str | None = None
     last_progress_at: datetime | None = None
@@ -201,7 +207,9 @@ class WaveReady(_Data):
 
     window: str = Field(min_length=1)
     wave: int = Field(ge=0)
-    not_before: datetime = Field(description="The instant (domain time) the bake of the waves before it ends.")
+    not_before: datetime = Field(
+        description="The instant (domain time) the bake of the waves before it ends."
+    )
 
 
 class ChatCommand(_Data):
@@ -226,7 +234,9 @@ class Echo(_Data):
     """Trivial event proving the pipeline end to end: the echo function answers it."""
 
     message: str = Field(min_length=1, max_length=1000)
-    reply: bool = Field(default=True, description="False on the echo's own answer, so it is not echoed again.")
+    reply: bool = Field(
+        default=True, description="False on the echo's own answer, so it is not echoed again."
+    )
 
 
 class Tick(_Data):

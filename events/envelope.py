@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Event", "EXTENSIONS", "SOURCE", "consequence_id", "new_id"]
+__all__ = ["EXTENSIONS", "SOURCE", "Event", "consequence_id", "new_id"]
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -114,7 +114,9 @@ class Event(BaseModel, Generic[D]):
         out["data"] = self.data.model_dump(mode="json")
         return out
 
-    def follow(self, type: str, data: BaseModel, *, id_parts: tuple[object, ...] = (), **ext: str | None) -> Event:
+    def follow(
+        self, type: str, data: BaseModel, *, id_parts: tuple[object, ...] = (), **ext: str | None
+    ) -> Event:
         """A consequence of this event: same correlation unless overridden, deterministic id.
 
         The id hashes this event's id, the new type and ``id_parts``, so re-handling this event emits

@@ -101,7 +101,12 @@ async def _poll(feed: Feed, tick: Event[Tick], ctx: Context) -> list[Event]:
             continue
         out.append(release_event(release, ctx.clock.now()))
 
-    new_doc = {"seen": kept, "etag": fetched.headers.get("etag"), "last_modified": fetched.headers.get("last-modified"), "tick": tick.id}
+    new_doc = {
+        "seen": kept,
+        "etag": fetched.headers.get("etag"),
+        "last_modified": fetched.headers.get("last-modified"),
+        "tick": tick.id,
+    }
     if state is None:
         await ctx.store.kv.create(BUCKET, feed.url, new_doc)
     elif new_doc != state.value:
@@ -151,7 +156,13 @@ def _release(feed: Feed, entry: Any, ctx: Context) -> Release | None:
         m = re.search(feed.tag_pattern, text.strip())
         if m is None or not m.group(1):
             continue
-        release = Release(product=feed.product, version=m.group(1), released_at=_when(entry), url=entry.get("link"), origin="feed")
+        release = Release(
+            product=feed.product,
+            version=m.group(1),
+            released_at=_when(entry),
+            url=entry.get("link"),
+            origin="feed",
+        )
         try:
             return validate_release(ctx.fleet, release)
         except Refused:

@@ -33,7 +33,6 @@ from shared.store.ledger import DROPPED, RunState, mutate
 __all__ = ["plan_upgrades"]
 
 
-
 @upshift_function
 async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emitted]:
     data = event.data
@@ -43,7 +42,9 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
     release = Release(data.product, data.version, released_at)
     ledger = ctx.store.ledger
     current = {
-        t.name: (await ledger.version(t.name)) or t.version for t in fleet.targets if t.product_key == data.product
+        t.name: (await ledger.version(t.name)) or t.version
+        for t in fleet.targets
+        if t.product_key == data.product
     }
     decisions = decide(fleet, release, now, current)
     out: list[Emitted] = []
@@ -75,8 +76,15 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
                 ctx.log.info("not planned", runid=rid, target=d.target, reason=lost[rid])
                 continue
             await ledger.open_run(
-                rid, target=d.target, kind=d.kind, product=d.product, from_version=d.from_version,
-                to_version=d.version, window=d.window, wave=d.wave, planned_at=now.isoformat(),
+                rid,
+                target=d.target,
+                kind=d.kind,
+                product=d.product,
+                from_version=d.from_version,
+                to_version=d.version,
+                window=d.window,
+                wave=d.wave,
+                planned_at=now.isoformat(),
             )
             out.append(_planned(rid, d))
 
@@ -94,19 +102,33 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
 
 def _entry(d: Decision, now: datetime) -> dict[str, object]:
     return {
-        "target": d.target, "kind": d.kind, "wave": d.wave, "from_version": d.from_version or "unknown",
-        "to_version": d.version, "planned_at": now.isoformat(),
+        "target": d.target,
+        "kind": d.kind,
+        "wave": d.wave,
+        "from_version": d.from_version or "unknown",
+        "to_version": d.version,
+        "planned_at": now.isoformat(),
     }
 
 
 def _planned(rid: str, d: Decision) -> Event:
     data = UpgradePlanned(
-        target=d.target, kind=d.kind, from_version=d.from_version or "unknown", to_version=d.version,
-        window=d.window, wave=d.wave, product=d.product,
+        target=d.target,
+        kind=d.kind,
+        from_version=d.from_version or "unknown",
+        to_version=d.version,
+        window=d.window,
+        wave=d.wave,
+        product=d.product,
     )
     return Event(
-        type=T.UPGRADE_PLANNED, id=consequence_id(T.UPGRADE_PLANNED, rid), subject=d.target, data=data,
-        runid=rid, target=d.target, kind=d.kind,
+        type=T.UPGRADE_PLANNED,
+        id=consequence_id(T.UPGRADE_PLANNED, rid),
+        subject=d.target,
+        data=data,
+        runid=rid,
+        target=d.target,
+        kind=d.kind,
     )
 
 

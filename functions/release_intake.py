@@ -123,7 +123,12 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
     event = release_event(release, ctx.clock.now())
     duplicate = await _replayed(ctx, headers.get("x-github-delivery"), event.id)
     ctx.log.info("release announced", product=release.product, version=release.version, duplicate=duplicate)
-    body = {"status": "duplicate" if duplicate else "accepted", "id": event.id, "product": release.product, "version": release.version}
+    body = {
+        "status": "duplicate" if duplicate else "accepted",
+        "id": event.id,
+        "product": release.product,
+        "version": release.version,
+    }
     # A duplicate still carries the event: same id, so the bus drops it unless the first try never published.
     return HttpReply(200 if duplicate else 202, body, [event])
 
@@ -174,11 +179,19 @@ def _from_github(fleet: Fleet | None, event: str, product: str | None, doc: Any)
     feed = _github_feed(fleet, hook.repository.full_name, product)
     product = product or (feed.product if feed else None)
     if product is None:
-        raise Refused(422, f"no product for repository {hook.repository.full_name!r}: add ?product= or a fleet feed", "repository.full_name")
+        raise Refused(
+            422,
+            f"no product for repository {hook.repository.full_name!r}: add ?product= or a fleet feed",
+            "repository.full_name",
+        )
     m = re.search(feed.tag_pattern if feed else _DEFAULT_TAG_PATTERN, hook.release.tag_name)
     if m is None or not m.group(1):
-        raise Refused(422, f"tag {hook.release.tag_name!r} does not match the feed's tag_pattern", "release.tag_name")
-    return Release(product=product, version=m.group(1), released_at=hook.release.published_at, url=hook.release.html_url)
+        raise Refused(
+            422, f"tag {hook.release.tag_name!r} does not match the feed's tag_pattern", "release.tag_name"
+        )
+    return Release(
+        product=product, version=m.group(1), released_at=hook.release.published_at, url=hook.release.html_url
+    )
 
 
 def _github_feed(fleet: Fleet | None, full_name: str, product: str | None) -> Feed | None:
@@ -204,7 +217,9 @@ async def _replayed(ctx: Context, delivery: str | None, event_id: str) -> bool:
     if not delivery:
         return False
     try:
-        await ctx.store.kv.create(DELIVERIES, delivery[:128], {"event_id": event_id, "at": ctx.clock.now().isoformat()})
+        await ctx.store.kv.create(
+            DELIVERIES, delivery[:128], {"event_id": event_id, "at": ctx.clock.now().isoformat()}
+        )
     except Conflict:
         return True
     return False

@@ -34,7 +34,7 @@ from shared.domain.windows import Gate, gate
 from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, mutate
 
-__all__ = ["start_upgrades", "stage_requested_id"]
+__all__ = ["stage_requested_id", "start_upgrades"]
 
 #: Concurrency of targets without a window (a window's own is ``window.concurrency``).
 ANYTIME_CONCURRENCY = 10
@@ -79,7 +79,13 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
             rid, ok, reason = ended
             doc = finish(doc, key, rid, ok=ok, now=now, by=event.id, reason=reason)
         new, sel = select(
-            doc, key, now=now, concurrency=_concurrency(fleet, key), bake=fleet.waves.bake, fits=fits, by=event.id,
+            doc,
+            key,
+            now=now,
+            concurrency=_concurrency(fleet, key),
+            bake=fleet.waves.bake,
+            fits=fits,
+            by=event.id,
         )
         outcome[:] = [sel]
         return new
@@ -98,7 +104,9 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
     if sel.bake_until is not None and sel.wave is not None:
         out.append(_wave_ready(ctx, event, key, sel.wave, sel.bake_until, now))
     for rid, why in sel.waiting.items():
-        ctx.log.info("waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None)
+        ctx.log.info(
+            "waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None
+        )
     return out
 
 
@@ -131,20 +139,32 @@ async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: d
     # The waves entry names the run too: a run released before plan_upgrades opened it in the
     # ledger (it joins the waves document first) is not left without its fields.
     identity = {k: run[k] for k in ("target", "kind", "from_version", "to_version", "wave") if k in run}
-    doc = await ctx.store.ledger.start_run(rid, released_at=now.isoformat(), window=None if key == ANYTIME else key, **identity)
+    doc = await ctx.store.ledger.start_run(
+        rid, released_at=now.isoformat(), window=None if key == ANYTIME else key, **identity
+    )
     if doc.get("state") in DROPPED:
         await _forget(ctx, key, rid)
         ctx.log.info("not released: run was dropped", runid=rid, state=doc.get("state"))
         return None
     stage = first_stage(run["kind"])
     data = StageRequested(
-        target=run["target"], kind=run["kind"], stage=stage, from_version=run["from_version"],
-        to_version=run["to_version"], attempt=1,
+        target=run["target"],
+        kind=run["kind"],
+        stage=stage,
+        from_version=run["from_version"],
+        to_version=run["to_version"],
+        attempt=1,
     )
     ctx.log.info("released", runid=rid, target=run["target"], wave=run["wave"], stage=stage)
     return Event(
-        type=T.STAGE_REQUESTED, id=stage_requested_id(rid, stage, 1), subject=run["target"], data=data,
-        runid=rid, target=run["target"], kind=run["kind"], stage=stage,
+        type=T.STAGE_REQUESTED,
+        id=stage_requested_id(rid, stage, 1),
+        subject=run["target"],
+        data=data,
+        runid=rid,
+        target=run["target"],
+        kind=run["kind"],
+        stage=stage,
     )
 
 
@@ -159,12 +179,18 @@ async def _forget(ctx: Context, key: str, rid: str) -> None:
 
 def _halted(event: Event, key: str, halted: dict[str, Any]) -> Event:
     data = UpgradeHalted(
-        window=None if key == ANYTIME else key, wave=halted["wave"], reason=halted["reason"] or "a run failed",
+        window=None if key == ANYTIME else key,
+        wave=halted["wave"],
+        reason=halted["reason"] or "a run failed",
         failed_target=halted["target"],
     )
     return Event(
-        type=T.UPGRADE_HALTED, id=consequence_id(T.UPGRADE_HALTED, key, halted["runid"]), subject=key, data=data,
-        runid=halted["runid"], target=halted["target"],
+        type=T.UPGRADE_HALTED,
+        id=consequence_id(T.UPGRADE_HALTED, key, halted["runid"]),
+        subject=key,
+        data=data,
+        runid=halted["runid"],
+        target=halted["target"],
     )
 
 
@@ -173,7 +199,9 @@ def _wave_ready(ctx: Context, event: Event, key: str, wave: int, until: datetime
     # behind) chains on its own id so it is not dropped as a duplicate of itself.
     chain = event.id if event.type == T.WAVE_READY else ""
     ready = Event(
-        type=T.WAVE_READY, id=consequence_id(T.WAVE_READY, key, wave, until.isoformat(), chain), subject=key,
+        type=T.WAVE_READY,
+        id=consequence_id(T.WAVE_READY, key, wave, until.isoformat(), chain),
+        subject=key,
         data=WaveReady(window=key, wave=wave, not_before=until),
     )
     return Delayed(ready, ctx.clock.real_delay(max(timedelta(0), until - now).total_seconds()))

@@ -35,9 +35,25 @@ async def window_clock(event: Event[Tick], ctx: Context) -> list[Event]:
     for name, window in (ctx.fleet.windows if ctx.fleet is not None else {}).items():
         for occ in occurrences(window, at - window.duration - GRACE, at + timedelta(microseconds=1)):
             if occ.opens_at <= at < occ.cutoff_at:
-                data = WindowOpened(window=name, opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at)
-                out.append(Event(type=T.WINDOW_OPENED, id=consequence_id(T.WINDOW_OPENED, name, occ.key), subject=name, data=data))
+                data = WindowOpened(
+                    window=name, opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at
+                )
+                out.append(
+                    Event(
+                        type=T.WINDOW_OPENED,
+                        id=consequence_id(T.WINDOW_OPENED, name, occ.key),
+                        subject=name,
+                        data=data,
+                    )
+                )
             elif occ.cutoff_at <= at < occ.closes_at + GRACE:
                 data = WindowClosing(window=name, cutoff_at=occ.cutoff_at, closes_at=occ.closes_at)
-                out.append(Event(type=T.WINDOW_CLOSING, id=consequence_id(T.WINDOW_CLOSING, name, occ.key), subject=name, data=data))
+                out.append(
+                    Event(
+                        type=T.WINDOW_CLOSING,
+                        id=consequence_id(T.WINDOW_CLOSING, name, occ.key),
+                        subject=name,
+                        data=data,
+                    )
+                )
     return out

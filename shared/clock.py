@@ -15,7 +15,9 @@ __all__ = ["Clock", "FakeClock"]
 class Clock:
     """Domain time that runs ``speed`` times faster than real time, from ``start`` (default now)."""
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None, *, anchor: float | None = None) -> None:
+    def __init__(
+        self, speed: float = 1.0, start: datetime | None = None, *, anchor: float | None = None
+    ) -> None:
         """``start`` is the domain time at real epoch ``anchor`` (default: now). Processes given the
         same three values agree on domain time, across restarts too."""
         if speed <= 0:

@@ -32,7 +32,9 @@ def is_secret_key(key: str) -> bool:
 def redact(value: Any) -> Any:
     """Copy of ``value`` with every secret-looking key's value replaced, recursively."""
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v)) for k, v in value.items()}
+        return {
+            k: (REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v)) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return type(value)(redact(v) for v in value)
     return value
@@ -50,7 +52,9 @@ def configure(*, json: bool | None = None, level: int = logging.INFO, stream: An
     global _configured
     out = stream or sys.stderr
     use_json = (not out.isatty()) if json is None else json
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=True)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=True)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -60,7 +60,9 @@ def validation_error(exc: ValidationError, tree: yaml.Node | None, source: str) 
     return ConfigError(f"{source}:{line}" if line else source, f"{field_path(loc)}: {err['msg']}")
 
 
-def parse_yaml_model(text: str, model: type[M], source: str = "<config>", *, doc: Any = None, tree: Any = None) -> M:
+def parse_yaml_model(
+    text: str, model: type[M], source: str = "<config>", *, doc: Any = None, tree: Any = None
+) -> M:
     """Validate YAML ``text`` (or an already-parsed ``doc``/``tree``) as ``model``."""
     if doc is None:
         doc, tree = parse_yaml(text, source)

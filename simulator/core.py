@@ -627,7 +627,9 @@ class SimState:
 STATE = web.AppKey("upshift_sim_state", SimState)
 #: the clock skew of a request's fault spec, for its ``Date`` header (RequestKey where aiohttp has it)
 _SKEW: Any = (
-    web.RequestKey("upshift_sim_clock_skew_s", float) if hasattr(web, "RequestKey") else "upshift_sim_clock_skew_s"
+    web.RequestKey("upshift_sim_clock_skew_s", float)
+    if hasattr(web, "RequestKey")
+    else "upshift_sim_clock_skew_s"
 )
 
 
@@ -714,6 +716,8 @@ def route(
     app.router.add_route(method, path, wrapped)
 
 
-def _fault_response(state: SimState, service: str, status: int, message: str, retry_after: float) -> web.Response:
+def _fault_response(
+    state: SimState, service: str, status: int, message: str, retry_after: float
+) -> web.Response:
     body = state.error_body(service, status, _FAULT_CODES.get(status, str(status)), message)
     return json_error(status, body, retry_after=retry_after if status in (429, 503) else None)

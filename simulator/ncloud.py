@@ -128,8 +128,20 @@ VERSIONS: tuple[dict[str, str], ...] = tuple(
 #: The account's config groups, one per version (numbers are the simulator's choice; 170 is
 #: seed 004's example group).
 CONFIG_GROUPS: tuple[dict[str, Any], ...] = tuple(
-    {"configGroupNo": no, "configGroupName": f"kafka-{code}-default", "kafkaVersionCode": code, "description": ""}
-    for no, code in ((140, "2403005"), (160, "2823006"), (170, "3503006"), (171, "3703006"), (175, "3713006"), (190, "3903006"))
+    {
+        "configGroupNo": no,
+        "configGroupName": f"kafka-{code}-default",
+        "kafkaVersionCode": code,
+        "description": "",
+    }
+    for no, code in (
+        (140, "2403005"),
+        (160, "2823006"),
+        (170, "3503006"),
+        (171, "3703006"),
+        (175, "3713006"),
+        (190, "3903006"),
+    )
 )
 
 
@@ -175,7 +187,9 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"errorCode": gw_code, "message": gw_message, "details": message}}
 
 
-def expected_signature(method: str, path_with_query: str, timestamp: str, access_key: str, secret_key: str) -> str:
+def expected_signature(
+    method: str, path_with_query: str, timestamp: str, access_key: str, secret_key: str
+) -> str:
     """Signature v2 of a request, as the gateway computes it (see the module docstring)."""
     mac = hmac.new(secret_key.encode("utf-8"), digestmod=hashlib.sha256)
     for part in (method, " ", path_with_query, "\n", timestamp, "\n", access_key):
@@ -209,7 +223,9 @@ def _auth_problem(state: SimState, request: web.Request) -> str | None:
     ak = request.headers.get("x-ncp-iam-access-key")
     sig = request.headers.get("x-ncp-apigw-signature-v2")
     if not (ts and ak and sig):
-        return "required header missing (x-ncp-apigw-timestamp, x-ncp-iam-access-key, x-ncp-apigw-signature-v2)"
+        return (
+            "required header missing (x-ncp-apigw-timestamp, x-ncp-iam-access-key, x-ncp-apigw-signature-v2)"
+        )
     if not ts.isdigit():
         return "x-ncp-apigw-timestamp must be epoch milliseconds"
     if abs(time.time() * 1000 - int(ts)) > MAX_SKEW_MS:
@@ -315,7 +331,8 @@ def register(app: web.Application, state: SimState) -> None:
             "brokerNumber": n - down,
             "brokerStatus": overall,
             "brokerStatusPerNode": [
-                {"hostname": f"{target.name}-broker-{i + 1}", "status": colour} for i, colour in enumerate(colours)
+                {"hostname": f"{target.name}-broker-{i + 1}", "status": colour}
+                for i, colour in enumerate(colours)
             ],
             "zookeeperTotalNumber": 3,
             "zookeeperNumber": 3,
@@ -355,9 +372,15 @@ def register(app: web.Application, state: SimState) -> None:
 
     def check_upgrade(target: SimTarget, code: int, group_no: int) -> None:
         if state.active_job(target) is not None:
-            raise _Bad(_refuse(BUSY, "the cluster is being changed; try again when the current operation ends."))
+            raise _Bad(
+                _refuse(BUSY, "the cluster is being changed; try again when the current operation ends.")
+            )
         if code <= int(target.version):  # the simulator's codes order as its versions do
-            raise _Bad(_refuse(NOT_LATER, "the updated Kafka version must be later than the current cluster version."))
+            raise _Bad(
+                _refuse(
+                    NOT_LATER, "the updated Kafka version must be later than the current cluster version."
+                )
+            )
         if str(code) not in target.versions or str(code) not in dss.versions:
             raise _Bad(_refuse(UNSUPPORTED, f"Kafka version code {code} is not supported for this cluster."))
         group = dss.groups.get(group_no)
@@ -392,7 +415,9 @@ def register(app: web.Application, state: SimState) -> None:
         state.count(endpoint, target.id)
         check_upgrade(target, code, group_no)
         if dss.prechecked.get(target.id) != (code, group_no):
-            raise _Bad(_refuse(NO_PRECHECK, "run rollingUpgradePreCheck for this version and config group first."))
+            raise _Bad(
+                _refuse(NO_PRECHECK, "run rollingUpgradePreCheck for this version and config group first.")
+            )
         del dss.prechecked[target.id]
         n = brokers(target)
         failing = min(1, n - 1)  # the second broker, or the only one

@@ -124,7 +124,13 @@ _FAIL_STEP = 3  # "Wait dag success": the upgrade DAG it waits for is what fails
 _DISPATCH = 0.1  # a subtask sits READY for this share of a weight unit before it runs
 _SORTABLE = ("id", "name", "status", "startTime", "finishTime")
 # ocp-express ErrorCodes and messages_en_US.properties
-ILLEGAL_ARGUMENT, NOT_FOUND, TASK_NOT_EXISTS, TASK_STATE_INVALID, OPS_NOT_ALLOWED = 10001, 10002, 20000, 20003, 50002
+ILLEGAL_ARGUMENT, NOT_FOUND, TASK_NOT_EXISTS, TASK_STATE_INVALID, OPS_NOT_ALLOWED = (
+    10001,
+    10002,
+    20000,
+    20003,
+    50002,
+)
 NOT_AUTHENTICATED = (
     "The current user has not logged on or a logon error has occurred. Please log on and try again."
 )
@@ -187,14 +193,17 @@ def _invalid(problems: list[tuple[str, Any, str]]) -> web.Response:
     """A bean-validation failure (MethodArgumentNotValidException): 400, the first field's
     message, ``subErrors`` naming each field."""
     subs = [
-        {"object": "upgradeObClusterParam", "field": f, "rejectedValue": v, "message": m} for f, v, m in problems
+        {"object": "upgradeObClusterParam", "field": f, "rejectedValue": v, "message": m}
+        for f, v, m in problems
     ]
     return _fail(400, problems[0][2], sub_errors=subs)
 
 
 def _illegal(name: str, why: str) -> web.Response:
     return _fail(
-        400, f"The input parameter {name} is empty or invalid. Please check and try again. ({why})", ILLEGAL_ARGUMENT
+        400,
+        f"The input parameter {name} is empty or invalid. Please check and try again. ({why})",
+        ILLEGAL_ARGUMENT,
     )
 
 
@@ -233,7 +242,11 @@ def to_sign(
     + "\\n" + Host + "\\n" + OCP-Headers + "\\n" + PathAndQueryParams, where OCP-Headers are the
     ``x-ocp-*`` headers as sorted ``name:value`` lines (names in lower case)."""
     ocp = "\n".join(
-        sorted(name.lower() + ":" + value.strip() for name, value in headers.items() if name.lower().startswith("x-ocp-"))
+        sorted(
+            name.lower() + ":" + value.strip()
+            for name, value in headers.items()
+            if name.lower().startswith("x-ocp-")
+        )
     )
     parts = (method.upper(), md5_payload(body), content_type, date, host, ocp, path_and_query(path, pairs))
     return "\n".join(parts)
@@ -241,7 +254,9 @@ def to_sign(
 
 def sign(sk: str, text: str) -> str:
     """The Signature: base64(HMAC-SHA1(SK, toSignString))."""
-    return base64.b64encode(hmac.new(sk.encode("utf-8"), text.encode("utf-8"), "sha1").digest()).decode("ascii")
+    return base64.b64encode(hmac.new(sk.encode("utf-8"), text.encode("utf-8"), "sha1").digest()).decode(
+        "ascii"
+    )
 
 
 def _auth_problem(state: SimState, request: web.Request, body: bytes) -> str | None:
@@ -256,7 +271,9 @@ def _auth_problem(state: SimState, request: web.Request, body: bytes) -> str | N
             user, sep, password = base64.b64decode(rest, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return "malformed Basic credentials"
-        ok = sep == ":" and hmac.compare_digest(user, creds.ocp_user) & hmac.compare_digest(password, creds.ocp_password)
+        ok = sep == ":" and hmac.compare_digest(user, creds.ocp_user) & hmac.compare_digest(
+            password, creds.ocp_password
+        )
         return None if ok else "Bad credentials"
     if scheme != AUTH_SCHEME:
         return f"unsupported Authorization scheme {scheme!r} (OCP-ACCESS-KEY-HMACSHA1, upper case)"
@@ -403,27 +420,47 @@ def _read_body(target: SimTarget, raw: bytes) -> tuple[dict[str, Any] | None, we
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return None, _fail(400, "Malformed JSON request", debug="JSON parse error: the body must be a JSON object")
-    types = {"rpmFileName": str, "upgradeMode": str, "destVersion": str, "operatingSystem": str, "freezeServer": bool}
+        return None, _fail(
+            400, "Malformed JSON request", debug="JSON parse error: the body must be a JSON object"
+        )
+    types = {
+        "rpmFileName": str,
+        "upgradeMode": str,
+        "destVersion": str,
+        "operatingSystem": str,
+        "freezeServer": bool,
+    }
     for name, kind in types.items():
         if name in body and body[name] is not None and not isinstance(body[name], kind):
-            return None, _fail(400, "Malformed JSON request", debug=f"cannot deserialize {name} from {body[name]!r}")
+            return None, _fail(
+                400, "Malformed JSON request", debug=f"cannot deserialize {name} from {body[name]!r}"
+            )
     zones = body.get("zoneOrder")
     if zones is not None and not (isinstance(zones, list) and all(isinstance(z, str) for z in zones)):
         return None, _fail(400, "Malformed JSON request", debug="zoneOrder must be an array of zone names")
     mode = target.extra.get("upgrade_body", "new")
     if mode not in UPGRADE_BODIES:
-        raise ValueError(f"simulated OCP target {target.name}: upgrade_body must be new or legacy, not {mode!r}")
+        raise ValueError(
+            f"simulated OCP target {target.name}: upgrade_body must be new or legacy, not {mode!r}"
+        )
     if mode == "legacy":  # only rpmFileName is known; the new fields are ignored (unknown properties)
         if not body.get("rpmFileName"):
             return None, _invalid([("rpmFileName", body.get("rpmFileName"), "must not be blank")])
         return {"rpmFileName": body["rpmFileName"]}, None
-    missing = [(f, body.get(f), "must not be blank") for f in ("destVersion", "operatingSystem") if not body.get(f)]
+    missing = [
+        (f, body.get(f), "must not be blank") for f in ("destVersion", "operatingSystem") if not body.get(f)
+    ]
     if missing:
         return None, _invalid(missing)
     if body.get("upgradeMode") is not None and body["upgradeMode"] not in UPGRADE_MODES:
-        return None, _invalid([("upgradeMode", body["upgradeMode"], f"must be one of {', '.join(UPGRADE_MODES)}")])
-    return {k: body[k] for k in ("upgradeMode", "destVersion", "operatingSystem", "freezeServer", "zoneOrder") if k in body}, None
+        return None, _invalid(
+            [("upgradeMode", body["upgradeMode"], f"must be one of {', '.join(UPGRADE_MODES)}")]
+        )
+    return {
+        k: body[k]
+        for k in ("upgradeMode", "destVersion", "operatingSystem", "freezeServer", "zoneOrder")
+        if k in body
+    }, None
 
 
 def _dest_version(target: SimTarget, body: dict[str, Any]) -> tuple[str | None, web.Response | None]:
@@ -448,9 +485,13 @@ def _dest_version(target: SimTarget, body: dict[str, Any]) -> tuple[str | None, 
             )
         zones = body.get("zoneOrder")
         if zones is not None and (len(set(zones)) != len(zones) or set(zones) - set(_zones(target))):
-            return None, _illegal("zoneOrder", f"zones of {target.name} are {', '.join(_zones(target))}, each once")
+            return None, _illegal(
+                "zoneOrder", f"zones of {target.name} are {', '.join(_zones(target))}, each once"
+            )
     if version not in _allowed_versions(target):
-        return None, _illegal("destVersion", f"{version} must be later than the cluster version {target.version}")
+        return None, _illegal(
+            "destVersion", f"{version} must be later than the cluster version {target.version}"
+        )
     return version, None
 
 
@@ -514,7 +555,9 @@ def register(app: web.Application, state: SimState) -> None:
     def state_invalid(job: SimJob) -> web.Response:
         status = _task_view(state, job)["status"]
         return _fail(
-            400, f"This operation is not supported for the {task_id(job)} task in the {status} state.", TASK_STATE_INVALID
+            400,
+            f"This operation is not supported for the {task_id(job)} task in the {status} state.",
+            TASK_STATE_INVALID,
         )
 
     async def upgrade(request: web.Request) -> web.Response:
@@ -569,12 +612,18 @@ def register(app: web.Application, state: SimState) -> None:
         query = request.query
         state.count("ocp.list_tasks", query.get("clusterId", "*"))
         numbers: dict[str, int] = {}
-        for key, default, low, high in (("page", "1", 1, 10**9), ("size", "10", 1, 2000), ("clusterId", "", 1, None)):
+        for key, default, low, high in (
+            ("page", "1", 1, 10**9),
+            ("size", "10", 1, 2000),
+            ("clusterId", "", 1, None),
+        ):
             value = query.get(key, default)
             if not value and key == "clusterId":
                 continue
             if not value.isdigit():
-                return _fail(400, f"The parameter '{key}' of value '{value}' could not be converted to type 'Long'")
+                return _fail(
+                    400, f"The parameter '{key}' of value '{value}' could not be converted to type 'Long'"
+                )
             if not low <= int(value) <= (high or int(value)):
                 return _illegal(key, f"must be within {low}..{high}" if high else f"must be at least {low}")
             numbers[key] = int(value)
@@ -604,7 +653,10 @@ def register(app: web.Application, state: SimState) -> None:
         name = query.get("name")
         if name:
             views = [v for v in views if name.lower() in v["name"].lower()]
-        views.sort(key=lambda v: (v.get(sort_field) is None, v.get(sort_field) or ""), reverse=direction.lower() == "desc")
+        views.sort(
+            key=lambda v: (v.get(sort_field) is None, v.get(sort_field) or ""),
+            reverse=direction.lower() == "desc",
+        )
         page, size = numbers["page"], numbers["size"]
         chunk = views[(page - 1) * size : page * size]
         return _ok(
@@ -654,7 +706,9 @@ def register(app: web.Application, state: SimState) -> None:
         sub = next((s for s in view["subtasks"] if str(s["id"]) == request.match_info["sid"]), None)
         if sub is None:
             return _fail(404, f"The {request.match_info['sid']} subtask does not exist.", TASK_NOT_EXISTS)
-        lines = [f"{sub.get('startTime', '')} INFO {sub['name']}: {sub['status']}"] if "startTime" in sub else []
+        lines = (
+            [f"{sub.get('startTime', '')} INFO {sub['name']}: {sub['status']}"] if "startTime" in sub else []
+        )
         if sub["status"] == "FAILED":
             lines.append(f"{sub['finishTime']} ERROR {job.fail_reason}")
         return _ok({"log": "\n".join(lines)})

@@ -71,7 +71,9 @@ async def run_simulator(
     start: float | None = None,
 ) -> AsyncIterator[SimHandle]:
     """The simulator on 127.0.0.1 and a free port for the duration of the block."""
-    handle = await start_simulator(targets=targets, speed=speed, faults=faults, seed=seed, creds=creds, start=start)
+    handle = await start_simulator(
+        targets=targets, speed=speed, faults=faults, seed=seed, creds=creds, start=start
+    )
     try:
         yield handle
     finally:

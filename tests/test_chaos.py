@@ -44,7 +44,9 @@ async def test_chaos(backend, tmp_path, request):
         seed=4242, speed=300.0, concurrency=20, give_up_s=GIVE_UP_S, nats=nats,
     )  # fmt: skip
     print(f"\nchaos {backend}: {fig.summary()}")
-    assert done, f"runs not terminal after {GIVE_UP_S}s: {fig.not_terminal}\n{ro.log_excerpt(*fig.not_terminal)}"
+    assert done, (
+        f"runs not terminal after {GIVE_UP_S}s: {fig.not_terminal}\n{ro.log_excerpt(*fig.not_terminal)}"
+    )
     kills = fig.kills.get("serve", 0) + fig.kills.get("worker", 0)
     assert kills == KILLS, f"only {kills} kills landed before the rollout ended"
     if backend == "nats":
@@ -94,7 +96,11 @@ async def test_a_run_released_while_it_is_being_planned_keeps_its_fields(tmp_pat
     assert interleaved and interleaved[0], "start_upgrades released the canary in between"
     assert run is not None
     assert {k: run.get(k) for k in ("target", "kind", "to_version", "window", "wave")} == {
-        "target": "canary", "kind": "cce", "to_version": "v1.29.0-r0", "window": "night", "wave": 0,
+        "target": "canary",
+        "kind": "cce",
+        "to_version": "v1.29.0-r0",
+        "window": "night",
+        "wave": 0,
     }
 
 
@@ -109,10 +115,14 @@ async def test_an_applied_workflow_create_is_not_sent_again(monkeypatch):
     from simulator.testing import run_simulator
 
     creds = SimCredentials()
-    async with run_simulator(targets=build_demo_fleet(5, "", creds.hw_project_id).sim_targets, creds=creds) as sim:
+    async with run_simulator(
+        targets=build_demo_fleet(5, "", creds.hw_project_id).sim_targets, creds=creds
+    ) as sim:
         for env, name in DEMO_ENV.items():
             monkeypatch.setenv(env, getattr(creds, name))
-        fleet = parse_fleet(build_demo_fleet(5, sim.url, creds.hw_project_id, client=CLIENT).fleet_yaml, "fleet")
+        fleet = parse_fleet(
+            build_demo_fleet(5, sim.url, creds.hw_project_id, client=CLIENT).fleet_yaml, "fleet"
+        )
         clouds = CloudClients.from_fleet(fleet)
         target = sim.target("autopilot")
         sim.state.faults.update({"autopilot.workflow": {"apply_then_5xx_rate": 1.0}})

@@ -92,7 +92,9 @@ async def test_crash_point(point, backend, mode, tmp_path, request):
         else:
             lead = LEAD.get(point)
             # stops early when serve died or froze at the point; all are posted again after the restart
-            await ro.post_releases(port, kinds=None if lead is None else (lead,), proc=serve, stop=marker.exists)
+            await ro.post_releases(
+                port, kinds=None if lead is None else (lead,), proc=serve, stop=marker.exists
+            )
 
         if mode == "kill":
             rc = await serve.wait(REACH_S)
@@ -108,15 +110,27 @@ async def test_crash_point(point, backend, mode, tmp_path, request):
             assert await ro.kill(serve) == -9
         reached_s = time.monotonic() - t0
         calls = (await ro.sim_stats())["calls"]
-        at_kill = {ep: calls[ep] for ep in sorted({e for eps in START_ENDPOINTS.values() for e in eps}) if ep in calls}
-        ended = {r.get("target", r["id"]): r["state"] for r in (await ro.runs() or {}).values() if r.get("state") in TERMINAL}
+        at_kill = {
+            ep: calls[ep]
+            for ep in sorted({e for eps in START_ENDPOINTS.values() for e in eps})
+            if ep in calls
+        }
+        ended = {
+            r.get("target", r["id"]): r["state"]
+            for r in (await ro.runs() or {}).values()
+            if r.get("state") in TERMINAL
+        }
 
         serve.start()  # unarmed
         await wait_healthy(port, serve)
         assert await ro.post_releases(port)
         done = await ro.wait_done(DONE_S)
         fig = await ro.figures()
-        print(f"\n{backend} {point} {mode}: reached in {reached_s:.1f}s, start calls at the kill {at_kill}, runs ended {ended}; {fig.summary()}")
-        assert done, f"runs not terminal after {DONE_S}s: {fig.not_terminal}\n{ro.log_excerpt(*fig.not_terminal)}"
+        print(
+            f"\n{backend} {point} {mode}: reached in {reached_s:.1f}s, start calls at the kill {at_kill}, runs ended {ended}; {fig.summary()}"
+        )
+        assert done, (
+            f"runs not terminal after {DONE_S}s: {fig.not_terminal}\n{ro.log_excerpt(*fig.not_terminal)}"
+        )
         problems = fig.problems()
         assert not problems, "\n".join(problems) + "\n" + ro.log_excerpt()

@@ -120,7 +120,9 @@ class ClusterPrecheck(_Cluster):
     async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
         info = await allowed_target(self.kind, client, target, req)
         current = info.current_version or (await client.get_cluster(target.cluster_id)).version
-        task = await client.precheck(target.cluster_id, cluster_version=current, target_version=req.to_version)
+        task = await client.precheck(
+            target.cluster_id, cluster_version=current, target_version=req.to_version
+        )
         return Job(task.uid)
 
     async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:

@@ -85,7 +85,9 @@ async def resolve_version(client: Any, to_version: str) -> Version:
             field="to_version",
         )
     if len({v.kafkaVersionCode for v in found}) > 1:
-        codes = ", ".join(f"{v.kafkaVersionCode} ({v.applicationVersionName or v.kafkaVersionName})" for v in found)
+        codes = ", ".join(
+            f"{v.kafkaVersionCode} ({v.applicationVersionName or v.kafkaVersionName})" for v in found
+        )
         raise ValidationFailed(
             f"to_version {to_version!r} names several Kafka version codes: {codes}; announce the code",
             vendor=VENDOR,
@@ -108,7 +110,10 @@ async def newer_or_same(client: Any, current: int, target: Version) -> bool:
     if current == target.code:
         return True
     versions = {v.kafkaVersionCode: v.kafkaVersionName for v in await read(client.kafka_versions())}
-    now, then = version_key(versions.get(current) or ""), version_key(target.name or versions.get(target.code) or "")
+    now, then = (
+        version_key(versions.get(current) or ""),
+        version_key(target.name or versions.get(target.code) or ""),
+    )
     return now is not None and then is not None and now > then
 
 
@@ -139,7 +144,11 @@ async def config_group(client: Any, target: Any, version: Version, *, after_prec
     if len(candidates) == 1:
         return candidates[0].configGroupNo
     if not candidates:
-        why = f"none of its groups ({listed}) matches config_group_pattern {pattern!r}" if groups else "it has none"
+        why = (
+            f"none of its groups ({listed}) matches config_group_pattern {pattern!r}"
+            if groups
+            else "it has none"
+        )
         raise ConfigError(
             where,
             f"no config group created for Kafka {label}: {why}; create one for this version"

@@ -26,7 +26,8 @@ class KafkaPrecheck(KafkaCall):
         version, group = await self.plan(client, target, req.to_version)
         if not await client.precheck(target.cluster, version.code, group):
             raise Refused(
-                "precheck.failed", f"rolling-upgrade precheck to {version.label()} with config group {group} did not pass"
+                "precheck.failed",
+                f"rolling-upgrade precheck to {version.label()} with config group {group} did not pass",
             )
         return Done()
 

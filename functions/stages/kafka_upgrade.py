@@ -83,7 +83,9 @@ class KafkaUpgrade(KafkaCall):
             reason = f"cluster {info.clusterName or target.cluster} is in error ({brokers}{hosts})"
             return JobStatus("failed", seen, reason, "upgrade.failed")
         if info.state in GONE_STATES:
-            return JobStatus("failed", seen, f"cluster is {info.state} (being deleted or gone)", "upgrade.failed")
+            return JobStatus(
+                "failed", seen, f"cluster is {info.state} (being deleted or gone)", "upgrade.failed"
+            )
         if finished:
             if info.state == "running" and info.kafkaVersionCode == version.code:
                 return JobStatus("succeeded", seen)
@@ -108,4 +110,3 @@ CALL = KafkaUpgrade()
 async def kafka_upgrade(event: Event[StageRequested], ctx: Context) -> list[Emitted]:
     """At most one rolling-upgrade call per (cluster, version code) → ``stage.started``."""
     return await run_stage(CALL, event, ctx)
-

@@ -44,7 +44,9 @@ class KafkaVerify(KafkaCall):
         brokers = f"{status.brokerNumber}/{status.brokerNodeTotalNumber} brokers up, {status.colour}"
         if status.colour not in ("red", "gray"):
             raise RetryLater(AGAIN_S, f"brokers not settled yet: {brokers}")
-        raise Refused("verify.failed", f"cluster runs {version.label()} but its brokers are not healthy: {brokers}")
+        raise Refused(
+            "verify.failed", f"cluster runs {version.label()} but its brokers are not healthy: {brokers}"
+        )
 
 
 CALL = KafkaVerify()

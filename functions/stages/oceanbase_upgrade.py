@@ -85,7 +85,6 @@ class OceanBaseUpgrade(VendorCall):
         running = ",".join(str(s.id) for s in task.subtasks if s.status == "RUNNING")
         return JobStatus("running", f"{done}/{len(task.subtasks)}:{running}")
 
-
     @staticmethod
     async def _reason(client: Any, task: Any) -> str:
         """Why a FAILED task failed: the failed subtask's log (the documented source; one more

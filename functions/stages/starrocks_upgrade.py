@@ -101,11 +101,15 @@ class StarRocksUpgrade(VendorCall):
         if job.status == "Completed":
             return JobStatus("succeeded", "Completed")
         if job.terminal:  # Failed or Canceled
-            return JobStatus("failed", job.status, job.fail_reason or f"job {job.status}", f"job.{job.status.lower()}")
+            return JobStatus(
+                "failed", job.status, job.fail_reason or f"job {job.status}", f"job.{job.status.lower()}"
+            )
         if job.status == "Unauthorized":
             # Not followed silently: the progress says who must act, and stays the same until
             # someone does (then the stuck detector reports it with this text).
-            return JobStatus("running", f"Unauthorized: waiting for authorisation of job {job.id} in the console")
+            return JobStatus(
+                "running", f"Unauthorized: waiting for authorisation of job {job.id} in the console"
+            )
         return JobStatus("running", f"{job.status}:{job.process or ''}")
 
 

@@ -179,9 +179,15 @@ class SqliteBus:
         if cur.rowcount == 0:
             return False
         rows = conn.execute("SELECT name, filter FROM bus_consumers WHERE type = ?", (event.type,)).fetchall()
-        targets = [(name, event.id, now + max(0.0, delay)) for name, flt in rows if matches(event, event.type, json.loads(flt))]
+        targets = [
+            (name, event.id, now + max(0.0, delay))
+            for name, flt in rows
+            if matches(event, event.type, json.loads(flt))
+        ]
         if targets:
-            conn.executemany("INSERT INTO bus_deliveries(consumer, event_id, visible_at) VALUES (?,?,?)", targets)
+            conn.executemany(
+                "INSERT INTO bus_deliveries(consumer, event_id, visible_at) VALUES (?,?,?)", targets
+            )
         return True
 
     @contextlib.contextmanager
@@ -325,7 +331,9 @@ class SqliteBus:
                             self._fail(conn, d, outcome.error)
                     except _LeaseLost:
                         conn.execute("ROLLBACK TO outcome")
-                        log.warning("lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq)
+                        log.warning(
+                            "lease lost; another consumer owns the delivery", consumer=d.sub.name, seq=d.seq
+                        )
                     finally:
                         conn.execute("RELEASE outcome")
             crashpoints.hit("outbox.published")
@@ -356,7 +364,9 @@ class SqliteBus:
         text = f"{type(error).__name__}: {error}"[:2000]
         poison = d.event is None
         if poison or d.attempts >= d.sub.max_attempts:
-            cur = conn.execute("DELETE FROM bus_deliveries WHERE seq = ? AND attempts = ?", (d.seq, d.attempts))
+            cur = conn.execute(
+                "DELETE FROM bus_deliveries WHERE seq = ? AND attempts = ?", (d.seq, d.attempts)
+            )
             if cur.rowcount == 0:
                 raise _LeaseLost
             conn.execute(
@@ -368,14 +378,24 @@ class SqliteBus:
                 self._insert(conn, notice, 0.0)
             log.error("dead-lettered", consumer=d.sub.name, attempts=d.attempts, error=text)
             return
-        delay = error.delay if isinstance(error, RetryLater) else backoff_delay(d.attempts, d.sub.backoff_base, d.sub.max_backoff)
+        delay = (
+            error.delay
+            if isinstance(error, RetryLater)
+            else backoff_delay(d.attempts, d.sub.backoff_base, d.sub.max_backoff)
+        )
         cur = conn.execute(
             "UPDATE bus_deliveries SET visible_at = ?, last_error = ? WHERE seq = ? AND attempts = ?",
             (self._now() + delay, text, d.seq, d.attempts),
         )
         if cur.rowcount == 0:
             raise _LeaseLost
-        log.warning("handler failed; will retry", consumer=d.sub.name, attempt=d.attempts, retry_in=round(delay, 3), error=text)
+        log.warning(
+            "handler failed; will retry",
+            consumer=d.sub.name,
+            attempt=d.attempts,
+            retry_in=round(delay, 3),
+            error=text,
+        )
 
     @staticmethod
     def _event_id(conn: sqlite3.Connection, d: _Delivery) -> str:

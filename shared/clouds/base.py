@@ -303,7 +303,9 @@ class BaseClient:
             return model.model_validate(data)
         except ValidationError as exc:
             raise PermanentCloudError(
-                f"unexpected {model.__name__} in answer: {exc.errors()[0]['msg']}", vendor=cls.vendor, code="bad_answer"
+                f"unexpected {model.__name__} in answer: {exc.errors()[0]['msg']}",
+                vendor=cls.vendor,
+                code="bad_answer",
             ) from None
 
     def __init__(

@@ -102,7 +102,9 @@ class TransientCloudError(CloudError, TransientError):
         retry_after: float | None = None,
         conflict: bool | None = None,
     ) -> None:
-        super().__init__(message, vendor=vendor, code=code, request_id=request_id, status=status, conflict=conflict)
+        super().__init__(
+            message, vendor=vendor, code=code, request_id=request_id, status=status, conflict=conflict
+        )
         self.maybe_applied = maybe_applied
         self.retry_after = retry_after
 

@@ -51,7 +51,13 @@ __all__ = [
 Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
 KINDS: tuple[str, ...] = ("cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka")
 #: The product whose releases a kind follows, unless a target says otherwise.
-DEFAULT_PRODUCT = {"cce": "cce", "autopilot": "cce-autopilot", "starrocks": "starrocks", "oceanbase": "oceanbase", "ncloud-kafka": "kafka"}
+DEFAULT_PRODUCT = {
+    "cce": "cce",
+    "autopilot": "cce-autopilot",
+    "starrocks": "starrocks",
+    "oceanbase": "oceanbase",
+    "ncloud-kafka": "kafka",
+}
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 

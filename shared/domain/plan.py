@@ -86,8 +86,17 @@ def _same(kind: str, a: str, b: str) -> bool:
 def _decide_one(fleet: Any, target: Any, release: Release, now: datetime, current: str | None) -> Decision:
     def out(take: bool, code: str, reason: str, soak_until: datetime | None = None) -> Decision:
         return Decision(
-            target.name, target.kind, release.product, release.version, take, code, reason, current,
-            target.window, target.wave, soak_until,
+            target.name,
+            target.kind,
+            release.product,
+            release.version,
+            take,
+            code,
+            reason,
+            current,
+            target.window,
+            target.wave,
+            soak_until,
         )
 
     if target.product_key != release.product:
@@ -167,12 +176,28 @@ def plan_releases(
         for d in per[(r.product, r.version)]:
             if d.take and winners[d.target].version != d.version:
                 w = winners[d.target]
-                d = Decision(**{**asdict(d), "take": False, "code": "superseded", "reason": f"{w.version} is newer"})
+                d = Decision(
+                    **{**asdict(d), "take": False, "code": "superseded", "reason": f"{w.version} is newer"}
+                )
             elif d.take and not _offered(d, (offered or {}).get(d.target)):
                 may = ", ".join((offered or {}).get(d.target) or []) or "none"
-                d = Decision(**{**asdict(d), "take": False, "code": "not-offered", "reason": f"the vendor offers {may}"})
+                d = Decision(
+                    **{
+                        **asdict(d),
+                        "take": False,
+                        "code": "not-offered",
+                        "reason": f"the vendor offers {may}",
+                    }
+                )
             rows.append(_with_window(fleet, d, now))
-        out.append({"product": r.product, "version": r.version, "released_at": r.released_at.isoformat(), "targets": rows})
+        out.append(
+            {
+                "product": r.product,
+                "version": r.version,
+                "released_at": r.released_at.isoformat(),
+                "targets": rows,
+            }
+        )
     return out
 
 

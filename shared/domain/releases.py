@@ -53,7 +53,11 @@ def validate_release(fleet: Fleet | None, release: Release) -> Release:
     """Refuse (422) an unknown product or a version that does not parse for it."""
     products = fleet.products if fleet is not None else set()
     if release.product not in products:
-        raise Refused(422, f"unknown product {release.product!r}; known: {', '.join(sorted(products)) or 'none'}", "product")
+        raise Refused(
+            422,
+            f"unknown product {release.product!r}; known: {', '.join(sorted(products)) or 'none'}",
+            "product",
+        )
     try:
         parse_version(kind_of(fleet, release.product), release.version)
     except BadVersion as exc:

@@ -19,7 +19,15 @@ from typing import Any
 
 from events.envelope import consequence_id
 
-__all__ = ["DEFAULT_DURATIONS", "STAGES", "UPGRADE_STAGES", "expected_duration", "first_stage", "next_stage", "run_id"]
+__all__ = [
+    "DEFAULT_DURATIONS",
+    "STAGES",
+    "UPGRADE_STAGES",
+    "expected_duration",
+    "first_stage",
+    "next_stage",
+    "run_id",
+]
 
 STAGES: dict[str, tuple[str, ...]] = {
     "ncloud-kafka": ("precheck", "upgrade", "verify"),
@@ -33,8 +41,16 @@ STAGES: dict[str, tuple[str, ...]] = {
 UPGRADE_STAGES = frozenset({"upgrade"})
 
 DEFAULT_DURATIONS: dict[str, dict[str, timedelta]] = {
-    "ncloud-kafka": {"precheck": timedelta(seconds=30), "upgrade": timedelta(minutes=30), "verify": timedelta(seconds=30)},
-    "cce": {"precheck": timedelta(minutes=2), "upgrade": timedelta(minutes=40), "postcheck": timedelta(minutes=2)},
+    "ncloud-kafka": {
+        "precheck": timedelta(seconds=30),
+        "upgrade": timedelta(minutes=30),
+        "verify": timedelta(seconds=30),
+    },
+    "cce": {
+        "precheck": timedelta(minutes=2),
+        "upgrade": timedelta(minutes=40),
+        "postcheck": timedelta(minutes=2),
+    },
     "autopilot": {
         "workflow": timedelta(seconds=10),
         "precheck": timedelta(minutes=2),
@@ -63,7 +79,9 @@ def run_id(target: str, to_version: str) -> str:
     return "r" + consequence_id("run", target, to_version)[:15]
 
 
-def expected_duration(kind: str, stage: str, *, history: list[float] | None = None, fleet: Any = None) -> timedelta:
+def expected_duration(
+    kind: str, stage: str, *, history: list[float] | None = None, fleet: Any = None
+) -> timedelta:
     """Median of past durations (seconds) if any, else the fleet's setting, else the default."""
     if history:
         return timedelta(seconds=statistics.median(history))

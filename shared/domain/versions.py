@@ -101,7 +101,9 @@ def _pre_parts(text: str | None) -> tuple[tuple[int, int, str], ...]:
     # rc10 > rc9: digits compare as numbers, words as text, and a number sorts before a word.
     if not text:
         return ()
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.findall(r"\d+|[A-Za-z]+", text))
+    return tuple(
+        (0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.findall(r"\d+|[A-Za-z]+", text)
+    )
 
 
 def parse_version(kind_or_product: str, text: str) -> Version:
@@ -113,7 +115,9 @@ def parse_version(kind_or_product: str, text: str) -> Version:
         return Version(raw, (major, minor, patch), build)
     m = _PATTERNS[scheme].match(raw)
     if not m:
-        raise BadVersion(f"{text!r} is not a {kind_or_product} version (expected something like {_EXPECTED[scheme]})")
+        raise BadVersion(
+            f"{text!r} is not a {kind_or_product} version (expected something like {_EXPECTED[scheme]})"
+        )
     release = tuple(int(p) for p in m.group("release").split("."))
     groups = m.groupdict()
     build = int(groups.get("build") or 0)

@@ -46,7 +46,11 @@ def new_doc(key: str) -> Doc:
 
 def _copy(doc: Doc | None, key: str) -> Doc:
     base = doc or new_doc(key)
-    return {**base, "runs": {k: dict(v) for k, v in base.get("runs", {}).items()}, "last_ended": dict(base.get("last_ended", {}))}
+    return {
+        **base,
+        "runs": {k: dict(v) for k, v in base.get("runs", {}).items()},
+        "last_ended": dict(base.get("last_ended", {})),
+    }
 
 
 def add_planned(
@@ -84,7 +88,9 @@ def _cmp(kind: str, a: str, b: str) -> int:
         return 0 if a == b else -1
 
 
-def finish(doc: Doc | None, key: str, runid: str, *, ok: bool, now: datetime, by: str, reason: str = "") -> Doc:
+def finish(
+    doc: Doc | None, key: str, runid: str, *, ok: bool, now: datetime, by: str, reason: str = ""
+) -> Doc:
     """A run ended: it leaves the document; its wave's ``last_ended`` moves; a failure halts the window.
 
     Only the first failure halts (``halted.by`` is the event that did, so its redelivery can
@@ -100,8 +106,12 @@ def finish(doc: Doc | None, key: str, runid: str, *, ok: bool, now: datetime, by
         doc["last_ended"][wave] = now.isoformat()
     if not ok and doc.get("halted") is None:
         doc["halted"] = {
-            "wave": run["wave"], "target": run["target"], "runid": runid, "reason": reason,
-            "at": now.isoformat(), "by": by,
+            "wave": run["wave"],
+            "target": run["target"],
+            "runid": runid,
+            "reason": reason,
+            "at": now.isoformat(),
+            "by": by,
         }
     return doc
 
@@ -151,7 +161,9 @@ def select(
         return doc, sel
     busy = {r["target"] for r in running}
     slots = concurrency - len(running)
-    for rid, run in sorted(planned.items(), key=lambda kv: (kv[1]["wave"], kv[1].get("planned_at", ""), kv[1]["target"])):
+    for rid, run in sorted(
+        planned.items(), key=lambda kv: (kv[1]["wave"], kv[1].get("planned_at", ""), kv[1]["target"])
+    ):
         if run["wave"] != wave:
             continue
         if slots <= 0:

@@ -84,7 +84,9 @@ def _rule(text: str) -> tuple[Any, bool]:
         raise BadWindow("rrule", f"{text!r} is not an RRULE: {exc}") from None
     # Daily-or-finer rules with INTERVAL=1 and no COUNT look the same from any midnight, so they
     # may start near the instant asked about instead of iterating from the anchor.
-    movable = rule._freq in (DAILY, HOURLY, MINUTELY, SECONDLY) and rule._interval == 1 and rule._count is None
+    movable = (
+        rule._freq in (DAILY, HOURLY, MINUTELY, SECONDLY) and rule._interval == 1 and rule._count is None
+    )
     return rule, not movable
 
 
@@ -173,7 +175,9 @@ def gate(fleet: Any, target: Any, now: datetime, expected: timedelta) -> Gate:
     now = _utc(now)
     usable = window.duration - window.cutoff
     if expected > usable:
-        return Gate(False, f"stage takes {_fmt(expected)}, longer than window {name!r} allows ({_fmt(usable)})")
+        return Gate(
+            False, f"stage takes {_fmt(expected)}, longer than window {name!r} allows ({_fmt(usable)})"
+        )
     occ = window_at(window, now)
     if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
         return Gate(True, f"window {name!r} open until cutoff {occ.cutoff_at.isoformat()}", window=occ)

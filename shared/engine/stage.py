@@ -68,8 +68,8 @@ __all__ = [
     "consequence",
     "expected_seconds",
     "iso",
-    "note",
     "names",
+    "note",
     "poll_delay",
     "reached",
     "recent",
@@ -394,7 +394,9 @@ class _Attempt:
     def upgrade(self) -> bool:
         return self.req.stage in UPGRADE_STAGES
 
-    async def fail(self, code: str, message: str, *, request_id: str | None = None, calls: int = 0) -> list[Emitted]:
+    async def fail(
+        self, code: str, message: str, *, request_id: str | None = None, calls: int = 0
+    ) -> list[Emitted]:
         now = iso(self.ctx.clock.now())
         await note(
             self.ctx,
@@ -430,7 +432,9 @@ class _Attempt:
         sync = isinstance(result, Done)
         if claim is not None:
             try:
-                await self.ctx.store.claims.record(claim, result.job_id or "", {"sync": sync, "adopted": adopted})
+                await self.ctx.store.claims.record(
+                    claim, result.job_id or "", {"sync": sync, "adopted": adopted}
+                )
             except Conflict:  # another delivery reconciled it meanwhile: its record wins, replay it
                 raise RetryLater(0.2, "claim changed while recording") from None
             crashpoints.hit("stage.recorded")
@@ -496,7 +500,7 @@ class _Attempt:
         return await self.accept(result, claim, calls=1)
 
     async def conflicted(self, claim: Claim, exc: CloudError) -> list[Emitted]:
-        """"Already in progress / exists": possibly our own earlier call. Look before failing."""
+        """ "Already in progress / exists": possibly our own earlier call. Look before failing."""
         conflict = {
             "code": exc.code or f"http.{exc.status}",
             "message": exc.message,
@@ -526,7 +530,12 @@ class _Attempt:
         else:
             started_at = self.ctx.clock.now()
             await note(
-                self.ctx, self.rid, self.req.stage, state="running", job_id=claim.job_id, started_at=iso(started_at)
+                self.ctx,
+                self.rid,
+                self.req.stage,
+                state="running",
+                job_id=claim.job_id,
+                started_at=iso(started_at),
             )
         return _started(self.event, claim.job_id or "", started_at, self.expected_s, self.ctx)
 
@@ -573,7 +582,9 @@ class _Attempt:
                 raise RetryLater(exc.retry_after, str(exc)) from exc
             raise
         except CloudError as exc:  # permanent (not found, auth): retrying will not change the answer
-            return await self.refuse(claim, exc.code or f"http.{exc.status}", exc.message, exc.request_id, calls=0)
+            return await self.refuse(
+                claim, exc.code or f"http.{exc.status}", exc.message, exc.request_id, calls=0
+            )
         ctx.log.info(
             "stage.reconciled",
             found=repr(found),
@@ -603,7 +614,10 @@ class _Attempt:
         except Conflict:
             raise RetryLater(0.2, "claim changed while reconciling") from None
         fresh = await ctx.store.claims.claim(
-            self.key, self.owner, domain_at=ctx.clock.timestamp(), vendor_at=vendor_now(self.client, ctx.clock)
+            self.key,
+            self.owner,
+            domain_at=ctx.clock.timestamp(),
+            vendor_at=vendor_now(self.client, ctx.clock),
         )
         if not fresh.won:
             raise RetryLater(0.2, "claim taken while reconciling")
@@ -672,7 +686,10 @@ async def run_stage(call: VendorCall, event: Event[StageRequested], ctx: Context
     if not call.claimed:
         return await attempt.invoke(None)
     claim = await ctx.store.claims.claim(
-        attempt.key, attempt.owner, domain_at=ctx.clock.timestamp(), vendor_at=vendor_now(attempt.client, ctx.clock)
+        attempt.key,
+        attempt.owner,
+        domain_at=ctx.clock.timestamp(),
+        vendor_at=vendor_now(attempt.client, ctx.clock),
     )
     if claim.won:
         crashpoints.hit("stage.claimed")

@@ -20,7 +20,9 @@ __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-json/--log-pretty", default=None, help="Log format (default: JSON unless stderr is a TTY).")
+@click.option(
+    "--log-json/--log-pretty", default=None, help="Log format (default: JSON unless stderr is a TTY)."
+)
 def cli(log_json: bool | None) -> None:
     """Upshift keeps fleets of managed clusters and databases up to date, safely."""
     from shared.log import configure
@@ -54,7 +56,9 @@ def events_schema(type_: str) -> None:
     from events.schema import render
 
     if type_ not in CATALOG:
-        raise click.BadParameter(f"unknown event type {type_!r}; see `upshift events list`", param_hint="TYPE")
+        raise click.BadParameter(
+            f"unknown event type {type_!r}; see `upshift events list`", param_hint="TYPE"
+        )
     click.echo(render(type_), nl=False)
 
 
@@ -83,26 +87,45 @@ def events_validate(files: tuple[Path, ...]) -> None:
 # -- runtimes ----------------------------------------------------------------------------------
 
 _bus_option = click.option(
-    "--bus", "bus_url", envvar="UPSHIFT_BUS", default=None, show_envvar=True,
+    "--bus",
+    "bus_url",
+    envvar="UPSHIFT_BUS",
+    default=None,
+    show_envvar=True,
     help="sqlite:///path.db (default ./.upshift/upshift.db) or nats://host:port",
 )
 _manifest_option = click.option(
-    "--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="UPSHIFT_MANIFEST",
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="UPSHIFT_MANIFEST",
     help="serverless.yml to load (default: the one shipped with Upshift).",
 )
 
 
 _fleet_option = click.option(
-    "--fleet", "fleet_path", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="UPSHIFT_FLEET",
-    show_envvar=True, help="Fleet config (YAML): clouds, windows, targets, policies.",
+    "--fleet",
+    "fleet_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="UPSHIFT_FLEET",
+    show_envvar=True,
+    help="Fleet config (YAML): clouds, windows, targets, policies.",
 )
 
 
 def _clock_options(f):
     """Rehearsals and tests: run domain time faster, from a chosen instant (same in every process)."""
     f = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_open=True), hidden=True)(f)
-    f = click.option("--domain-start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]), default=None, hidden=True)(f)
-    return click.option("--domain-anchor", type=float, default=None, hidden=True, help="real epoch seconds at --domain-start")(f)
+    f = click.option(
+        "--domain-start",
+        type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+        default=None,
+        hidden=True,
+    )(f)
+    return click.option(
+        "--domain-anchor", type=float, default=None, hidden=True, help="real epoch seconds at --domain-start"
+    )(f)
 
 
 def _clock(speed: float, domain_start, domain_anchor: float | None):
@@ -110,11 +133,21 @@ def _clock(speed: float, domain_start, domain_anchor: float | None):
 
     from shared.clock import Clock
 
-    start = None if domain_start is None else (domain_start if domain_start.tzinfo else domain_start.replace(tzinfo=UTC))
+    start = (
+        None
+        if domain_start is None
+        else (domain_start if domain_start.tzinfo else domain_start.replace(tzinfo=UTC))
+    )
     return Clock(speed, start, anchor=domain_anchor)
 
 
-def _open_runtime(bus_url: str | None, manifest: Path | None, fleet_path: Path | None = None, only: tuple[str, ...] = (), clock=None):
+def _open_runtime(
+    bus_url: str | None,
+    manifest: Path | None,
+    fleet_path: Path | None = None,
+    only: tuple[str, ...] = (),
+    clock=None,
+):
     from shared.bus import DEFAULT_URL, open_bus
     from shared.runtime.host import Runtime
     from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest
@@ -167,7 +200,9 @@ def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
-        click.echo(f"upshift serving on http://{host}:{bound} (bus {runtime.bus.url.split('?')[0]})", err=True)
+        click.echo(
+            f"upshift serving on http://{host}:{bound} (bus {runtime.bus.url.split('?')[0]})", err=True
+        )
         try:
             await _until_signalled()
         finally:
@@ -185,11 +220,16 @@ def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain
 @_clock_options
 def worker(bus_url, manifest, fleet_path, only, speed, domain_start, domain_anchor) -> None:
     """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
-    runtime = _open_runtime(bus_url, manifest, fleet_path, only, clock=_clock(speed, domain_start, domain_anchor))
+    runtime = _open_runtime(
+        bus_url, manifest, fleet_path, only, clock=_clock(speed, domain_start, domain_anchor)
+    )
 
     async def main() -> None:
         await runtime.start()
-        click.echo(f"upshift worker: {', '.join(sorted(runtime.functions))} on {runtime.bus.url.split('?')[0]}", err=True)
+        click.echo(
+            f"upshift worker: {', '.join(sorted(runtime.functions))} on {runtime.bus.url.split('?')[0]}",
+            err=True,
+        )
         try:
             await _until_signalled()
         finally:
@@ -222,7 +262,6 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         click.echo(f"upshift: error: {exc}", err=True)
         sys.exit(2)
-
 
 
 if __name__ == "__main__":

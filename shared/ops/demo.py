@@ -40,13 +40,22 @@ _KINDS: list[tuple[str, str, str, float, dict[str, Any]]] = [
     ("cce", "v1.28", "v1.29", 2400, {}),
     ("autopilot", "v1.28", "v1.29", 2400, {}),
     ("starrocks", "3.2.11", "3.3.5", 1200, {}),
-    ("oceanbase", "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022", 1800, {"operatingSystem": "el7"}),
+    (
+        "oceanbase",
+        "4.2.1.8-108000022024072217",
+        "4.2.5.0-100000052024102022",
+        1800,
+        {"operatingSystem": "el7"},
+    ),
 ]
 #: The env vars the demo fleet names, and which simulator credential each carries.
 DEMO_ENV = {
-    "UPSHIFT_DEMO_HW_AK": "hw_ak", "UPSHIFT_DEMO_HW_SK": "hw_sk",
-    "UPSHIFT_DEMO_OCP_USER": "ocp_user", "UPSHIFT_DEMO_OCP_PASSWORD": "ocp_password",
-    "UPSHIFT_DEMO_NCP_AK": "ncp_ak", "UPSHIFT_DEMO_NCP_SK": "ncp_sk",
+    "UPSHIFT_DEMO_HW_AK": "hw_ak",
+    "UPSHIFT_DEMO_HW_SK": "hw_sk",
+    "UPSHIFT_DEMO_OCP_USER": "ocp_user",
+    "UPSHIFT_DEMO_OCP_PASSWORD": "ocp_password",
+    "UPSHIFT_DEMO_NCP_AK": "ncp_ak",
+    "UPSHIFT_DEMO_NCP_SK": "ncp_sk",
 }
 
 
@@ -130,10 +139,16 @@ def build_demo_fleet(
             sim_extra["configGroupNo"] = 160  # the simulator's group of 2823006; 170 is its 3503006 one
         if kind == "starrocks":
             sim_extra["instance_id"] = fields["instance_id"]
-        sims.append(SimTarget(name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra))
+        sims.append(
+            SimTarget(
+                name=name, kind=kind, id=vid, version=old, versions=[new], job_seconds=secs, extra=sim_extra
+            )
+        )
     from shared.domain.fleet import DEFAULT_PRODUCT
 
-    releases = [{"product": DEFAULT_PRODUCT[k], "version": new} for k, _, new, _, _ in _KINDS[: min(n, len(_KINDS))]]
+    releases = [
+        {"product": DEFAULT_PRODUCT[k], "version": new} for k, _, new, _, _ in _KINDS[: min(n, len(_KINDS))]
+    ]
     return DemoFleet("\n".join(lines) + "\n", sims, releases)
 
 
@@ -180,7 +195,9 @@ async def run_demo(
         t.job_seconds = (job_seconds or {}).get(t.kind, t.job_seconds)
     # the simulator moves these objects' versions as upgrades finish: remember where they began
     from_versions = {t.id: t.version for t in sim_targets}
-    sim = await start_simulator(targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp())
+    sim = await start_simulator(
+        targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp()
+    )
     demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id, **shape)
     demo_fleet.sim_targets = sim_targets
     if faults:
@@ -190,8 +207,12 @@ async def run_demo(
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
     url = f"sqlite:///{workdir}/upshift.db"
     runtime = Runtime(
-        load_manifest(), open_bus(url), open_store(url),
-        clock=Clock(speed, start=start), fleet=fleet, clouds=CloudClients.from_fleet(fleet),
+        load_manifest(),
+        open_bus(url),
+        open_store(url),
+        clock=Clock(speed, start=start),
+        fleet=fleet,
+        clouds=CloudClients.from_fleet(fleet),
     )
     await runtime.start()
     runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
@@ -206,7 +227,9 @@ async def run_demo(
                 body = {**rel, "released_at": (start - timedelta(days=30)).isoformat()}
                 async with http.post(f"{ingress}/hooks/release", json=body) as r:
                     if r.status >= 300:
-                        raise click.ClickException(f"release intake refused {rel}: {r.status} {await r.text()}")
+                        raise click.ClickException(
+                            f"release intake refused {rel}: {r.status} {await r.text()}"
+                        )
             runs = await _follow(runtime, len(demo_fleet.sim_targets), give_up_s, live, console)
             async with http.get(f"{sim.url}/_sim/fleet") as r:
                 sim_fleet = await r.json()
@@ -225,17 +248,27 @@ async def run_demo(
 _DEMO_SKEW = {"cce": 90.0, "ocp": -45.0}
 _DEMO_FAULTS = {
     svc: {
-        "error_rates": {"500": 0.03, "503": 0.03, "429": 0.03}, "retry_after": 1, "reset_rate": 0.02,
-        "drop_after_commit_rate": 0.03, "apply_then_slow_rate": 0.03, "apply_then_slow_s": 1.0,
-        "apply_then_5xx_rate": 0.02, "list_lag_s": 1.0, "clock_skew_s": _DEMO_SKEW.get(svc, 0.0),
+        "error_rates": {"500": 0.03, "503": 0.03, "429": 0.03},
+        "retry_after": 1,
+        "reset_rate": 0.02,
+        "drop_after_commit_rate": 0.03,
+        "apply_then_slow_rate": 0.03,
+        "apply_then_slow_s": 1.0,
+        "apply_then_5xx_rate": 0.02,
+        "list_lag_s": 1.0,
+        "clock_skew_s": _DEMO_SKEW.get(svc, 0.0),
     }
     for svc in ("cce", "autopilot", "taurusdb", "ocp", "ncloud")
 }
 
 
-async def _follow(runtime: Any, n: int, give_up_s: float, live: bool, console: Console) -> dict[str, dict[str, Any]]:
+async def _follow(
+    runtime: Any, n: int, give_up_s: float, live: bool, console: Console
+) -> dict[str, dict[str, Any]]:
     """Poll the ledger until every target's run is terminal; draw progress meanwhile."""
-    progress = Progress(TextColumn("upgrading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    progress = Progress(
+        TextColumn("upgrading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
     task = progress.add_task("targets", total=n)
     deadline = time.monotonic() + give_up_s
     by_target: dict[str, dict[str, Any]] = {}
@@ -247,7 +280,14 @@ async def _follow(runtime: Any, n: int, give_up_s: float, live: bool, console: C
         for name in sorted(by_target):
             r = by_target[name]
             stage = _current_stage(r)
-            table.add_row(name, r.get("kind", ""), str(r.get("wave", "")), f"{r.get('from_version')} → {r.get('to_version')}", stage, r.get("state", ""))
+            table.add_row(
+                name,
+                r.get("kind", ""),
+                str(r.get("wave", "")),
+                f"{r.get('from_version')} → {r.get('to_version')}",
+                stage,
+                r.get("state", ""),
+            )
         return Group(table if n <= 40 else Table(), progress)
 
     async def poll() -> bool:
@@ -278,7 +318,9 @@ async def _follow(runtime: Any, n: int, give_up_s: float, live: bool, console: C
                 now = (_current_stage(r), r.get("state", ""))
                 if seen.get(name) != now:
                     seen[name] = now
-                    console.print(f"[{time.monotonic() - t0:6.1f}s] {name:<16} {now[0]:<10} {now[1]}", highlight=False)
+                    console.print(
+                        f"[{time.monotonic() - t0:6.1f}s] {name:<16} {now[0]:<10} {now[1]}", highlight=False
+                    )
             if finished or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.25)
@@ -291,9 +333,17 @@ def _current_stage(run: dict[str, Any]) -> str:
 
 
 def _summary(
-    demo_fleet: DemoFleet, from_versions: dict[str, str], runs: dict[str, dict[str, Any]], sim_fleet: Any, stats: dict[str, Any], wall: float
+    demo_fleet: DemoFleet,
+    from_versions: dict[str, str],
+    runs: dict[str, dict[str, Any]],
+    sim_fleet: Any,
+    stats: dict[str, Any],
+    wall: float,
 ) -> dict[str, Any]:
-    by_id = {t["id"]: t for t in (sim_fleet.get("targets", sim_fleet) if isinstance(sim_fleet, dict) else sim_fleet)}
+    by_id = {
+        t["id"]: t
+        for t in (sim_fleet.get("targets", sim_fleet) if isinstance(sim_fleet, dict) else sim_fleet)
+    }
     calls = stats.get("calls", {})
     rows = []
     for st in demo_fleet.sim_targets:
@@ -326,14 +376,22 @@ def _reason(run: dict[str, Any]) -> str | None:
         return f"{run.get('failed_stage') or '?'}: {run['code']}: {run.get('message', '')}"[:300]
     for name, st in run.get("stages", {}).items():
         if st.get("state") in ("failed", "waiting"):
-            return f"{name}: {st.get('code') or st.get('state')}: {st.get('message') or st.get('reason', '')}"[:300]
+            return (
+                f"{name}: {st.get('code') or st.get('state')}: {st.get('message') or st.get('reason', '')}"[
+                    :300
+                ]
+            )
     return None
 
 
 def _run_seconds(run: dict[str, Any]) -> float | None:
     """Domain seconds from the first stage's start to the run's end."""
     try:
-        starts = [datetime.fromisoformat(v["started_at"]) for v in run.get("stages", {}).values() if v.get("started_at")]
+        starts = [
+            datetime.fromisoformat(v["started_at"])
+            for v in run.get("stages", {}).values()
+            if v.get("started_at")
+        ]
         end = datetime.fromisoformat(run["ended_at"])
         return round((end - min(starts)).total_seconds(), 1)
     except (KeyError, TypeError, ValueError):
@@ -341,7 +399,9 @@ def _run_seconds(run: dict[str, Any]) -> float | None:
 
 
 def _table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"upshift demo — {'every target upgraded' if summary['ok'] else 'NOT every target upgraded'} in {summary['wall_s']} s")
+    table = Table(
+        title=f"upshift demo — {'every target upgraded' if summary['ok'] else 'NOT every target upgraded'} in {summary['wall_s']} s"
+    )
     for col in ("target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"):
         table.add_column(col)
     failed = [r for r in summary["targets"] if r.get("reason")]
@@ -349,8 +409,13 @@ def _table(summary: dict[str, Any]) -> Table:
         dur = "" if r["duration_s"] is None else str(timedelta(seconds=int(r["duration_s"])))
         style = "green" if r["result"] == "upgraded" else "red"
         table.add_row(
-            r["target"], r["kind"], f"{r['from']} → {r['to']}", " → ".join(r["stages"]),
-            f"{r['upgrade_calls']} upgrade / {r['status_calls']} status", dur, f"[{style}]{r['result']}[/]",
+            r["target"],
+            r["kind"],
+            f"{r['from']} → {r['to']}",
+            " → ".join(r["stages"]),
+            f"{r['upgrade_calls']} upgrade / {r['status_calls']} status",
+            dur,
+            f"[{style}]{r['result']}[/]",
         )
     if failed:
         table.caption = "\n".join(f"{r['target']}: {r['reason']}" for r in failed)
@@ -358,11 +423,32 @@ def _table(summary: dict[str, Any]) -> Table:
 
 
 @click.command()
-@click.option("--targets", "n", default=10, show_default=True, type=click.IntRange(1, 5000), help="Fleet size (cycles through the five kinds).")
-@click.option("--speed", default=600.0, show_default=True, type=click.FloatRange(1, 100_000), help="Domain seconds per real second.")
-@click.option("--faults", is_flag=True, help="Turn on the simulator's faults: 5xx, 429, resets, dropped responses.")
+@click.option(
+    "--targets",
+    "n",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 5000),
+    help="Fleet size (cycles through the five kinds).",
+)
+@click.option(
+    "--speed",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(1, 100_000),
+    help="Domain seconds per real second.",
+)
+@click.option(
+    "--faults", is_flag=True, help="Turn on the simulator's faults: 5xx, 429, resets, dropped responses."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (no live view).")
-@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Give up after this many real seconds.")
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Give up after this many real seconds.",
+)
 def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> None:
     """The whole pipeline on the built-in simulator and the embedded bus: no accounts, no servers."""
     from shared.log import configure
@@ -376,7 +462,15 @@ def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> N
             if not console.is_terminal:
                 console.width = max(console.width, 120)  # CI logs: don't fold the table
             summary = asyncio.run(
-                run_demo(targets=n, speed=speed, faults=faults, give_up_s=timeout, live=not as_json and console.is_terminal, console=console, workdir=workdir)
+                run_demo(
+                    targets=n,
+                    speed=speed,
+                    faults=faults,
+                    give_up_s=timeout,
+                    live=not as_json and console.is_terminal,
+                    console=console,
+                    workdir=workdir,
+                )
             )
     summary.pop("runs")
     if as_json:

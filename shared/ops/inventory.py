@@ -65,11 +65,15 @@ async def _look(target: Any, clouds: Any) -> tuple[str | None, str | None, list[
     kind = target.kind
     if kind in ("cce", "autopilot"):
         client = getattr(clouds, kind)
-        cluster, info = await asyncio.gather(client.get_cluster(target.cluster_id), client.upgrade_info(target.cluster_id))
+        cluster, info = await asyncio.gather(
+            client.get_cluster(target.cluster_id), client.upgrade_info(target.cluster_id)
+        )
         return cluster.version or info.current_version, cluster.phase, info.target_versions
     if kind == "ncloud-kafka":
         client = clouds.ncloud
-        info, versions = await asyncio.gather(client.get_cluster_info(target.cluster), client.kafka_versions())
+        info, versions = await asyncio.gather(
+            client.get_cluster_info(target.cluster), client.kafka_versions()
+        )
         running = str(info.kafkaVersionCode)
         newer = [str(v.kafkaVersionCode) for v in versions if _newer(kind, str(v.kafkaVersionCode), running)]
         return running, info.status, newer
@@ -80,7 +84,11 @@ async def _look(target: Any, clouds: Any) -> tuple[str | None, str | None, list[
         if not target.starrocks_instance_id:
             raise ConfigError(f"targets.{target.name}.starrocks_instance_id", "needed to read the instance")
         inst = await clouds.taurusdb.get_starrocks_instance(target.instance_id, target.starrocks_instance_id)
-        may = None if inst.new_version_available is None else (["newer kernel"] if inst.new_version_available else [])
+        may = (
+            None
+            if inst.new_version_available is None
+            else (["newer kernel"] if inst.new_version_available else [])
+        )
         return inst.version or None, inst.status, may
     raise ConfigError(f"targets.{target.name}.kind", f"no inventory for {kind}")
 
@@ -97,7 +105,12 @@ async def look_all(fleet: Any, clouds: Any, ledger: Any | None = None) -> list[L
 
     async def one(target: Any) -> Live:
         ledger_version = await ledger.version(target.name) if ledger is not None else None
-        base = {"target": target.name, "kind": target.kind, "fleet_version": target.version, "ledger_version": ledger_version}
+        base = {
+            "target": target.name,
+            "kind": target.kind,
+            "fleet_version": target.version,
+            "ledger_version": ledger_version,
+        }
         try:
             version, state, may = await _look(target, clouds)
         except (CloudError, ConfigError) as exc:
@@ -137,8 +150,16 @@ def live_looks(fleet_path: str, bus_url: str | None = None) -> dict[str, Live]:
 
 
 @click.command()
-@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Fleet YAML.")
-@click.option("--bus", "bus_url", envvar="UPSHIFT_BUS", default=None, help="The ledger to compare with (same URL as the bus).")
+@click.option(
+    "--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Fleet YAML."
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    envvar="UPSHIFT_BUS",
+    default=None,
+    help="The ledger to compare with (same URL as the bus).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def inventory(fleet_path: str, bus_url: str | None, as_json: bool) -> None:
     """Ask each vendor what each target runs and may move to; show drift from the fleet and ledger.
@@ -162,8 +183,13 @@ def inventory(fleet_path: str, bus_url: str | None, as_json: bool) -> None:
             may = "?" if r["may_move_to"] is None else (", ".join(r["may_move_to"]) or "-")
             says = r["version"] or f"[red]{r['error']}[/]"
             table.add_row(
-                r["target"], r["kind"], says, r["state"] or "", f"{r['fleet_version'] or '?'} / {r['ledger_version'] or '-'}",
-                may, "[red]yes[/]" if r["drift"] else "",
+                r["target"],
+                r["kind"],
+                says,
+                r["state"] or "",
+                f"{r['fleet_version'] or '?'} / {r['ledger_version'] or '-'}",
+                may,
+                "[red]yes[/]" if r["drift"] else "",
             )
         Console().print(table)
     if any(r["drift"] or r["error"] for r in rows):

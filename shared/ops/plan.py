@@ -41,8 +41,13 @@ def _table(result: list[dict[str, Any]]) -> str:
         lines.append(f"{r['product']} {r['version']} (released {r['released_at']})")
         rows = [head] + [
             (
-                t["target"], t["kind"], t["from_version"] or "?", "takes it" if t["take"] else t["code"],
-                t["window"] or "-", t["opens_at_local"] or "-", t["reason"],
+                t["target"],
+                t["kind"],
+                t["from_version"] or "?",
+                "takes it" if t["take"] else t["code"],
+                t["window"] or "-",
+                t["opens_at_local"] or "-",
+                t["reason"],
             )
             for t in r["targets"]
         ]
@@ -55,14 +60,26 @@ def _table(result: list[dict[str, Any]]) -> str:
 
 
 @click.command("plan")
-@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Fleet YAML.")
 @click.option(
-    "--release", "releases", multiple=True, required=True, metavar="PRODUCT=VERSION[@RELEASED_AT]",
+    "--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Fleet YAML."
+)
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    required=True,
+    metavar="PRODUCT=VERSION[@RELEASED_AT]",
     help="A release to plan, e.g. starrocks=3.3.5 or cce=v1.30@2026-01-05T00:00:00Z (repeatable).",
 )
-@click.option("--now", "now_text", default=None, metavar="ISO", help="Plan as of this instant (default: now).")
+@click.option(
+    "--now", "now_text", default=None, metavar="ISO", help="Plan as of this instant (default: now)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--live", is_flag=True, help="Plan from the versions the vendors report (upshift inventory), not the fleet file's.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Plan from the versions the vendors report (upshift inventory), not the fleet file's.",
+)
 def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_json: bool, live: bool) -> None:
     """Dry run: which targets would take each release, in which window, and why others would not."""
     from shared.domain.fleet import load_fleet

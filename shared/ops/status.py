@@ -44,15 +44,22 @@ def render_runs(runs: list[dict[str, Any]], console: Console) -> None:
         stages = " ".join(f"{name}:{info.get('state', '?')}" for name, info in r.get("stages", {}).items())
         state = r.get("state", "?")
         table.add_row(
-            r.get("id", "?"), str(r.get("target", "")), str(r.get("kind", "")),
-            f"{r.get('from_version', '?')} → {r.get('to_version', '?')}", str(r.get("wave", "")),
-            f"[{_STYLE.get(state, 'white')}]{state}[/]", stages, _when(r.get("updated_at")),
+            r.get("id", "?"),
+            str(r.get("target", "")),
+            str(r.get("kind", "")),
+            f"{r.get('from_version', '?')} → {r.get('to_version', '?')}",
+            str(r.get("wave", "")),
+            f"[{_STYLE.get(state, 'white')}]{state}[/]",
+            stages,
+            _when(r.get("updated_at")),
         )
     console.print(table)
 
 
 @click.command()
-@click.option("--bus", "bus_url", envvar="UPSHIFT_BUS", default=None, help="Where the ledger is (same URL as the bus).")
+@click.option(
+    "--bus", "bus_url", envvar="UPSHIFT_BUS", default=None, help="Where the ledger is (same URL as the bus)."
+)
 @click.option("--run", "run_id", default=None, help="Show one run with all its stage details.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(bus_url: str | None, run_id: str | None, as_json: bool) -> None:

@@ -82,7 +82,9 @@ class Runtime:
                 continue
             fn = resolve_handler(fdef.handler)
             if not isinstance(fn, UpshiftFunction):
-                raise ConfigError(f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function")
+                raise ConfigError(
+                    f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function"
+                )
             bound = Bound(name, fn)
             n_event = 0
             for trig in fdef.events:
@@ -104,7 +106,13 @@ class Runtime:
                     self._check_model(name, fn, T.CLOCK_TICK)
                     self._schedules.append((name, trig.every_seconds or 60.0))
                     self.bus.subscribe(
-                        Subscription(name, T.CLOCK_TICK, {"subject": name}, self._event_handler(name, fn), max_attempts=3)
+                        Subscription(
+                            name,
+                            T.CLOCK_TICK,
+                            {"subject": name},
+                            self._event_handler(name, fn),
+                            max_attempts=3,
+                        )
                     )
                 elif trig.http is not None:
                     bound.http.append((trig.http.method.upper(), trig.http.path))
@@ -152,11 +160,15 @@ class Runtime:
             now = self.clock.timestamp()
             slot = math.floor(now / every) * every
             at = datetime.fromtimestamp(slot, UTC)
-            tick = Event(type=T.CLOCK_TICK, id=consequence_id("tick", name, slot), subject=name, data=Tick(at=at))
+            tick = Event(
+                type=T.CLOCK_TICK, id=consequence_id("tick", name, slot), subject=name, data=Tick(at=at)
+            )
             try:
                 await self.bus.publish(tick)
             except Exception as exc:  # a bus hiccup skips one tick; the next period publishes again
-                get_logger("upshift.runtime").warning("tick not published", function=name, error=f"{type(exc).__name__}: {exc}")
+                get_logger("upshift.runtime").warning(
+                    "tick not published", function=name, error=f"{type(exc).__name__}: {exc}"
+                )
             next_slot = slot + every
             await asyncio.sleep(max(0.01, self.clock.real_delay(next_slot - self.clock.timestamp())))
 

@@ -19,7 +19,15 @@ from events.catalog import CATALOG
 from shared.errors import ConfigError
 from shared.yamlconf import parse_yaml, parse_yaml_model
 
-__all__ = ["DEFAULT_MANIFEST", "EventTrigger", "FunctionDef", "HttpTrigger", "Manifest", "load_manifest", "resolve_handler"]
+__all__ = [
+    "DEFAULT_MANIFEST",
+    "EventTrigger",
+    "FunctionDef",
+    "HttpTrigger",
+    "Manifest",
+    "load_manifest",
+    "resolve_handler",
+]
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "serverless.yml"
 _RATE = re.compile(r"^rate\((\d+) (second|seconds|minute|minutes|hour|hours)\)$")
@@ -80,13 +88,13 @@ class Provider(_Strict):
     name: str = "google"
     runtime: str = "python311"
     region: str | None = None
-    memorySize: int | None = None  # noqa: N815 - Serverless Framework's spelling
+    memorySize: int | None = None
     timeout: int | None = None
 
 
 class Manifest(_Strict):
     service: str
-    frameworkVersion: str = "3"  # noqa: N815
+    frameworkVersion: str = "3"
     provider: Provider = Provider()
     plugins: list[str] = []
     functions: dict[str, FunctionDef] = Field(min_length=1)

@@ -52,7 +52,9 @@ def build_app(runtime: Runtime) -> web.Application:
         return web.json_response({"id": event.id, "type": event.type, "duplicate": not fresh}, status=202)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "bus": runtime.bus.url.split("?")[0], "functions": sorted(runtime.functions)})
+        return web.json_response(
+            {"status": "ok", "bus": runtime.bus.url.split("?")[0], "functions": sorted(runtime.functions)}
+        )
 
     app.router.add_post("/events", post_events)
     app.router.add_get("/healthz", healthz)

@@ -18,7 +18,13 @@ __all__ = [
     "Entry",
     "Ledger",
     "RunState",
-    "Store", "claim_key", "escape_key", "open_kv", "open_store", "unescape_key"]
+    "Store",
+    "claim_key",
+    "escape_key",
+    "open_kv",
+    "open_store",
+    "unescape_key",
+]
 
 
 def open_kv(url: str) -> KV:

@@ -123,7 +123,9 @@ class Claims:
 
     async def record(self, claim: Claim, job_id: str, result: dict[str, Any] | None = None) -> Claim:
         """The vendor accepted: attach its job id. Conflict if the claim changed meanwhile."""
-        return await self._move(claim, state="recorded", job_id=job_id, result=result or {}, recorded_at=time.time())
+        return await self._move(
+            claim, state="recorded", job_id=job_id, result=result or {}, recorded_at=time.time()
+        )
 
     async def refuse(self, claim: Claim, code: str, message: str, request_id: str | None = None) -> Claim:
         """The vendor said no (for good): every redelivery fails the stage with this code."""

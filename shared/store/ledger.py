@@ -19,6 +19,7 @@ from shared.store.base import KV, Value
 
 __all__ = ["DROPPED", "TERMINAL", "Ledger", "RunState", "mutate"]
 
+
 class RunState(StrEnum):
     """A run's lifecycle. ``planned`` → ``running`` → ``succeeded`` | ``failed`` (advance writes
     both, and nothing else writes an outcome); ``superseded`` (a newer release planned the target
@@ -35,7 +36,9 @@ class RunState(StrEnum):
 
 
 #: A run in one of these states takes no further stage.
-TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.HALTED, RunState.SUPERSEDED, RunState.CANCELLED})
+TERMINAL = frozenset(
+    {RunState.SUCCEEDED, RunState.FAILED, RunState.HALTED, RunState.SUPERSEDED, RunState.CANCELLED}
+)
 #: Runs that ended without ever starting: never started, never announced again.
 DROPPED = frozenset({RunState.SUPERSEDED, RunState.CANCELLED})
 
@@ -47,7 +50,13 @@ HISTORY = 20
 
 
 async def mutate(
-    kv: KV, bucket: str, key: str, change: Callable[[Value | None], Value], *, tries: int = 50, outbox: bool = False
+    kv: KV,
+    bucket: str,
+    key: str,
+    change: Callable[[Value | None], Value],
+    *,
+    tries: int = 50,
+    outbox: bool = False,
 ) -> Value:
     """Apply ``change`` to the current value (None when absent) with compare-and-set, retrying on
     Conflict. ``outbox``: with the running handler's outbox where the backend can (SQLite, same
@@ -85,7 +94,14 @@ class Ledger:
                 missing = {k: v for k, v in fields.items() if k != "state" and k not in cur}
                 return {**cur, **missing} if missing else cur
             now = time.time()
-            return {"id": run_id, "state": RunState.PLANNED, "stages": {}, "created_at": now, "updated_at": now, **fields}
+            return {
+                "id": run_id,
+                "state": RunState.PLANNED,
+                "stages": {},
+                "created_at": now,
+                "updated_at": now,
+                **fields,
+            }
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 

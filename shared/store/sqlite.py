@@ -79,7 +79,9 @@ class SqliteKV:
         return guess
 
     async def get(self, bucket: str, key: str) -> Entry | None:
-        row = self.conn.execute("SELECT value, revision FROM kv WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        row = self.conn.execute(
+            "SELECT value, revision FROM kv WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
         return Entry(key, json.loads(row[0]), row[1]) if row else None
 
     async def create(self, bucket: str, key: str, value: Value) -> int:
@@ -133,16 +135,21 @@ class SqliteKV:
         if revision is None:
             self.conn.execute("DELETE FROM kv WHERE bucket = ? AND key = ?", (bucket, key))
             return
-        cur = self.conn.execute("DELETE FROM kv WHERE bucket = ? AND key = ? AND revision = ?", (bucket, key, revision))
+        cur = self.conn.execute(
+            "DELETE FROM kv WHERE bucket = ? AND key = ? AND revision = ?", (bucket, key, revision)
+        )
         if cur.rowcount == 0 and await self.get(bucket, key) is not None:
             raise Conflict(f"{bucket}/{key} is not at revision {revision}")
 
     async def keys(self, bucket: str, prefix: str = "") -> list[str]:
         rows = self.conn.execute(
-            "SELECT key FROM kv WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key", (bucket, len(prefix), prefix)
+            "SELECT key FROM kv WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (bucket, len(prefix), prefix),
         ).fetchall()
         return [r[0] for r in rows]
 
 
 def _next_revision(conn: sqlite3.Connection) -> int:
-    return conn.execute("UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision").fetchone()[0]
+    return conn.execute(
+        "UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision"
+    ).fetchone()[0]

@@ -175,9 +175,7 @@ def canonical_request(
         payload = _UNSIGNED_PAYLOAD
     else:
         payload = hashlib.sha256(body).hexdigest()
-    return "\n".join(
-        [method.upper(), uri, query_line, header_lines, ";".join(signed_headers), payload]
-    )
+    return "\n".join([method.upper(), uri, query_line, header_lines, ";".join(signed_headers), payload])
 
 
 def string_to_sign(sdk_date: str, canonical: str) -> str:
@@ -281,7 +279,9 @@ def authed(state: SimState, service: str, handler: Handler, *, request_ids: bool
 
 async def no_such_api(request: web.Request) -> web.Response:
     """What the gateway answers for a path (or method) no published API serves."""
-    return apigw_error(404, "APIGW.0101", "The API does not exist or has not been published in the environment")
+    return apigw_error(
+        404, "APIGW.0101", "The API does not exist or has not been published in the environment"
+    )
 
 
 def fault_body(service_body: Callable[[int, str, str], Any]) -> Callable[[int, str, str], Any]:

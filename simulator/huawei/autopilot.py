@@ -65,7 +65,15 @@ def register(app: web.Application, state: SimState) -> None:
             except BadRequest as exc:
                 return cce_error(400, "CCE.01400001", f"Invalid request: {exc}")
 
-        route(app, state, SERVICE, method, path, authed(state, SERVICE, checked, request_ids=True), op=f"{SERVICE}.{op}")
+        route(
+            app,
+            state,
+            SERVICE,
+            method,
+            path,
+            authed(state, SERVICE, checked, request_ids=True),
+            op=f"{SERVICE}.{op}",
+        )
 
     def target_of(request: web.Request) -> SimTarget | None:
         return state.by_id(KIND, request.match_info["cluster_id"])
@@ -99,7 +107,9 @@ def register(app: web.Application, state: SimState) -> None:
                     "taskID": uid,
                     "status": _TASK_STATUS[phase],
                     "startTimeStamp": iso(rec["started"]),
-                    "endTimeStamp": iso(rec["started"] + rec["duration"]) if phase in ("Success", "Failed") else None,
+                    "endTimeStamp": iso(rec["started"] + rec["duration"])
+                    if phase in ("Success", "Failed")
+                    else None,
                 }
         for job in state.jobs_of(cluster, visible=visible):
             if job.service == SERVICE and job.extra.get("created", job.started) >= since:
@@ -110,7 +120,9 @@ def register(app: web.Application, state: SimState) -> None:
                     "startTimeStamp": iso(job.extra.get("created", job.started)),
                     "endTimeStamp": iso(job.ends) if phase in ("Success", "Failed") else None,
                 }
-        return [{"taskType": t, **{k: v for k, v in found.get(t, {}).items() if v is not None}} for t in _POINTS]
+        return [
+            {"taskType": t, **{k: v for k, v in found.get(t, {}).items() if v is not None}} for t in _POINTS
+        ]
 
     def view(uid: str, *, visible: bool = True) -> dict[str, Any]:
         """The workflow as answered (``visible``: as ``list_lag_s`` lets it be seen) or, for
@@ -215,7 +227,9 @@ def register(app: web.Application, state: SimState) -> None:
             raise BadRequest("status.phase must be Cancel (the only update the API takes)")
         truth = view(uid, visible=False)["status"]
         if truth["phase"] in _NO_CANCEL:
-            return cce_error(400, "CCE.01400001", f"The workflow cannot be cancelled in phase {truth['phase']}")
+            return cce_error(
+                400, "CCE.01400001", f"The workflow cannot be cancelled in phase {truth['phase']}"
+            )
         if any(p.get("status") in ("Init", "Queuing", "Running") for p in truth["pointStatuses"]):
             return cce_error(400, "CCE.01400001", "The workflow cannot be cancelled while a task is running")
         sim.workflows[uid]["cancelled"] = True

@@ -54,17 +54,17 @@ from simulator.core import SimJob, SimState, SimTarget, lagging, route
 from simulator.huawei._common import authed, cce_error, fault_body, huawei_sim, iso, no_such_api, read_json
 
 __all__ = [
-    "BadRequest",
     "CHECK_FRACTION",
     "SNAPSHOT_FRACTION",
+    "BadRequest",
     "check_spec",
     "check_workflow",
     "newer_versions",
     "register",
-    "upgrade_action",
     "resolve_version",
     "task_phase",
     "timed_phase",
+    "upgrade_action",
 ]
 
 _VERSION = re.compile(r"^v\d+\.\d+(\.\d+)?(-r\d+)?$")
@@ -175,7 +175,9 @@ def upgrade_action(doc: Any, *, autopilot: bool, max_step: int) -> dict[str, Any
     wanted = _text(action.get("targetVersion"), f"{where}.targetVersion")
     assert wanted is not None
     if not _VERSION.match(wanted):
-        raise BadRequest(f"{where}.targetVersion {wanted!r} is not a cluster version like v1.29 or v1.29.3-r0")
+        raise BadRequest(
+            f"{where}.targetVersion {wanted!r} is not a cluster version like v1.29 or v1.29.3-r0"
+        )
     strategy = action.get("strategy")
     if strategy is not None or not autopilot:
         strategy = _obj(strategy, f"{where}.strategy")
@@ -214,7 +216,9 @@ def upgrade_action(doc: Any, *, autopilot: bool, max_step: int) -> dict[str, Any
                 _text(selector.get("key"), f"{at}.nodeSelector.key")
                 _fixed(selector.get("operator"), f"{at}.nodeSelector.operator", OPERATORS)
                 values = selector.get("value")
-                if values is not None and not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+                if values is not None and not (
+                    isinstance(values, list) and all(isinstance(v, str) for v in values)
+                ):
                     raise BadRequest(f"{at}.nodeSelector.value must be an array of strings")
                 _integer(batch.get("priority"), f"{at}.priority", 0)
     only = action.get("isOnlyUpgrade")
@@ -383,7 +387,12 @@ def _check_status(state: SimState, record: Mapping[str, Any]) -> dict[str, Any]:
             "phase": group_phase,
             "nodeStageStatus": [
                 {
-                    "nodeInfo": {"uid": f"{record['cluster']}-node-1", "name": "node-1", "status": "Active", "nodeType": "node"},
+                    "nodeInfo": {
+                        "uid": f"{record['cluster']}-node-1",
+                        "name": "node-1",
+                        "status": "Active",
+                        "nodeType": "node",
+                    },
                     "itemsStatus": node_items,
                 }
             ]
@@ -416,7 +425,15 @@ def _register_service(
             except BadRequest as exc:
                 return _bad(exc)
 
-        route(app, state, service, method, path, authed(state, service, checked, request_ids=True), op=f"{service}.{op}")
+        route(
+            app,
+            state,
+            service,
+            method,
+            path,
+            authed(state, service, checked, request_ids=True),
+            op=f"{service}.{op}",
+        )
 
     def target_of(request: web.Request) -> SimTarget | None:
         return state.by_id(kind, request.match_info["cluster_id"])
@@ -478,12 +495,16 @@ def _register_service(
         for target in state.targets.values():
             if target.kind == kind:
                 state.refresh(target)
-                paths.setdefault(_line(target.version), set()).update(_line(v) for v in newer_versions(target))
+                paths.setdefault(_line(target.version), set()).update(
+                    _line(v) for v in newer_versions(target)
+                )
         items = [
             {"version": version, "platformVersion": "cce.10.0", "targetVersions": sorted(targets)}
             for version, targets in sorted(paths.items())
         ]
-        return web.json_response({"kind": "UpgradePath", "apiVersion": "v3", "metadata": {}, "upgradePaths": items})
+        return web.json_response(
+            {"kind": "UpgradePath", "apiVersion": "v3", "metadata": {}, "upgradePaths": items}
+        )
 
     async def precheck(request: web.Request) -> web.Response:
         target = target_of(request)
@@ -526,7 +547,11 @@ def _register_service(
                 "creationTimestamp": iso(record["started"]),
                 "updateTimestamp": iso(state.clock.now()),
             },
-            "spec": {"clusterID": record["cluster"], "clusterVersion": record["from"], "targetVersion": record["target"]},
+            "spec": {
+                "clusterID": record["cluster"],
+                "clusterVersion": record["from"],
+                "targetVersion": record["target"],
+            },
             "status": _check_status(state, record),
         }
 
@@ -567,7 +592,11 @@ def _register_service(
                 "kind": "PostCheckTask",
                 "apiVersion": "v3",
                 "metadata": {"uid": uid, "creationTimestamp": iso(now)},
-                "spec": {"clusterID": target.id, "clusterVersion": spec.get("clusterVersion"), "targetVersion": resolved},
+                "spec": {
+                    "clusterID": target.id,
+                    "clusterVersion": spec.get("clusterVersion"),
+                    "targetVersion": resolved,
+                },
                 "status": {"phase": "Success" if ok else "Failed"},
             }
         )
@@ -577,15 +606,21 @@ def _register_service(
         if target is None:
             return missing(request)
         state.count(f"{service}.upgrade", target.id)
-        action = upgrade_action(await read_json(request), autopilot=autopilot, max_step=sim.max_user_defined_step)
+        action = upgrade_action(
+            await read_json(request), autopilot=autopilot, max_step=sim.max_user_defined_step
+        )
         wanted = action["targetVersion"]
         resolved = resolve_version(target, wanted)
         if resolved is None:
             return cce_error(400, "CCE.01400001", f"Unsupported target version {wanted}")
         if state.active_job(target) is not None:
-            return cce_error(409, "CCE.01409001", "The cluster is being upgraded: another upgrade task is running")
+            return cce_error(
+                409, "CCE.01409001", "The cluster is being upgraded: another upgrade task is running"
+            )
         if resolved not in newer_versions(target):
-            return cce_error(400, "CCE.01400001", f"Target version {wanted} is not newer than {target.version}")
+            return cce_error(
+                400, "CCE.01400001", f"Target version {wanted} is not newer than {target.version}"
+            )
         uid = sim.uid(state)
         job = state.start_job(target, resolved, service=service, job_id=uid)
         job.extra["created"] = job.started

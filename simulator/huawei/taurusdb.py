@@ -85,7 +85,8 @@ def _upgrade_target(state: SimState, path_id: str) -> SimTarget | None:
         target, kind = state.by_id(KIND, path_id), "in17"
     elif TAURUSDB_ID.match(path_id):
         target = next(
-            (t for t in state.targets.values() if t.kind == KIND and t.extra.get("instance_id") == path_id), None
+            (t for t in state.targets.values() if t.kind == KIND and t.extra.get("instance_id") == path_id),
+            None,
         )
         kind = "in07"
     else:
@@ -263,7 +264,9 @@ def register(app: web.Application, state: SimState) -> None:
             job.fail, job.stall, job.fail_reason = True, False, ""
             job.extra["canceled"] = True
         elif hold is not None:
-            raise ValueError(f"simulated StarRocks {target.name}: job_status must be Unauthorized or Canceled")
+            raise ValueError(
+                f"simulated StarRocks {target.name}: job_status must be Unauthorized or Canceled"
+            )
         return web.json_response({"job_id": job_id})
 
     def too_fresh(job: SimJob) -> bool:
@@ -296,7 +299,9 @@ def register(app: web.Application, state: SimState) -> None:
             value = query.get(key)
             parsed = None if value is None else _parse_time(value)
             if value is not None and parsed is None:
-                return invalid(f"{key} must be formatted yyyy-mm-ddThh:mm:ssZ, e.g. 2024-03-01T10:41:14+0000.")
+                return invalid(
+                    f"{key} must be formatted yyyy-mm-ddThh:mm:ssZ, e.g. 2024-03-01T10:41:14+0000."
+                )
             bounds.append(parsed)
         start, end = bounds
         now = state.clock.now()
@@ -357,7 +362,9 @@ def register(app: web.Application, state: SimState) -> None:
                     "create_time": _offset_time(j.extra.get("created", j.started)),
                 }
             )
-        return web.json_response({"schedules": rows[(page - 1) * size : page * size], "total_count": len(rows)})
+        return web.json_response(
+            {"schedules": rows[(page - 1) * size : page * size], "total_count": len(rows)}
+        )
 
     async def instance(request: web.Request) -> web.Response:
         first, second = request.match_info["instance_id"], request.match_info["starrocks_instance_id"]

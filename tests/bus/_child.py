@@ -26,9 +26,14 @@ async def main(url: str, consumer: str, marker: str, mode: str, n: int) -> None:
         Path(marker).touch()
         if mode == "hang":
             await asyncio.Event().wait()
-        return [event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), runid="kill", id_parts=(i,)) for i in range(n)]
+        return [
+            event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), runid="kill", id_parts=(i,))
+            for i in range(n)
+        ]
 
-    bus.subscribe(Subscription(consumer, T.ECHO, {"target": "in"}, handler, max_attempts=50, backoff_base=0.01))
+    bus.subscribe(
+        Subscription(consumer, T.ECHO, {"target": "in"}, handler, max_attempts=50, backoff_base=0.01)
+    )
     await bus.start()
     Path(marker + ".ready").touch()  # the durable consumer exists from here on
     await bus.run()

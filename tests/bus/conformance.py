@@ -72,11 +72,21 @@ class BusConformance:
             return handler
 
         bus.subscribe(Subscription("all-echo", T.ECHO, {}, collect("echo")))
-        bus.subscribe(Subscription("cce-upgrade", T.STAGE_REQUESTED, {"kind": "cce", "stage": "upgrade"}, collect("cce")))
-        bus.subscribe(Subscription("sr-upgrade", T.STAGE_REQUESTED, {"kind": "starrocks"}, collect("starrocks")))
+        bus.subscribe(
+            Subscription(
+                "cce-upgrade", T.STAGE_REQUESTED, {"kind": "cce", "stage": "upgrade"}, collect("cce")
+            )
+        )
+        bus.subscribe(
+            Subscription("sr-upgrade", T.STAGE_REQUESTED, {"kind": "starrocks"}, collect("starrocks"))
+        )
         await bus.start()
         buses.run(bus)
-        e1, e2, e3 = echo(), stage_requested(kind="cce", stage="upgrade"), stage_requested(kind="cce", stage="precheck")
+        e1, e2, e3 = (
+            echo(),
+            stage_requested(kind="cce", stage="upgrade"),
+            stage_requested(kind="cce", stage="precheck"),
+        )
         for e in (e1, e2, e3):
             assert await bus.publish(e)
         await eventually(lambda: got["echo"] and got["cce"])
@@ -132,7 +142,9 @@ class BusConformance:
                 raise RuntimeError("vendor hiccup")
             return []
 
-        bus.subscribe(Subscription("flaky", T.ECHO, {}, flaky, max_attempts=5, backoff_base=0.05, max_backoff=0.2))
+        bus.subscribe(
+            Subscription("flaky", T.ECHO, {}, flaky, max_attempts=5, backoff_base=0.05, max_backoff=0.2)
+        )
         await bus.start()
         buses.run(bus)
         await bus.publish(echo())
@@ -166,7 +178,9 @@ class BusConformance:
             calls[event.id] += 1
             raise ValueError("permanently broken")
 
-        bus.subscribe(Subscription("broken", T.ECHO, {}, broken, max_attempts=3, backoff_base=0.02, max_backoff=0.05))
+        bus.subscribe(
+            Subscription("broken", T.ECHO, {}, broken, max_attempts=3, backoff_base=0.02, max_backoff=0.05)
+        )
         await bus.start()
         buses.run(bus)
         e = echo("doomed")
@@ -201,7 +215,11 @@ class BusConformance:
             notices.append(event)
             return []
 
-        bus.subscribe(Subscription("stage_fn", T.STAGE_REQUESTED, {}, broken, max_attempts=2, backoff_base=0.02, max_backoff=0.05))
+        bus.subscribe(
+            Subscription(
+                "stage_fn", T.STAGE_REQUESTED, {}, broken, max_attempts=2, backoff_base=0.02, max_backoff=0.05
+            )
+        )
         bus.subscribe(Subscription("ender", T.EVENT_DEAD_LETTERED, {}, heard))
         await bus.start()
         buses.run(bus)
@@ -264,7 +282,10 @@ class BusConformance:
         downstream: list[str] = []
 
         async def upstream(event):
-            return [event.follow(T.ECHO, Echo(message=f"child-{i}", reply=False), target="down", id_parts=(i,)) for i in range(5)]
+            return [
+                event.follow(T.ECHO, Echo(message=f"child-{i}", reply=False), target="down", id_parts=(i,))
+                for i in range(5)
+            ]
 
         async def down(event):
             downstream.append(event.data.message)
@@ -296,7 +317,9 @@ class BusConformance:
             downstream.append(event.data.message)
             return []
 
-        bus.subscribe(Subscription("up", T.ECHO, {"target": "up"}, upstream, backoff_base=0.3, max_backoff=0.3))
+        bus.subscribe(
+            Subscription("up", T.ECHO, {"target": "up"}, upstream, backoff_base=0.3, max_backoff=0.3)
+        )
         bus.subscribe(Subscription("down", T.ECHO, {"target": "down"}, down))
         await bus.start()
         buses.run(bus)
@@ -343,7 +366,9 @@ class BusConformance:
         assert got == [e.id]
 
     @pytest.mark.parametrize("kill_after", [0.0, 0.05, 0.3])
-    async def test_kill_around_the_ack_loses_nothing_and_duplicates_nothing(self, buses, bus_url, tmp_path, kill_after):
+    async def test_kill_around_the_ack_loses_nothing_and_duplicates_nothing(
+        self, buses, bus_url, tmp_path, kill_after
+    ):
         lease = 1.5
         marker = tmp_path / "handled"
         n = 40
@@ -365,11 +390,15 @@ class BusConformance:
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
+
         # take over the dead worker's consumer in this process, same handler logic
         async def worker(event):
             if event.runid == "kill":
                 return []
-            return [event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), runid="kill", id_parts=(i,)) for i in range(n)]
+            return [
+                event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), runid="kill", id_parts=(i,))
+                for i in range(n)
+            ]
 
         bus.subscribe(Subscription("worker", T.ECHO, {"target": "in"}, worker, max_attempts=50))
         await bus.start()

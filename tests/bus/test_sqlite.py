@@ -40,7 +40,9 @@ async def test_ack_after_lost_lease_rolls_back_the_outputs(tmp_path):
     bus.conn.execute("UPDATE bus_deliveries SET attempts = attempts + 1 WHERE consumer = 'slow'")
     gate.set()
     await eventually(lambda: not bus._inflight)
-    outs = bus.conn.execute("SELECT COUNT(*) FROM bus_events WHERE json_extract(body, '$.target') = 'down'").fetchone()[0]
+    outs = bus.conn.execute(
+        "SELECT COUNT(*) FROM bus_events WHERE json_extract(body, '$.target') = 'down'"
+    ).fetchone()[0]
     assert outs == 0
     assert bus.conn.execute("SELECT COUNT(*) FROM bus_deliveries WHERE consumer = 'slow'").fetchone()[0] == 1
     await bus.close()
@@ -82,6 +84,7 @@ async def test_a_locked_database_does_not_stop_the_consumer(tmp_path):
     other.execute("COMMIT")
     other.close()
     await eventually(lambda: len(calls) >= 2, timeout=15)
+
     async def drained():
         return await bus.pending() == 0
 

@@ -62,7 +62,9 @@ async def test_a_broken_signer_is_refused_by_every_vendor(monkeypatch: pytest.Mo
             break_signer(monkeypatch, cls)
         lives = await look()
         assert all(live.error and live.version is None for live in lives), lives
-        assert all("401" in live.error or "403" in live.error for live in lives), [live.error for live in lives]
+        assert all("401" in live.error or "403" in live.error for live in lives), [
+            live.error for live in lives
+        ]
         stats = sim.state.stats.snapshot()
         assert not stats["calls"], "a refused request reached a vendor handler"
         refused = {svc for svc, n in stats["auth_failures"].items() if n}

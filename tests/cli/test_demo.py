@@ -18,7 +18,10 @@ def test_demo_upgrades_every_target_once(flags):
     clocks, 5xx/429/resets): still one upgrade call per target, and every target upgraded."""
     r = subprocess.run(
         [sys.executable, "-m", "shared.ops.cli", "demo", "--json", "--targets", "10", *flags],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
@@ -33,6 +36,12 @@ def test_demo_upgrades_every_target_once(flags):
 
 
 def test_demo_rejects_a_bad_argument():
-    r = subprocess.run([sys.executable, "-m", "shared.ops.cli", "demo", "--targets", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "shared.ops.cli", "demo", "--targets", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "--targets" in r.stderr and "Traceback" not in r.stderr

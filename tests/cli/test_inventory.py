@@ -53,9 +53,10 @@ async def test_inventory_reads_every_vendor_and_shows_drift(tmp_path: Path) -> N
 
         # someone upgraded the CCE cluster by hand: the vendor now says so, the fleet file does not
         moved = next(t for t in plan.sim_targets if t.kind == "cce")
-        async with aiohttp.ClientSession() as s, s.post(
-            f"{sim.url}/_sim/targets/{moved.id}", json={"version": moved.versions[-1]}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"{sim.url}/_sim/targets/{moved.id}", json={"version": moved.versions[-1]}) as r,
+        ):
             assert r.status == 200
         code, out, _ = await upshift("--log-json", "inventory", "--fleet", str(path), "--json", env=env)
         assert code == 1
@@ -64,13 +65,25 @@ async def test_inventory_reads_every_vendor_and_shows_drift(tmp_path: Path) -> N
 
         # plan --live plans from what the vendor says: that cluster takes nothing, the others do
         release = next(r for r in fleet.releases if r["product"] == "cce")
-        args = ["--log-json", "plan", "--fleet", str(path), "--release", f"cce={release['version']}", "--json"]
+        args = [
+            "--log-json",
+            "plan",
+            "--fleet",
+            str(path),
+            "--release",
+            f"cce={release['version']}",
+            "--json",
+        ]
         _, from_file, _ = await upshift(*args, env=env)
         code, live, err = await upshift(*args, "--live", env=env)
         assert code == 0, err[-2000:]
 
         def taken(doc: str) -> dict[str, bool]:
-            return {t["target"]: t["take"] for t in json.loads(doc)["releases"][0]["targets"] if t["kind"] == "cce"}
+            return {
+                t["target"]: t["take"]
+                for t in json.loads(doc)["releases"][0]["targets"]
+                if t["kind"] == "cce"
+            }
 
         assert taken(from_file)[moved.name] is True
         assert taken(live)[moved.name] is False
@@ -82,4 +95,6 @@ async def test_inventory_reads_every_vendor_and_shows_drift(tmp_path: Path) -> N
         assert code == 0, err[-2000:]
         rows = {t["target"]: t for t in json.loads(live)["releases"][0]["targets"]}
         assert taken(from_file)[moved.name] is True
-        assert rows[moved.name]["take"] is False and rows[moved.name]["code"] == "not-offered", rows[moved.name]
+        assert rows[moved.name]["take"] is False and rows[moved.name]["code"] == "not-offered", rows[
+            moved.name
+        ]

@@ -33,9 +33,21 @@ def test_sample_validates_against_model_and_schema(type_):
 
 def test_every_issue_type_is_in_the_catalog():
     needed = {
-        "version.released", "window.opened", "window.closing", "upgrade.planned", "upgrade.requested",
-        "stage.requested", "stage.started", "job.poll", "stage.succeeded", "stage.failed",
-        "upgrade.succeeded", "upgrade.failed", "upgrade.halted", "chat.command", "notification.requested",
+        "version.released",
+        "window.opened",
+        "window.closing",
+        "upgrade.planned",
+        "upgrade.requested",
+        "stage.requested",
+        "stage.started",
+        "job.poll",
+        "stage.succeeded",
+        "stage.failed",
+        "upgrade.succeeded",
+        "upgrade.failed",
+        "upgrade.halted",
+        "chat.command",
+        "notification.requested",
     }
     assert {f"dev.upshift.{n}" for n in needed} <= set(CATALOG)
 

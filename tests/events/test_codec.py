@@ -41,11 +41,40 @@ def test_reads_what_the_sdk_writes_in_both_modes():
     [
         (b"{not json", ""),
         (json.dumps({"specversion": "1.0", "source": "/x", "id": "1", "data": {}}).encode(), "type"),
-        (json.dumps({"specversion": "1.0", "type": "dev.upshift.nope", "source": "/x", "id": "1", "data": {}}).encode(), "type"),
-        (json.dumps({"specversion": "1.0", "type": T.ECHO, "id": "1", "data": {"message": "m"}}).encode(), "source"),
-        (json.dumps({"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": 5}}).encode(), "data.message"),
-        (json.dumps({"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": "m", "bogus": 1}}).encode(), "data.bogus"),
-        (json.dumps({"specversion": "0.3", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": "m"}}).encode(), "specversion"),
+        (
+            json.dumps(
+                {"specversion": "1.0", "type": "dev.upshift.nope", "source": "/x", "id": "1", "data": {}}
+            ).encode(),
+            "type",
+        ),
+        (
+            json.dumps({"specversion": "1.0", "type": T.ECHO, "id": "1", "data": {"message": "m"}}).encode(),
+            "source",
+        ),
+        (
+            json.dumps(
+                {"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": 5}}
+            ).encode(),
+            "data.message",
+        ),
+        (
+            json.dumps(
+                {
+                    "specversion": "1.0",
+                    "type": T.ECHO,
+                    "source": "/x",
+                    "id": "1",
+                    "data": {"message": "m", "bogus": 1},
+                }
+            ).encode(),
+            "data.bogus",
+        ),
+        (
+            json.dumps(
+                {"specversion": "0.3", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": "m"}}
+            ).encode(),
+            "specversion",
+        ),
     ],
 )
 def test_bad_structured_input_names_the_field(raw, field):

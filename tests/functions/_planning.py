@@ -65,7 +65,10 @@ def manifest(names: tuple[str, ...]) -> Manifest:
     functions: dict[str, Any] = {}
     for name in names:
         if name == "window_clock":
-            functions[name] = {"handler": "functions.window_clock.window_clock", "events": [{"schedule": "rate(1 minute)"}]}
+            functions[name] = {
+                "handler": "functions.window_clock.window_clock",
+                "events": [{"schedule": "rate(1 minute)"}],
+            }
         else:
             handler, types = HANDLERS[name]
             functions[name] = {"handler": handler, "events": [{"event": {"type": t}} for t in types]}
@@ -82,8 +85,16 @@ def bus_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 #: Event types the harness records (``Harness.events``); one durable recorder consumer each.
 WATCHED = (
-    T.CLOCK_TICK, T.VERSION_RELEASED, T.UPGRADE_PLANNED, T.WINDOW_OPENED, T.WINDOW_CLOSING, T.WAVE_READY,
-    T.STAGE_REQUESTED, T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.UPGRADE_HALTED,
+    T.CLOCK_TICK,
+    T.VERSION_RELEASED,
+    T.UPGRADE_PLANNED,
+    T.WINDOW_OPENED,
+    T.WINDOW_CLOSING,
+    T.WAVE_READY,
+    T.STAGE_REQUESTED,
+    T.UPGRADE_SUCCEEDED,
+    T.UPGRADE_FAILED,
+    T.UPGRADE_HALTED,
 )
 
 
@@ -185,14 +196,18 @@ class Harness:
     consumers registered before anything is published.
     """
 
-    def __init__(self, url: str, fleet: Any, start: datetime, *, functions: tuple[str, ...], speed: float = 6000.0):
+    def __init__(
+        self, url: str, fleet: Any, start: datetime, *, functions: tuple[str, ...], speed: float = 6000.0
+    ):
         self.url = url
         self.clock = FakeClock(start, speed=speed)
         self.fleet = fleet
         self.bus = WatchedBus(open_bus(url))
         self.recorded: dict[str, list[Event]] = {t: [] for t in WATCHED}
         for type_ in WATCHED:
-            self.bus.subscribe(Subscription(f"record_{type_.replace('.', '_')}", type_, {}, self._record, concurrency=1))
+            self.bus.subscribe(
+                Subscription(f"record_{type_.replace('.', '_')}", type_, {}, self._record, concurrency=1)
+            )
         self.runtime = Runtime(manifest(functions), self.bus, open_store(url), clock=self.clock, fleet=fleet)
         self.ticking = "window_clock" in functions
 
@@ -220,7 +235,11 @@ class Harness:
         """Events of ``type_`` published with a delay and still waiting on the bus (not yet handled
         by every consumer), with their real delay from now."""
         now = time.time()
-        return [(e, due - now) for eid, (e, due) in self.bus.delayed.items() if e.type == type_ and self.bus.waiting(eid)]
+        return [
+            (e, due - now)
+            for eid, (e, due) in self.bus.delayed.items()
+            if e.type == type_ and self.bus.waiting(eid)
+        ]
 
     async def publish(self, event: Event) -> None:
         await self.runtime.bus.publish(event)
@@ -252,19 +271,28 @@ class Harness:
 
     # -- simulated pipeline input/outcomes ---------------------------------------------------
 
-    async def release(self, product: str, version: str, released_at: datetime | None = None, id: str | None = None) -> None:
+    async def release(
+        self, product: str, version: str, released_at: datetime | None = None, id: str | None = None
+    ) -> None:
         data = VersionReleased(product=product, version=version, released_at=released_at or self.clock.now())
         await self.publish(Event(type=T.VERSION_RELEASED, data=data, **({"id": id} if id else {})))
 
     async def outcome(self, stage_requested: Event, ok: bool, stage: str = "upgrade") -> None:
         d = stage_requested.data
         if ok:
-            data: Any = UpgradeSucceeded(target=d.target, kind=d.kind, from_version=d.from_version, to_version=d.to_version)
+            data: Any = UpgradeSucceeded(
+                target=d.target, kind=d.kind, from_version=d.from_version, to_version=d.to_version
+            )
             type_ = T.UPGRADE_SUCCEEDED
         else:
             data = UpgradeFailed(
-                target=d.target, kind=d.kind, from_version=d.from_version, to_version=d.to_version, stage=stage,
-                code="CCE.01400001", message="precheck failed",
+                target=d.target,
+                kind=d.kind,
+                from_version=d.from_version,
+                to_version=d.to_version,
+                stage=stage,
+                code="CCE.01400001",
+                message="precheck failed",
             )
             type_ = T.UPGRADE_FAILED
         await self.publish(stage_requested.follow(type_, data, stage=None))

@@ -31,7 +31,6 @@ from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator
 
 __all__ = [
-    "UPGRADE_ENDPOINT",
     "CLIENT",
     "CREDS",
     "ENV",
@@ -39,6 +38,7 @@ __all__ = [
     "KINDS",
     "SPEED",
     "TARGETS",
+    "UPGRADE_ENDPOINT",
     "Doubling",
     "Pipeline",
     "pipeline",

@@ -100,9 +100,13 @@ async def test_fleet_options_are_sent_as_the_sdk_names_them(bus_url: str, monkey
         }
         assert action["isOnlyUpgrade"] is True and action["nodePoolOrder"] == {"DefaultPool": 1}
         assert action["nodeOrder"] == {
-            "DefaultPool": [{"nodeSelector": {"key": "role", "operator": "in", "value": ["edge"]}, "priority": 2}]
+            "DefaultPool": [
+                {"nodeSelector": {"key": "role", "operator": "in", "value": ["edge"]}, "priority": 2}
+            ]
         }
-        assert action["addons"] == [{"addonTemplateName": "coredns", "operation": "patch", "version": "1.30.6"}]
+        assert action["addons"] == [
+            {"addonTemplateName": "coredns", "operation": "patch", "version": "1.30.6"}
+        ]
 
 
 # -- item 3: a failed pre-check says why ------------------------------------------------------
@@ -119,7 +123,10 @@ async def test_a_failed_precheck_reports_its_items_and_code(bus_url: str, name: 
         (failed,) = _failures(p, name)
         assert failed.code == "Node.0002" and failed.job_id
         assert failed.message.startswith("2 check item(s) failed, 1 must be fixed before upgrading; ")
-        assert "[Exception/Fatal NodeCheck] NodeStatus (node node-1): node 192.168.0.12 is NotReady" in failed.message
+        assert (
+            "[Exception/Fatal NodeCheck] NodeStatus (node node-1): node 192.168.0.12 is NotReady"
+            in failed.message
+        )
         assert "[Risk/Warning AddonCheck] AddonCompatibility" in failed.message
         assert "(errorCodes: Node.0002)" in failed.message and "(errorCodes: Addon.0106)" in failed.message
         assert f"{kind}.upgrade" not in await p.stats()
@@ -152,7 +159,9 @@ async def test_a_failed_postcheck_fails_the_stage_at_once(bus_url: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "first"), [("cce-a", "precheck"), ("ap-a", "workflow")])
-async def test_an_impossible_target_is_refused_by_the_first_stage(bus_url: str, name: str, first: str) -> None:
+async def test_an_impossible_target_is_refused_by_the_first_stage(
+    bus_url: str, name: str, first: str
+) -> None:
     kind, sim_id, from_v, to_v, _ = TARGETS[name]
     async with pipeline(bus_url) as p:
         await _publish(p, name, first, "v1.35")

@@ -21,7 +21,9 @@ OWN = {name: f.handler.rsplit(".", 1)[0] for name, f in MANIFEST.functions.items
 
 def loaded_after(code: str) -> set[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('functions'))))"
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

@@ -62,8 +62,14 @@ async def test_advance_replays_the_outcome_it_wrote(tmp_path, outcome: str) -> N
     async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
         name = KINDS["cce"]
         rid = await open_run(p, name)
-        extra = {"code": "upgrade.failed", "message": "nodes did not come back"} if outcome == T.STAGE_FAILED else {}
-        event = stage_event(name, outcome, STAGES["cce"][-1] if outcome == T.STAGE_SUCCEEDED else "upgrade", **extra)
+        extra = (
+            {"code": "upgrade.failed", "message": "nodes did not come back"}
+            if outcome == T.STAGE_FAILED
+            else {}
+        )
+        event = stage_event(
+            name, outcome, STAGES["cce"][-1] if outcome == T.STAGE_SUCCEEDED else "upgrade", **extra
+        )
         ctx = p.runtime.context("advance")
         first = await advance(event, ctx)  # the ledger now says the run ended …
         assert (await p.store.ledger.run(rid))["state"] in ("succeeded", "failed")
@@ -81,7 +87,10 @@ async def test_a_timed_out_call_the_vendor_applied_is_adopted_not_repeated(tmp_p
     # The client gives up after 2 s; the vendor answers after 4 s, having started the job at once,
     # and lists it only 3 s later. Settle (4 s) outlasts the list's lag.
     client = CLIENT.replace("settle_s: 0.5", "settle_s: 4")
-    faults = {"cce.upgrade": {"apply_then_slow_rate": 1.0, "apply_then_slow_s": 4.0}, "cce": {"list_lag_s": 3.0}}
+    faults = {
+        "cce.upgrade": {"apply_then_slow_rate": 1.0, "apply_then_slow_s": 4.0},
+        "cce": {"list_lag_s": 3.0},
+    }
     # a long job (10 s real): still running when the call is reconciled, so the version says nothing
     async with pipeline(f"sqlite:///{tmp_path}/u.db", client=client, job_seconds=6000) as p:
         name = KINDS["cce"]
@@ -98,7 +107,7 @@ async def test_a_timed_out_call_the_vendor_applied_is_adopted_not_repeated(tmp_p
 async def test_a_permanent_error_while_reconciling_fails_the_run(tmp_path) -> None:
     async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}) as p:
         name = KINDS["starrocks"]
-        _, sim_id, _from, to_v, _ = TARGETS[name]
+        _, _, _, to_v, _ = TARGETS[name]
         dead = await p.store.claims.claim(claim_key(name, "upgrade", to_v), "starrocks_upgrade/dead")
         assert dead.won
         # the vendor does not know the instance any more (as the demo fleet's wrong id once did)
@@ -142,14 +151,18 @@ async def test_starrocks_a_lost_failed_job_is_adopted_not_called_again(tmp_path)
 async def test_a_failed_task_of_a_skewed_vendor_is_adopted(tmp_path, skew: float) -> None:
     async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}) as p:
         name = KINDS["cce"]
-        _, sim_id, _from, to_v, _ = TARGETS[name]
+        _, sim_id, _, to_v, _ = TARGETS[name]
         await p.faults({"cce": {"clock_skew_s": skew}})
         p.sim.target("cce", sim_id).outcome = "fail"
         await p.store.claims.claim(claim_key(name, "upgrade", to_v), "cce_upgrade/dead")
         target = p.fleet.target(name)
-        task = await p.runtime.clouds.cce.upgrade(target.cluster_id, to_v, user_defined_step=20)  # then it died
+        task = await p.runtime.clouds.cce.upgrade(
+            target.cluster_id, to_v, user_defined_step=20
+        )  # then it died
         job = p.sim.state.jobs[task.metadata.uid]
-        await until(lambda: job.outcome(p.sim.state.clock.now()) == "failed", 30)  # failed before anyone looks
+        await until(
+            lambda: job.outcome(p.sim.state.clock.now()) == "failed", 30
+        )  # failed before anyone looks
         await p.runtime.bus.publish(p.request(name, "upgrade"))
         outcome = await p.outcome(name, 60)
         assert outcome.type == T.UPGRADE_FAILED, outcome
@@ -164,7 +177,10 @@ async def test_a_refused_call_is_not_made_again_by_the_redelivery(tmp_path) -> N
         name = KINDS["cce"]
         event = p.request(name, "upgrade")
         bad = event.model_copy(
-            update={"data": event.data.model_copy(update={"to_version": "v1.35.0-r0"}), "runid": run_id(name, "v1.35.0-r0")}
+            update={
+                "data": event.data.model_copy(update={"to_version": "v1.35.0-r0"}),
+                "runid": run_id(name, "v1.35.0-r0"),
+            }
         )
         ctx = p.runtime.context("cce_upgrade")
         first = await cce_upgrade(bad, ctx)  # refused by the vendor … and the outbox never committed
@@ -180,7 +196,7 @@ async def test_a_refused_call_is_not_made_again_by_the_redelivery(tmp_path) -> N
 async def test_an_already_in_progress_workflow_of_ours_is_adopted(tmp_path) -> None:
     async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
         name = KINDS["autopilot"]
-        _, sim_id, _from, to_v, _ = TARGETS[name]
+        _, sim_id, _, to_v, _ = TARGETS[name]
         target = p.fleet.target(name)
         # an earlier attempt created the workflow; its answer was lost and its claim released
         await p.runtime.clouds.autopilot.create_workflow(target.cluster_id, to_v)
@@ -212,7 +228,9 @@ async def test_a_dead_letter_fails_its_run_and_is_reported(tmp_path) -> None:
             stage="upgrade",
             to_version=to_v,
         )
-        notice = Event(type=T.EVENT_DEAD_LETTERED, data=data, runid=rid, target=name, kind=kind, stage="upgrade")
+        notice = Event(
+            type=T.EVENT_DEAD_LETTERED, data=data, runid=rid, target=name, kind=kind, stage="upgrade"
+        )
         await p.runtime.bus.publish(notice)
         outcome = await p.outcome(name, 30)
         assert outcome.type == T.UPGRADE_FAILED and outcome.data.code == "dead_letter"

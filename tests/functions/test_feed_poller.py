@@ -29,7 +29,10 @@ MANIFEST = Manifest.model_validate(
     {
         "service": "t",
         "functions": {
-            "feed_poller": {"handler": "functions.feed_poller.feed_poller", "events": [{"schedule": f"rate({PERIOD // 60} minutes)"}]}
+            "feed_poller": {
+                "handler": "functions.feed_poller.feed_poller",
+                "events": [{"schedule": f"rate({PERIOD // 60} minutes)"}],
+            }
         },
     }
 )
@@ -75,7 +78,9 @@ class FeedServer:
         self.gets: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
         app = web.Application()
-        app.router.add_get("/starrocks.atom", self._doc(lambda: _atom(self.atom_entries), "application/atom+xml"))
+        app.router.add_get(
+            "/starrocks.atom", self._doc(lambda: _atom(self.atom_entries), "application/atom+xml")
+        )
         app.router.add_get("/cce.rss", self._doc(lambda: RSS, "application/rss+xml"))
         app.router.add_get("/broken", self._status(500))
         app.router.add_get("/garbage", self._doc(lambda: "<html><body>not a feed</body>", "text/html"))
@@ -198,7 +203,12 @@ def _feeds(server: FeedServer, *extra: str) -> str:
 
 async def test_first_poll_announces_each_entry_once_second_poll_nothing(feeds, make_poller):
     p = await make_poller(_feeds(feeds))  # the start-up tick is the first poll
-    assert p.versions() == [("cce", "v1.29.8-r0"), ("cce", "v1.30.2-r0"), ("starrocks", "3.3.1"), ("starrocks", "3.3.2")]
+    assert p.versions() == [
+        ("cce", "v1.29.8-r0"),
+        ("cce", "v1.30.2-r0"),
+        ("starrocks", "3.3.1"),
+        ("starrocks", "3.3.2"),
+    ]
     by_version = {e["data"]["version"]: e for e in p.released()}
     # Same id the release webhook would give: a release seen by both is announced once.
     assert by_version["3.3.2"]["id"] == release_id("starrocks", "3.3.2")

@@ -72,14 +72,26 @@ class Run:
     ids: dict[str, str]
 
     def request(self, k: Kafka) -> Event:
-        data = StageRequested(target=k.name, kind="ncloud-kafka", stage="precheck", from_version="2823006", to_version=k.to)
+        data = StageRequested(
+            target=k.name, kind="ncloud-kafka", stage="precheck", from_version="2823006", to_version=k.to
+        )
         return Event(
-            type=T.STAGE_REQUESTED, data=data, runid=run_id(k.name, k.to), target=k.name, kind="ncloud-kafka", stage="precheck"
+            type=T.STAGE_REQUESTED,
+            data=data,
+            runid=run_id(k.name, k.to),
+            target=k.name,
+            kind="ncloud-kafka",
+            stage="precheck",
         )
 
     async def outcome(self, name: str, limit: float = 60.0) -> Event:
         def found() -> list[Event]:
-            return [e for t in (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED) for e in self.seen.get(t, []) if e.target == name]
+            return [
+                e
+                for t in (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED)
+                for e in self.seen.get(t, [])
+                if e.target == name
+            ]
 
         await until(lambda: bool(found()), limit)
         return found()[0]
@@ -101,11 +113,18 @@ class Run:
 
 
 @asynccontextmanager
-async def kafka_run(tmp: Path, targets: list[Kafka], faults: dict[str, Any] | None = None) -> AsyncIterator[Run]:
+async def kafka_run(
+    tmp: Path, targets: list[Kafka], faults: dict[str, Any] | None = None
+) -> AsyncIterator[Run]:
     ids = {k.name: str(3_460_000 + i) for i, k in enumerate(targets)}
     sims = [
         SimTarget(
-            k.name, "ncloud-kafka", ids[k.name], "2823006", list(k.versions), job_seconds=600,
+            k.name,
+            "ncloud-kafka",
+            ids[k.name],
+            "2823006",
+            list(k.versions),
+            job_seconds=600,
             extra={"brokers": 3, "configGroupNo": 160, **(CATALOG if i == 0 else {}), **(k.extra or {})},
             outcome=k.outcome,
         )
@@ -126,10 +145,18 @@ async def kafka_run(tmp: Path, targets: list[Kafka], faults: dict[str, Any] | No
             seen.setdefault(event.type, []).append(event)
 
         for type_ in (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.STAGE_FAILED):
-            bus.subscribe(Subscription(f"seen_{type_.split('.', 2)[2].replace('.', '_')}", type_, handler=collect))
+            bus.subscribe(
+                Subscription(f"seen_{type_.split('.', 2)[2].replace('.', '_')}", type_, handler=collect)
+            )
         clouds = CloudClients.from_fleet(fleet)
         runtime = Runtime(
-            load_manifest(), bus, open_store(url), clock=Clock(SPEED), fleet=fleet, clouds=clouds, only=FUNCTIONS
+            load_manifest(),
+            bus,
+            open_store(url),
+            clock=Clock(SPEED),
+            fleet=fleet,
+            clouds=clouds,
+            only=FUNCTIONS,
         )
         await runtime.start()
         try:
@@ -147,12 +174,25 @@ async def kafka_run(tmp: Path, targets: list[Kafka], faults: dict[str, Any] | No
 OK = [
     Kafka("by-code", "3703006", ("3703006",)),  # its one group, 171, found by lookup
     Kafka("by-name", "3.9.0", ("3903006",)),  # a name: getCDSSVersionList -> 3903006, group 190
-    Kafka("kafka-name", "Kafka 3.5.0", ("3503006",), 'config_group: 160, kafka: {config_groups: {"Kafka 3.5.0": 301}}'),
-    Kafka("old-field", "3503006", ("3503006",), "config_group: 170"),  # two groups; the old field is one of them
+    Kafka(
+        "kafka-name",
+        "Kafka 3.5.0",
+        ("3503006",),
+        'config_group: 160, kafka: {config_groups: {"Kafka 3.5.0": 301}}',
+    ),
+    Kafka(
+        "old-field", "3503006", ("3503006",), "config_group: 170"
+    ),  # two groups; the old field is one of them
     Kafka("pattern", "3713006", ("3713006",), 'config_group: 160, kafka: {config_group_pattern: "^prod-"}'),
 ]
 GROUP = {"by-code": 171, "by-name": 190, "kafka-name": 301, "old-field": 170, "pattern": 302}
-CODE = {"by-code": "3703006", "by-name": "3903006", "kafka-name": "3503006", "old-field": "3503006", "pattern": "3713006"}
+CODE = {
+    "by-code": "3703006",
+    "by-name": "3903006",
+    "kafka-name": "3503006",
+    "old-field": "3503006",
+    "pattern": "3713006",
+}
 
 
 async def test_upgrades_reach_the_version_with_the_group_of_that_version(tmp_path: Path) -> None:
@@ -168,13 +208,18 @@ async def test_upgrades_reach_the_version_with_the_group_of_that_version(tmp_pat
             # (getClusterInfoList) read at the end, and by verify
             stages = (await run.runtime.store.ledger.run(run_id(k.name, k.to)))["stages"]
             assert run.calls("ncloud.upgrade_progress", k.name) == stages["upgrade"]["status_calls"] >= 1
-            assert run.calls("ncloud.cluster_info", k.name) >= 2 and run.calls("ncloud.cluster_status", k.name) == 1
+            assert (
+                run.calls("ncloud.cluster_info", k.name) >= 2
+                and run.calls("ncloud.cluster_status", k.name) == 1
+            )
 
 
 REFUSED = [
     Kafka("ambiguous", "3713006", ("3713006",)),  # 175 and 302, no pattern, old field of 2.8.2
     Kafka("no-group", "4103007", ("4103007",)),  # a version without any config group
-    Kafka("no-match", "3713006", ("3713006",), 'config_group: 160, kafka: {config_group_pattern: "^staging-"}'),
+    Kafka(
+        "no-match", "3713006", ("3713006",), 'config_group: 160, kafka: {config_group_pattern: "^staging-"}'
+    ),
     Kafka("unknown", "Kafka 9.9.9", ("3903006",)),
     Kafka("wrong-map", "3703006", ("3703006",), "config_group: 160, kafka: {config_groups: {3703006: 170}}"),
 ]
@@ -189,11 +234,17 @@ async def test_a_version_without_a_usable_group_or_code_fails_naming_it(tmp_path
             failures[k.name] = run.failed(k.name)
         assert failures["ambiguous"].code == "config"
         assert "3713006" in failures["ambiguous"].message and "(175)" in failures["ambiguous"].message
-        assert "(302)" in failures["ambiguous"].message and "config_group_pattern" in failures["ambiguous"].message
+        assert (
+            "(302)" in failures["ambiguous"].message
+            and "config_group_pattern" in failures["ambiguous"].message
+        )
         assert failures["no-group"].code == "config" and "code 4103007" in failures["no-group"].message
         assert "has none" in failures["no-group"].message
         assert failures["no-match"].code == "config" and "'^staging-'" in failures["no-match"].message
-        assert failures["unknown"].code == "client.validation" and "to_version 'Kafka 9.9.9'" in failures["unknown"].message
+        assert (
+            failures["unknown"].code == "client.validation"
+            and "to_version 'Kafka 9.9.9'" in failures["unknown"].message
+        )
         # a mapped group is used as given: the vendor refuses a group of another version
         assert failures["wrong-map"].code == "10156" and failures["wrong-map"].request_id
         for name in ("ambiguous", "no-group", "no-match", "unknown"):
@@ -205,8 +256,15 @@ async def test_a_version_without_a_usable_group_or_code_fails_naming_it(tmp_path
 async def test_a_failing_rolling_upgrade_fails_the_stage(tmp_path: Path) -> None:
     async with kafka_run(tmp_path, [Kafka("bad", "3703006", ("3703006",), outcome="fail")]) as run:
         outcome = await run.outcome("bad")
-        assert (outcome.type, outcome.data.stage, outcome.data.code) == (T.UPGRADE_FAILED, "upgrade", "upgrade.failed")
-        assert "is in error" in run.failed("bad").message and "red brokers: bad-broker-2" in run.failed("bad").message
+        assert (outcome.type, outcome.data.stage, outcome.data.code) == (
+            T.UPGRADE_FAILED,
+            "upgrade",
+            "upgrade.failed",
+        )
+        assert (
+            "is in error" in run.failed("bad").message
+            and "red brokers: bad-broker-2" in run.failed("bad").message
+        )
         assert run.cluster("bad").version == "2823006" and run.calls("ncloud.upgrade", "bad") == 1
 
 
@@ -256,13 +314,26 @@ TARGET = parse_fleet(
 
 
 def progress(colour: str, up: int, total: int = 3) -> dict[str, Any]:
-    return {"brokerNodeTotalNumber": total, "brokerNumber": up, "brokerStatus": colour, "brokerStatusPerNode": []}
+    return {
+        "brokerNodeTotalNumber": total,
+        "brokerNumber": up,
+        "brokerStatus": colour,
+        "brokerStatusPerNode": [],
+    }
 
 
 def poll(last: str | None = None, to: str = "Kafka 3.9.0") -> JobPoll:
     now = datetime.now(UTC)
-    return JobPoll(target="k", kind="ncloud-kafka", stage="upgrade", to_version=to, job_id="rolling-upgrade-3903006",
-                   started_at=now, last_progress=last, last_progress_at=now)
+    return JobPoll(
+        target="k",
+        kind="ncloud-kafka",
+        stage="upgrade",
+        to_version=to,
+        job_id="rolling-upgrade-3903006",
+        started_at=now,
+        last_progress=last,
+        last_progress_at=now,
+    )
 
 
 @pytest.mark.parametrize(
@@ -311,7 +382,9 @@ async def test_a_version_name_no_longer_listed_fails_the_job_look() -> None:
 
 
 async def test_verify_waits_for_a_changing_cluster_and_settling_brokers() -> None:
-    req = StageRequested(target="k", kind="ncloud-kafka", stage="verify", from_version="2823006", to_version="3903006")
+    req = StageRequested(
+        target="k", kind="ncloud-kafka", stage="verify", from_version="2823006", to_version="3903006"
+    )
     stub = Stub(progress("green", 3), {"kafkaVersionCode": "3903006", "status": "changing"})
     with pytest.raises(RetryLater):
         await VERIFY.start(stub, TARGET.target("k"), req)

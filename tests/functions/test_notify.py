@@ -100,8 +100,13 @@ def _succeeded() -> Event:
 
 def _failed() -> Event:
     data = UpgradeFailed(
-        target="cce-1", kind="cce", from_version="v1.28.4-r0", to_version="v1.29.8-r0",
-        stage="upgrade", code="CCE.01400001", message="node pool <np-1> is not ready & busy",
+        target="cce-1",
+        kind="cce",
+        from_version="v1.28.4-r0",
+        to_version="v1.29.8-r0",
+        stage="upgrade",
+        code="CCE.01400001",
+        message="node pool <np-1> is not ready & busy",
     )
     return Event(type=T.UPGRADE_FAILED, data=data, target="cce-1", kind="cce")
 
@@ -112,7 +117,14 @@ def _halted() -> Event:
 
 
 def _stage_failed() -> Event:
-    data = StageFailed(target="cce-1", kind="cce", stage="precheck", to_version="v1.29.8-r0", code="X" * 10, message="m" * 1000)
+    data = StageFailed(
+        target="cce-1",
+        kind="cce",
+        stage="precheck",
+        to_version="v1.29.8-r0",
+        code="X" * 10,
+        message="m" * 1000,
+    )
     return Event(type=T.STAGE_FAILED, data=data, target="cce-1", kind="cce", stage="precheck")
 
 
@@ -129,7 +141,9 @@ async def test_each_event_is_posted_once_to_every_webhook(receiver, make_runtime
     assert len(texts) == 4
     assert all(set(p) == {"text"} for p in receiver.posts["T000-B000-aaaa"])
     by_start = {t.split()[0]: t for t in texts}
-    assert by_start[":white_check_mark:"] == ":white_check_mark: *cce-1* (cce) upgraded v1.28.4-r0 → v1.29.8-r0"
+    assert (
+        by_start[":white_check_mark:"] == ":white_check_mark: *cce-1* (cce) upgraded v1.28.4-r0 → v1.29.8-r0"
+    )
     # vendor text is escaped for Slack, so '<np-1>' cannot become a link
     assert "node pool &lt;np-1&gt; is not ready &amp; busy" in by_start[":x:"]
     assert "CCE.01400001" in by_start[":x:"] and "at upgrade" in by_start[":x:"]
@@ -137,7 +151,9 @@ async def test_each_event_is_posted_once_to_every_webhook(receiver, make_runtime
     assert len(by_start[":warning:"]) < 500  # a long vendor message is shortened
 
 
-async def test_a_failing_webhook_is_retried_and_the_others_not_posted_again(receiver, make_runtime, monkeypatch):
+async def test_a_failing_webhook_is_retried_and_the_others_not_posted_again(
+    receiver, make_runtime, monkeypatch
+):
     monkeypatch.setenv("UPSHIFT_TEST_HOOK_A", receiver.url("good"))
     monkeypatch.setenv("UPSHIFT_TEST_HOOK_B", receiver.url("flaky"))
     receiver.fail["flaky"] = 2
@@ -169,7 +185,9 @@ async def test_webhook_urls_never_reach_logs_or_dead_letters(receiver, make_runt
         assert "127.0.0.1" not in text
 
 
-async def test_an_unset_variable_is_skipped_and_the_others_still_posted(receiver, make_runtime, monkeypatch, log_buf):
+async def test_an_unset_variable_is_skipped_and_the_others_still_posted(
+    receiver, make_runtime, monkeypatch, log_buf
+):
     monkeypatch.setenv("UPSHIFT_TEST_HOOK_A", receiver.url("a"))
     monkeypatch.delenv("UPSHIFT_TEST_HOOK_UNSET", raising=False)
     runtime = await make_runtime(["UPSHIFT_TEST_HOOK_UNSET", "UPSHIFT_TEST_HOOK_A"])

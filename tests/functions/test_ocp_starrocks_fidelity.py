@@ -87,7 +87,9 @@ async def test_the_oceanbase_body_follows_the_option_and_auto_falls_back(
             assert p.sim.state.jobs_of("22") == []
 
 
-async def test_an_oceanbase_target_without_operating_system_is_refused_when_the_fleet_loads(tmp_path, monkeypatch) -> None:
+async def test_an_oceanbase_target_without_operating_system_is_refused_when_the_fleet_loads(
+    tmp_path, monkeypatch
+) -> None:
     with_options(monkeypatch, OB, "cluster_id: '{id}'")
     with pytest.raises(ConfigError) as err:
         async with pipeline(f"sqlite:///{tmp_path}/u.db"):
@@ -142,7 +144,12 @@ SR_FIELDS = "instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07, starrocks_instan
 
 @pytest.mark.parametrize(
     ("path_id", "accepts", "succeeds"),
-    [("starrocks", "in17", True), ("taurusdb", "in07", True), ("taurusdb", "in17", False), ("starrocks", "in07", False)],
+    [
+        ("starrocks", "in17", True),
+        ("taurusdb", "in07", True),
+        ("taurusdb", "in17", False),
+        ("starrocks", "in07", False),
+    ],
 )
 async def test_the_starrocks_upgrade_path_takes_the_configured_id(
     tmp_path, monkeypatch, path_id: str, accepts: str, succeeds: bool
@@ -176,13 +183,17 @@ async def test_a_lost_delayed_starrocks_upgrade_is_found_in_scheduled_jobs(tmp_p
     not show it yet. An attempt that claimed, called and died is adopted from there, not repeated."""
     with_options(monkeypatch, SR, SR_FIELDS + ", starrocks: {delay: true}")
     # a long job (the first tenth of a delayed job is Pending): still scheduled when reconciled
-    async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}, job_seconds=60000) as p:
+    async with pipeline(
+        f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}, job_seconds=60000
+    ) as p:
         target = p.fleet.target(SR)
         _, sim_id, _, to_v, _ = TARGETS[SR]
         await p.store.claims.claim(claim_key(SR, "upgrade", to_v), "starrocks_upgrade/dead")
         client = p.runtime.clouds.taurusdb
         job = await client.upgrade_starrocks(target.starrocks.upgrade_id(target), delay=True)  # then it died
-        assert [j.job_id for j in await client.list_scheduled_jobs(target.starrocks.upgrade_id(target))] == [job]
+        assert [j.job_id for j in await client.list_scheduled_jobs(target.starrocks.upgrade_id(target))] == [
+            job
+        ]
         assert job not in {j.job_id for j in await client.list_immediate_jobs()}
         await p.runtime.bus.publish(p.request(SR, "upgrade"))
         await until(lambda: any(e.target == SR for e in p.seen.get(T.STAGE_STARTED, [])), 60)
@@ -219,9 +230,10 @@ async def test_an_unauthorized_job_authorised_meanwhile_completes(tmp_path) -> N
             await asyncio.sleep(0.02)
         assert (await progress()).startswith("Unauthorized: waiting for authorisation")
         [job] = p.sim.state.jobs_of(TARGETS[SR][1])
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{p.sim.url}/_sim/taurusdb/jobs/{job.id}", json={"status": "Running"}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{p.sim.url}/_sim/taurusdb/jobs/{job.id}", json={"status": "Running"}) as r,
+        ):
             assert r.status == 200
         outcome = await p.outcome(SR, 60)
         assert outcome.type == T.UPGRADE_SUCCEEDED, outcome
@@ -253,14 +265,26 @@ targets:
 @pytest.mark.parametrize(
     ("target", "field"),
     [
-        ("kind: oceanbase, cluster_id: '22', oceanbase: {operating_system: CentOS 7}", "oceanbase.operating_system"),
+        (
+            "kind: oceanbase, cluster_id: '22', oceanbase: {operating_system: CentOS 7}",
+            "oceanbase.operating_system",
+        ),
         ("kind: oceanbase, cluster_id: '22', oceanbase: {body: v3}", "oceanbase.body"),
         ("kind: oceanbase, cluster_id: '22', oceanbase: {body: legacy, zone_order: [z1]}", "oceanbase"),
         ("kind: oceanbase, cluster_id: '22', oceanbase: {zone_order: [z1, z1]}", "oceanbase.zone_order"),
-        ("kind: oceanbase, cluster_id: '22', oceanbase: {rpm_file_name: 'ob-{build}.rpm'}", "oceanbase.rpm_file_name"),
-        ("kind: oceanbase, cluster_id: '22', oceanbase: {rpm_file_name: ob.tar.gz}", "oceanbase.rpm_file_name"),
+        (
+            "kind: oceanbase, cluster_id: '22', oceanbase: {rpm_file_name: 'ob-{build}.rpm'}",
+            "oceanbase.rpm_file_name",
+        ),
+        (
+            "kind: oceanbase, cluster_id: '22', oceanbase: {rpm_file_name: ob.tar.gz}",
+            "oceanbase.rpm_file_name",
+        ),
         ("kind: oceanbase, cluster_id: '22', oceanbase: {upgrade_mode: rolling}", "oceanbase.upgrade_mode"),
-        ("kind: oceanbase, cluster_id: '22', oceanbase: {fallback: {statuses: [500]}}", "oceanbase.fallback.statuses"),
+        (
+            "kind: oceanbase, cluster_id: '22', oceanbase: {fallback: {statuses: [500]}}",
+            "oceanbase.fallback.statuses",
+        ),
         ("kind: starrocks, instance_id: i1, starrocks: {upgrade_path_id: in17}", "starrocks.upgrade_path_id"),
         ("kind: starrocks, instance_id: i1, starrocks: {delay: soon}", "starrocks.delay"),
     ],

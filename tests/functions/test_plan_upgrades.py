@@ -39,7 +39,11 @@ def backend(request: pytest.FixtureRequest, tmp_path) -> str:
 def _decide(product, version, released_at=NOW, current=None):
     fleet = fleet_from(FLEET)
     cur = current or {t.name: t.version for t in fleet.targets}
-    return {d.target: d for d in decide(fleet, Release(product, version, released_at), NOW, cur) if d.product == product and d.code != "product"}
+    return {
+        d.target: d
+        for d in decide(fleet, Release(product, version, released_at), NOW, cur)
+        if d.product == product and d.code != "product"
+    }
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,12 @@ async def test_planned_once_and_latest_wins(backend):
         assert (planned.runid, planned.target, planned.kind) == (old, "cce-a", "cce")
         assert (planned.data.from_version, planned.data.to_version) == ("v1.23.8-r0", "v1.23.10-r0")
         run = await h.run(old)
-        assert (run["state"], run["from_version"], run["to_version"], run["wave"]) == ("planned", "v1.23.8-r0", "v1.23.10-r0", 0)
+        assert (run["state"], run["from_version"], run["to_version"], run["wave"]) == (
+            "planned",
+            "v1.23.8-r0",
+            "v1.23.10-r0",
+            0,
+        )
 
         # the same release again (a replay, and the feed announcing it under another id): nothing new
         await h.release("cce", "v1.23.10-r0", id="webhook-1")

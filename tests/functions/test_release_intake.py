@@ -70,7 +70,9 @@ async def signed_hook(tmp_path, monkeypatch):
 
 
 def _released(runtime) -> list[dict]:
-    rows = runtime.bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.VERSION_RELEASED,)).fetchall()
+    rows = runtime.bus.conn.execute(
+        "SELECT body FROM bus_events WHERE type = ?", (T.VERSION_RELEASED,)
+    ).fetchall()
     return [json.loads(b) for (b,) in rows]
 
 
@@ -78,7 +80,9 @@ def _count(runtime) -> int:
     return runtime.bus.conn.execute("SELECT COUNT(*) FROM bus_events").fetchone()[0]
 
 
-def _github(action: str = "published", tag: str = "v3.3.2", repo: str = "StarRocks/starrocks", **release) -> bytes:
+def _github(
+    action: str = "published", tag: str = "v3.3.2", repo: str = "StarRocks/starrocks", **release
+) -> bytes:
     payload = {
         "action": action,
         "release": {
@@ -95,7 +99,9 @@ def _github(action: str = "published", tag: str = "v3.3.2", repo: str = "StarRoc
     return json.dumps(payload).encode()
 
 
-def _gh_headers(body: bytes, delivery: str = "d-1", event: str = "release", secret: str | None = SECRET) -> dict[str, str]:
+def _gh_headers(
+    body: bytes, delivery: str = "d-1", event: str = "release", secret: str | None = SECRET
+) -> dict[str, str]:
     headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
     if secret is not None:
         headers["X-Hub-Signature-256"] = sign(secret, body)
@@ -107,7 +113,12 @@ def _gh_headers(body: bytes, delivery: str = "d-1", event: str = "release", secr
 
 async def test_generic_body_publishes_one_version_released(open_hook):
     client, runtime = open_hook
-    body = {"product": "starrocks", "version": "3.3.2", "released_at": "2024-08-01T10:00:00Z", "url": "https://x.example/r"}
+    body = {
+        "product": "starrocks",
+        "version": "3.3.2",
+        "released_at": "2024-08-01T10:00:00Z",
+        "url": "https://x.example/r",
+    }
     r = await client.post("/hooks/release", json=body)
     assert r.status == 202
     reply = await r.json()
@@ -191,7 +202,15 @@ async def test_other_actions_and_events_are_ignored(signed_hook, event, body):
 # -- refused: nothing published, the reason and field named ---------------------------------------
 
 
-async def _refused(client, runtime, body: bytes, headers: dict[str, str], status: int, field: str, path: str = "/hooks/release"):
+async def _refused(
+    client,
+    runtime,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    field: str,
+    path: str = "/hooks/release",
+):
     r = await client.post(path, data=body, headers=headers)
     assert r.status == status
     payload = await r.json()
@@ -275,7 +294,9 @@ async def test_malformed_json_in_a_signed_github_hook_is_400(signed_hook):
 )
 async def test_wrong_shape_is_400_naming_the_field(open_hook, body, field):
     client, runtime = open_hook
-    await _refused(client, runtime, json.dumps(body).encode(), {"Content-Type": "application/json"}, 400, field)
+    await _refused(
+        client, runtime, json.dumps(body).encode(), {"Content-Type": "application/json"}, 400, field
+    )
 
 
 async def test_github_payload_missing_the_release_is_400(signed_hook):
@@ -294,7 +315,9 @@ async def test_unknown_product_is_422(open_hook):
 async def test_unknown_product_in_query_is_422(signed_hook):
     client, runtime = signed_hook
     body = _github(repo="acme/other")
-    await _refused(client, runtime, body, _gh_headers(body), 422, "product", path="/hooks/release?product=postgres")
+    await _refused(
+        client, runtime, body, _gh_headers(body), 422, "product", path="/hooks/release?product=postgres"
+    )
 
 
 async def test_repository_without_a_product_is_422(signed_hook):

@@ -61,7 +61,14 @@ async def test_windows_hold_waves_bake_and_concurrency(backend):
         # a second window.opened for the same occurrence (another id) releases nothing new
         w = fleet.windows["night"]
         occ = window_at(w, h.clock.now())
-        await h.publish(Event(type=T.WINDOW_OPENED, data=WindowOpened(window="night", opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at)))
+        await h.publish(
+            Event(
+                type=T.WINDOW_OPENED,
+                data=WindowOpened(
+                    window="night", opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at
+                ),
+            )
+        )
         assert len(h.events(T.STAGE_REQUESTED)) == 1
 
         await h.at(utc("2026-06-10T00:10:00"))
@@ -70,7 +77,9 @@ async def test_windows_hold_waves_bake_and_concurrency(backend):
         assert requested[0].runid not in (await h.waves())["runs"]
         assert len(h.events(T.STAGE_REQUESTED)) == 1, "wave 1 waits for the bake"
         ready = h.delayed(T.WAVE_READY)
-        assert ready and all(e.data.wave == 1 and e.data.not_before == utc("2026-06-10T00:40:00") for e, _ in ready)
+        assert ready and all(
+            e.data.wave == 1 and e.data.not_before == utc("2026-06-10T00:40:00") for e, _ in ready
+        )
 
         await h.at(utc("2026-06-10T00:39:00"))
         assert len(h.events(T.STAGE_REQUESTED)) == 1, "still baking"
@@ -136,7 +145,9 @@ async def test_a_failed_canary_halts_the_later_waves(backend):
 
 async def test_a_redelivered_trigger_emits_the_same_stage_requested(backend):
     fleet = fleet_from(FLEET)
-    async with Harness(backend, fleet, utc("2026-06-10T00:05:00"), functions=("plan_upgrades", "start_upgrades")) as h:
+    async with Harness(
+        backend, fleet, utc("2026-06-10T00:05:00"), functions=("plan_upgrades", "start_upgrades")
+    ) as h:
         await h.release("cce", "v1.29.0-r0")  # the window is open: the canary goes at once
         [first] = h.events(T.STAGE_REQUESTED)
         from functions.start_upgrades import stage_requested_id, start_upgrades

@@ -33,7 +33,9 @@ def _closing(h: Harness, window: str) -> list[str]:
 
 
 async def test_berlin_spring_forward_night(backend):
-    async with Harness(backend, fleet_from(FLEET), utc("2026-03-29T00:00:00"), functions=("window_clock",)) as h:
+    async with Harness(
+        backend, fleet_from(FLEET), utc("2026-03-29T00:00:00"), functions=("window_clock",)
+    ) as h:
         # 02:30 does not exist on 2026-03-29 in Berlin: the window opens at 03:30 CEST = 01:30 UTC
         await h.at(utc("2026-03-29T01:29:00"))
         assert _opened(h, "berlin") == []
@@ -42,7 +44,9 @@ async def test_berlin_spring_forward_night(backend):
         await h.at(utc("2026-03-29T02:00:00"))
         assert _opened(h, "berlin") == ["2026-03-29T01:30:00+00:00"], "once per occurrence"
         [opened] = [e for e in h.events(T.WINDOW_OPENED) if e.data.window == "berlin"]
-        assert opened.data.cutoff_at == utc("2026-03-29T02:15:00") and opened.data.closes_at == utc("2026-03-29T02:30:00")
+        assert opened.data.cutoff_at == utc("2026-03-29T02:15:00") and opened.data.closes_at == utc(
+            "2026-03-29T02:30:00"
+        )
         await h.at(utc("2026-03-29T02:15:00"))
         await h.at(utc("2026-03-29T02:20:00"))
         assert _closing(h, "berlin") == ["2026-03-29T02:15:00+00:00"]
@@ -52,7 +56,9 @@ async def test_berlin_spring_forward_night(backend):
 
 
 async def test_berlin_fall_back_night_opens_once(backend):
-    async with Harness(backend, fleet_from(FLEET), utc("2026-10-25T00:00:00"), functions=("window_clock",)) as h:
+    async with Harness(
+        backend, fleet_from(FLEET), utc("2026-10-25T00:00:00"), functions=("window_clock",)
+    ) as h:
         # 02:30 happens twice on 2026-10-25: the window opens at the first (CEST, 00:30 UTC) only
         await h.at(utc("2026-10-25T00:30:00"))
         await h.at(utc("2026-10-25T01:30:00"))  # the second 02:30 (CET)
@@ -62,11 +68,15 @@ async def test_berlin_fall_back_night_opens_once(backend):
 
 
 async def test_new_york_spring_forward_and_a_zero_cutoff_still_closes(backend):
-    async with Harness(backend, fleet_from(FLEET), utc("2026-03-08T05:00:00"), functions=("window_clock",)) as h:
+    async with Harness(
+        backend, fleet_from(FLEET), utc("2026-03-08T05:00:00"), functions=("window_clock",)
+    ) as h:
         # 01:30 EST on the spring-forward day; the 2h window spans the jump and lasts 2 real hours
         await h.at(utc("2026-03-08T06:30:00"))
         [opened] = [e for e in h.events(T.WINDOW_OPENED) if e.data.window == "nyc"]
-        assert opened.data.opens_at == utc("2026-03-08T06:30:00") and opened.data.closes_at == utc("2026-03-08T08:30:00")
+        assert opened.data.opens_at == utc("2026-03-08T06:30:00") and opened.data.closes_at == utc(
+            "2026-03-08T08:30:00"
+        )
         await h.at(utc("2026-03-08T08:29:00"))
         assert _closing(h, "nyc") == []
         await h.at(utc("2026-03-08T08:30:00"))

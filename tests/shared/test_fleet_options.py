@@ -45,5 +45,7 @@ def test_a_target_the_vendor_would_refuse_is_refused_at_load(target: str, field:
 def test_well_formed_targets_load() -> None:
     sr = load(f"{{name: sr, kind: starrocks, instance_id: {IN07}, starrocks_instance_id: {IN17}}}").targets[0]
     assert sr.starrocks_instance_id == IN17
-    ob = load('{name: ob, kind: oceanbase, cluster_id: "22", oceanbase: {body: legacy, rpm_file_name: "ob-{version}.rpm"}}')
+    ob = load(
+        '{name: ob, kind: oceanbase, cluster_id: "22", oceanbase: {body: legacy, rpm_file_name: "ob-{version}.rpm"}}'
+    )
     assert ob.targets[0].oceanbase.body == "legacy"

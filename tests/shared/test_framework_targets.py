@@ -42,7 +42,9 @@ async def test_binary_cloudevent_runs_echo_and_publishes_its_answer(app):
     assert r.status_code == 200, r.text
     bus = SqliteBus(str(db))
     await bus.start()
-    rows = [json.loads(b) for (b,) in bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.ECHO,))]
+    rows = [
+        json.loads(b) for (b,) in bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.ECHO,))
+    ]
     await bus.close()
     assert len(rows) == 1
     answer = rows[0]
@@ -53,7 +55,13 @@ async def test_binary_cloudevent_runs_echo_and_publishes_its_answer(app):
 
 async def test_bad_cloudevent_is_a_400_without_traceback(app):
     asgi, _ = app
-    headers = {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-source": "/x", "ce-id": "1", "content-type": "application/json"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-type": T.ECHO,
+        "ce-source": "/x",
+        "ce-id": "1",
+        "content-type": "application/json",
+    }
     r = await _post(asgi, headers, b'{"message": ""}')
     assert r.status_code == 400
     assert "data.message" in r.text and "Traceback" not in r.text

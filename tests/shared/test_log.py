@@ -22,12 +22,24 @@ def test_secret_looking_keys_are_redacted_at_any_depth():
         hw_sk_secret="sk-should-not-leak",
         password="hunter2",
         token="tok-should-not-leak",
-        headers={"Authorization": "SDK-HMAC-SHA256 Access=AK, Signature=abc", "X-Auth-Token": "t0k", "Accept": "json"},
+        headers={
+            "Authorization": "SDK-HMAC-SHA256 Access=AK, Signature=abc",
+            "X-Auth-Token": "t0k",
+            "Accept": "json",
+        },
         nested=[{"client_secret": "s3"}],
         region="ap-southeast-1",
     )
     text = buf.getvalue()
-    for leaked in ("AKIA-SHOULD-NOT-LEAK", "sk-should-not-leak", "hunter2", "tok-should-not-leak", "Signature=abc", "t0k", "s3\""):
+    for leaked in (
+        "AKIA-SHOULD-NOT-LEAK",
+        "sk-should-not-leak",
+        "hunter2",
+        "tok-should-not-leak",
+        "Signature=abc",
+        "t0k",
+        's3"',
+    ):
         assert leaked not in text
     line = _lines(buf)[0]
     assert line["region"] == "ap-southeast-1"
@@ -36,7 +48,19 @@ def test_secret_looking_keys_are_redacted_at_any_depth():
 
 
 def test_key_patterns():
-    for k in ("access_key", "api_key", "ak", "sk", "client_secret", "password", "passwd", "token", "X-Auth-Token", "Authorization", "x-ncp-apigw-signature-v2"):
+    for k in (
+        "access_key",
+        "api_key",
+        "ak",
+        "sk",
+        "client_secret",
+        "password",
+        "passwd",
+        "token",
+        "X-Auth-Token",
+        "Authorization",
+        "x-ncp-apigw-signature-v2",
+    ):
         assert is_secret_key(k), k
     for k in ("keyboard", "monkey_business", "target", "kind", "key_count"):
         assert not is_secret_key(k), k

@@ -21,12 +21,30 @@ def test_shipped_manifest_is_valid_and_resolves():
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.nope}\n", "functions.echo.events[0].event.type"),
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.missing.echo\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions.echo.handler"),
-        ("service: s\nfunctions:\n  echo:\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions.echo.handler"),
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - schedule: every minute\n", "functions.echo.events[0]"),
-        ("service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - {http: {path: /x}, schedule: rate(1 minute)}\n", "functions.echo.events[0]"),
-        ("service: s\nfunctions:\n  Echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.echo}\n", "functions"),
+        (
+            "service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.nope}\n",
+            "functions.echo.events[0].event.type",
+        ),
+        (
+            "service: s\nfunctions:\n  echo:\n    handler: functions.missing.echo\n    events:\n      - event: {type: dev.upshift.echo}\n",
+            "functions.echo.handler",
+        ),
+        (
+            "service: s\nfunctions:\n  echo:\n    events:\n      - event: {type: dev.upshift.echo}\n",
+            "functions.echo.handler",
+        ),
+        (
+            "service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - schedule: every minute\n",
+            "functions.echo.events[0]",
+        ),
+        (
+            "service: s\nfunctions:\n  echo:\n    handler: functions.echo.echo\n    events:\n      - {http: {path: /x}, schedule: rate(1 minute)}\n",
+            "functions.echo.events[0]",
+        ),
+        (
+            "service: s\nfunctions:\n  Echo:\n    handler: functions.echo.echo\n    events:\n      - event: {type: dev.upshift.echo}\n",
+            "functions",
+        ),
     ],
 )
 def test_broken_manifest_names_the_field(tmp_path, body, where):
@@ -48,23 +66,53 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 def test_cli_exits_2_without_traceback_on_a_bad_manifest(tmp_path):
     p = tmp_path / "serverless.yml"
-    p.write_text(textwrap.dedent("""
+    p.write_text(
+        textwrap.dedent("""
         service: s
         functions:
           echo:
             handler: functions.echo.echo
             events:
               - event: {type: dev.upshift.nope}
-    """))
-    r = subprocess.run([sys.executable, "-m", "shared.ops.cli", "worker", "--bus", f"sqlite:///{tmp_path}/b.db", "--manifest", str(p)],
-                       capture_output=True, text=True, timeout=60)
+    """)
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared.ops.cli",
+            "worker",
+            "--bus",
+            f"sqlite:///{tmp_path}/b.db",
+            "--manifest",
+            str(p),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "functions.echo.events[0].event.type" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("url", ["redis://x", "sqlite://", "nats://:4222", "nats://h:notaport", "sqlite:///x.db?lease=-1", "sqlite:///x.db?bogus=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://x",
+        "sqlite://",
+        "nats://:4222",
+        "nats://h:notaport",
+        "sqlite:///x.db?lease=-1",
+        "sqlite:///x.db?bogus=1",
+    ],
+)
 def test_cli_rejects_a_bad_bus_url(url):
-    r = subprocess.run([sys.executable, "-m", "shared.ops.cli", "worker", "--bus", url], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "shared.ops.cli", "worker", "--bus", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2, r.stderr
     assert "bus url" in r.stderr and "Traceback" not in r.stderr

@@ -38,8 +38,17 @@ def _run(*args: str):
 
 
 def test_json_says_who_takes_it_where_and_why_not(fleet):
-    r = _run("--fleet", fleet, "--release", "cce=v1.29.0-r0", "--release", "starrocks=3.3.5@2026-06-08T00:00:00Z",
-             "--now", NOW, "--json")
+    r = _run(
+        "--fleet",
+        fleet,
+        "--release",
+        "cce=v1.29.0-r0",
+        "--release",
+        "starrocks=3.3.5@2026-06-08T00:00:00Z",
+        "--now",
+        NOW,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     cce, sr = out["releases"]
@@ -47,7 +56,11 @@ def test_json_says_who_takes_it_where_and_why_not(fleet):
     assert rows["cce-canary"]["take"] and rows["cce-canary"]["opens_at_local"] == "2026-06-13T02:00:00+09:00"
     assert rows["cce-canary"]["opens_at"] == "2026-06-12T17:00:00+00:00"
     assert rows["cce-prod"]["code"] == "not-newer"
-    assert rows["cce-free"]["take"] and rows["cce-free"]["opens_at"] is None and "no window" in rows["cce-free"]["reason"]
+    assert (
+        rows["cce-free"]["take"]
+        and rows["cce-free"]["opens_at"] is None
+        and "no window" in rows["cce-free"]["reason"]
+    )
     assert rows["cce-frozen"]["code"] == "frozen"
     assert rows["sr-a"]["code"] == "product"
     [soaking] = [t for t in sr["targets"] if t["target"] == "sr-a"]
@@ -57,7 +70,9 @@ def test_json_says_who_takes_it_where_and_why_not(fleet):
 
 
 def test_latest_release_wins_in_the_dry_run_too(fleet):
-    r = _run("--fleet", fleet, "--release", "cce=v1.29.0-r0", "--release", "cce=v1.30.1-r0", "--now", NOW, "--json")
+    r = _run(
+        "--fleet", fleet, "--release", "cce=v1.29.0-r0", "--release", "cce=v1.30.1-r0", "--now", NOW, "--json"
+    )
     first, second = json.loads(r.output)["releases"]
     assert {t["target"]: t["code"] for t in first["targets"]}["cce-canary"] == "superseded"
     assert {t["target"]: t["code"] for t in second["targets"]}["cce-canary"] == "planned"

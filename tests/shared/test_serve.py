@@ -67,10 +67,30 @@ async def test_duplicate_post_is_accepted_but_not_republished(served):
     ("body", "headers", "field"),
     [
         (b"{oops", {"content-type": "application/cloudevents+json"}, None),
-        (json.dumps({"specversion": "1.0", "source": "/x", "id": "1", "data": {}}).encode(), {"content-type": "application/cloudevents+json"}, "type"),
-        (json.dumps({"specversion": "1.0", "type": "dev.upshift.unknown", "source": "/x", "id": "1", "data": {}}).encode(), {"content-type": "application/cloudevents+json"}, "type"),
-        (json.dumps({"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": ""}}).encode(), {"content-type": "application/cloudevents+json"}, "data.message"),
-        (b'{"message": "m"}', {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "content-type": "application/json"}, "source"),
+        (
+            json.dumps({"specversion": "1.0", "source": "/x", "id": "1", "data": {}}).encode(),
+            {"content-type": "application/cloudevents+json"},
+            "type",
+        ),
+        (
+            json.dumps(
+                {"specversion": "1.0", "type": "dev.upshift.unknown", "source": "/x", "id": "1", "data": {}}
+            ).encode(),
+            {"content-type": "application/cloudevents+json"},
+            "type",
+        ),
+        (
+            json.dumps(
+                {"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": ""}}
+            ).encode(),
+            {"content-type": "application/cloudevents+json"},
+            "data.message",
+        ),
+        (
+            b'{"message": "m"}',
+            {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "content-type": "application/json"},
+            "source",
+        ),
     ],
 )
 async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, body, headers, field):
@@ -81,7 +101,12 @@ async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, b
     assert payload.get("field") == field
     assert "Traceback" not in json.dumps(payload)
     # (the runtime's own schedule ticks are not input: count everything else)
-    assert runtime.bus.conn.execute("SELECT COUNT(*) FROM bus_events WHERE type != ?", (T.CLOCK_TICK,)).fetchone()[0] == 0
+    assert (
+        runtime.bus.conn.execute(
+            "SELECT COUNT(*) FROM bus_events WHERE type != ?", (T.CLOCK_TICK,)
+        ).fetchone()[0]
+        == 0
+    )
 
 
 async def test_healthz(served):
@@ -96,7 +121,16 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     db = tmp_path / "u.db"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "shared.ops.cli", "serve", "--bus", f"sqlite:///{db}?lease=1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "shared.ops.cli",
+        "serve",
+        "--bus",
+        f"sqlite:///{db}?lease=1",
+        "--port",
+        str(port),
+    ]
 
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

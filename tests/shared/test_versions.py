@@ -61,7 +61,9 @@ def test_tracks(kind, version, track, on):
     assert on_track(kind, version, track) is on
 
 
-@pytest.mark.parametrize(("kind", "text"), [("cce", "latest"), ("cce", "v1.2x"), ("oceanbase", "4.2-beta"), ("starrocks", "")])
+@pytest.mark.parametrize(
+    ("kind", "text"), [("cce", "latest"), ("cce", "v1.2x"), ("oceanbase", "4.2-beta"), ("starrocks", "")]
+)
 def test_bad_versions_name_the_text_and_the_shape(kind, text):
     with pytest.raises(BadVersion, match="expected something like") as info:
         parse_version(kind, text)

@@ -19,14 +19,21 @@ def utc(text: str) -> datetime:
 
 
 def _local_opens(window: Window, start: str, end: str, tz: ZoneInfo) -> list[str]:
-    return [o.opens_at.astimezone(tz).strftime("%m-%d %H:%M %Z") for o in occurrences(window, utc(start), utc(end))]
+    return [
+        o.opens_at.astimezone(tz).strftime("%m-%d %H:%M %Z")
+        for o in occurrences(window, utc(start), utc(end))
+    ]
 
 
 def test_weekly_rrule_in_seoul():
     w = Window(rrule="FREQ=WEEKLY;BYDAY=SA;BYHOUR=2", duration="4h", timezone="Asia/Seoul", cutoff="45m")
     occ = window_at(w, utc("2026-03-06T18:30:00"))  # Saturday 03:30 KST
     assert occ is not None
-    assert (occ.opens_at, occ.closes_at, occ.cutoff_at) == (utc("2026-03-06T17:00:00"), utc("2026-03-06T21:00:00"), utc("2026-03-06T20:15:00"))
+    assert (occ.opens_at, occ.closes_at, occ.cutoff_at) == (
+        utc("2026-03-06T17:00:00"),
+        utc("2026-03-06T21:00:00"),
+        utc("2026-03-06T20:15:00"),
+    )
     assert window_at(w, utc("2026-03-06T21:00:00")) is None, "closes_at is outside"
     assert next_open(w, utc("2026-03-06T18:30:00")).opens_at == utc("2026-03-13T17:00:00")
 
@@ -36,13 +43,19 @@ def test_berlin_spring_forward_and_fall_back(spec):
     w = Window(**spec, duration="1h", timezone="Europe/Berlin")
     # 2026-03-29: clocks jump 02:00 -> 03:00; 02:30 does not exist and the window opens at 03:30 CEST
     assert _local_opens(w, "2026-03-27T12:00:00", "2026-03-30T12:00:00", BERLIN) == [
-        "03-28 02:30 CET", "03-29 03:30 CEST", "03-30 02:30 CEST",
+        "03-28 02:30 CET",
+        "03-29 03:30 CEST",
+        "03-30 02:30 CEST",
     ]
     spring = window_at(w, utc("2026-03-29T01:45:00"))
-    assert spring.opens_at == utc("2026-03-29T01:30:00") and spring.closes_at - spring.opens_at == timedelta(hours=1)
+    assert spring.opens_at == utc("2026-03-29T01:30:00") and spring.closes_at - spring.opens_at == timedelta(
+        hours=1
+    )
     # 2026-10-25: 02:00-03:00 happens twice; the window opens once, at the first 02:30 (CEST)
     assert _local_opens(w, "2026-10-23T12:00:00", "2026-10-26T12:00:00", BERLIN) == [
-        "10-24 02:30 CEST", "10-25 02:30 CEST", "10-26 02:30 CET",
+        "10-24 02:30 CEST",
+        "10-25 02:30 CEST",
+        "10-26 02:30 CET",
     ]
     assert window_at(w, utc("2026-10-25T01:45:00")) is None, "the second 02:45 (CET) is after the window"
     assert next_open(w, utc("2026-10-24T12:00:00")).opens_at == utc("2026-10-25T00:30:00")

@@ -21,10 +21,15 @@ async def test_the_demo_starrocks_target_is_readable_through_the_instance_route(
         node = sim.target("starrocks")
         assert (node.id, node.extra["instance_id"]) == (target.starrocks_instance_id, target.instance_id)
         v = Vendor(sim, http)
-        r = await v.hw("GET", f"/v3/{{p}}/instances/{target.instance_id}/starrocks/{target.starrocks_instance_id}")
+        r = await v.hw(
+            "GET", f"/v3/{{p}}/instances/{target.instance_id}/starrocks/{target.starrocks_instance_id}"
+        )
         assert r.status == 200, await r.text()
         [instance] = (await r.json())["instances"]
-        assert (instance["id"], instance["data_store_version"]) == (target.starrocks_instance_id, target.version)
+        assert (instance["id"], instance["data_store_version"]) == (
+            target.starrocks_instance_id,
+            target.version,
+        )
         # the upgrade path takes the TaurusDB id the stage sends
         r = await v.hw("POST", f"/v3/{{p}}/instances/{target.instance_id}/starrocks/db-upgrade", json={})
         assert r.status == 200 and sim.state.active_job(node) is not None

@@ -68,7 +68,9 @@ _request = {
     "segments": st.lists(_segment, min_size=1, max_size=4),
     "pairs": st.lists(st.tuples(st.sampled_from(["id", "limit", "ä", "x y", "a~b"]), _text), max_size=5),
     "body": st.one_of(st.just(b""), st.binary(max_size=64)),
-    "content_type": st.sampled_from(["application/json", "application/json;charset=utf-8", "text/plain", None]),
+    "content_type": st.sampled_from(
+        ["application/json", "application/json;charset=utf-8", "text/plain", None]
+    ),
 }
 _DATE = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC).strftime(SDK_DATE)
 
@@ -110,7 +112,9 @@ def test_agrees_with_our_clients_signer(method, segments, pairs, body, content_t
     assert _verify(method, url.raw_path, url.query.items(), headers, body, headers["Authorization"])
     # and another path is refused, and so is another body unless it was announced unsigned
     assert not _verify(method, url.raw_path + "x", url.query.items(), headers, body, headers["Authorization"])
-    tampered = _verify(method, url.raw_path, url.query.items(), headers, body + b"!", headers["Authorization"])
+    tampered = _verify(
+        method, url.raw_path, url.query.items(), headers, body + b"!", headers["Authorization"]
+    )
     assert tampered == (bool(body) and headers.get("X-Sdk-Content-Sha256") == "UNSIGNED-PAYLOAD")
 
 
@@ -123,14 +127,18 @@ async def sim():
         yield handle, http
 
 
-def _signed_headers(creds: SimCredentials, method: str, url: URL, body: bytes, *, when: datetime) -> dict[str, str]:
+def _signed_headers(
+    creds: SimCredentials, method: str, url: URL, body: bytes, *, when: datetime
+) -> dict[str, str]:
     """A request signed with the simulator's own functions (no client code involved)."""
     host = f"{url.host}:{url.port}"
     headers = {"Content-Type": "application/json", "Host": host, "X-Sdk-Date": when.strftime(SDK_DATE)}
     signed = sorted(k.lower() for k in headers)
     canonical = canonical_request(method, url.raw_path, url.query.items(), headers, signed, body)
     sig = signature(creds.hw_sk, string_to_sign(headers["X-Sdk-Date"], canonical))
-    headers["Authorization"] = f"{ALGORITHM} Access={creds.hw_ak}, SignedHeaders={';'.join(signed)}, Signature={sig}"
+    headers["Authorization"] = (
+        f"{ALGORITHM} Access={creds.hw_ak}, SignedHeaders={';'.join(signed)}, Signature={sig}"
+    )
     return headers
 
 

@@ -87,14 +87,30 @@ ROLLING = (*ACTION, "strategy", "inPlaceRollingUpdate")
         (with_value(UPGRADE, "20", *ROLLING, "userDefinedStep"), "userDefinedStep"),
         (with_value(UPGRADE, "Zone", *ROLLING, "scope"), "scope"),
         (with_value(UPGRADE, "1.29", *ACTION, "targetVersion"), "targetVersion"),
-        (with_value(UPGRADE, [{"addonTemplateName": "coredns", "version": "1"}], *ACTION, "addons"), "operation"),
-        (with_value(UPGRADE, [{"operation": "patch", "version": "1"}], *ACTION, "addons"), "addonTemplateName"),
+        (
+            with_value(UPGRADE, [{"addonTemplateName": "coredns", "version": "1"}], *ACTION, "addons"),
+            "operation",
+        ),
+        (
+            with_value(UPGRADE, [{"operation": "patch", "version": "1"}], *ACTION, "addons"),
+            "addonTemplateName",
+        ),
         (with_value(UPGRADE, {"DefaultPool": -1}, *ACTION, "nodePoolOrder"), "nodePoolOrder"),
         (
-            with_value(UPGRADE, {"p": [{"nodeSelector": {"key": "k", "operator": "In"}, "priority": 1}]}, *ACTION, "nodeOrder"),
+            with_value(
+                UPGRADE,
+                {"p": [{"nodeSelector": {"key": "k", "operator": "In"}, "priority": 1}]},
+                *ACTION,
+                "nodeOrder",
+            ),
             "operator",
         ),
-        (with_value(UPGRADE, {"p": [{"nodeSelector": {"key": "k", "operator": "in"}}]}, *ACTION, "nodeOrder"), "priority"),
+        (
+            with_value(
+                UPGRADE, {"p": [{"nodeSelector": {"key": "k", "operator": "in"}}]}, *ACTION, "nodeOrder"
+            ),
+            "priority",
+        ),
         (with_value(UPGRADE, "yes", *ACTION, "isOnlyUpgrade"), "isOnlyUpgrade"),
     ],
 )
@@ -108,7 +124,9 @@ async def test_upgrade_bodies_off_the_page_are_refused_naming_the_field(v, body,
 
 async def test_a_complete_upgrade_body_is_taken(v) -> None:
     body = with_value(UPGRADE, {"DefaultPool": 0}, *ACTION, "nodePoolOrder")
-    body = with_value(body, [{"addonTemplateName": "coredns", "operation": "patch", "version": "1.30.6"}], *ACTION, "addons")
+    body = with_value(
+        body, [{"addonTemplateName": "coredns", "operation": "patch", "version": "1.30.6"}], *ACTION, "addons"
+    )
     body = with_value(body, True, *ACTION, "isOnlyUpgrade")
     body = with_value(body, "NodePool", *ROLLING, "scope")
     r = await v.hw("POST", CLUSTER + "/operation/upgrade", json=body)
@@ -118,7 +136,10 @@ async def test_a_complete_upgrade_body_is_taken(v) -> None:
 
 
 async def test_autopilot_takes_either_key_and_an_absent_strategy(v) -> None:
-    body = {"metadata": UPGRADE["metadata"], "spec": {"autopilotClusterUpgradeAction": {"targetVersion": "v1.29"}}}
+    body = {
+        "metadata": UPGRADE["metadata"],
+        "spec": {"autopilotClusterUpgradeAction": {"targetVersion": "v1.29"}},
+    }
     r = await v.hw("POST", AP_CLUSTER + "/operation/upgrade", json=body)
     assert r.status == 200
     r = await v.hw("POST", AP_CLUSTER + "/operation/upgrade", json={"spec": body["spec"]})
@@ -165,7 +186,12 @@ async def test_precheck_phases_and_failed_items(v) -> None:
     node = status["nodeCheckStatus"]["nodeStageStatus"][0]
     assert set(node["nodeInfo"]) == {"uid", "name", "status", "nodeType"}
     item = node["itemsStatus"][0]
-    assert {item["kind"], item["group"], item["level"], item["phase"]} == {"Exception", "NodeCheck", "Fatal", "Failed"}
+    assert {item["kind"], item["group"], item["level"], item["phase"]} == {
+        "Exception",
+        "NodeCheck",
+        "Fatal",
+        "Failed",
+    }
     assert item["errorCodes"] and item["name"] and item["message"]
     addon = status["addonCheckStatus"]["itemsStatus"][0]
     assert (addon["kind"], addon["level"]) == ("Risk", "Warning")
@@ -175,7 +201,9 @@ async def test_precheck_phases_and_failed_items(v) -> None:
 async def test_passed_precheck_says_until_when(v) -> None:
     task = await (await v.hw("POST", CLUSTER + "/operation/precheck", json=precheck_body())).json()
     v.sim.state.clock.advance(31)
-    status = (await (await v.hw("GET", CLUSTER + f"/operation/precheck/tasks/{task['metadata']['uid']}")).json())["status"]
+    status = (
+        await (await v.hw("GET", CLUSTER + f"/operation/precheck/tasks/{task['metadata']['uid']}")).json()
+    )["status"]
     assert status["phase"] == "Success" and status["expireTimeStamp"]
     assert status["nodeCheckStatus"] == {"phase": "Success", "nodeStageStatus": []}
 
@@ -194,22 +222,34 @@ async def test_upgradeinfo_and_paths_have_the_sdk_shapes(v) -> None:
     last = (await (await v.hw("GET", CLUSTER + "/upgradeinfo")).json())["spec"]["lastUpgradeInfo"]
     assert last["phase"] == "Running" and last["progress"] == "50"
     paths = await (await v.hw("GET", "/api/v3/clusterupgradepaths")).json()
-    assert paths["upgradePaths"] == [{"version": "v1.28", "platformVersion": "cce.10.0", "targetVersions": ["v1.29", "v1.30"]}]
+    assert paths["upgradePaths"] == [
+        {"version": "v1.28", "platformVersion": "cce.10.0", "targetVersions": ["v1.29", "v1.30"]}
+    ]
 
 
 async def test_snapshot_answers_a_top_level_uid_and_lists_items_with_metadata(v) -> None:
     r = await v.hw("POST", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot")
     created = await r.json()
-    assert r.status == 200 and set(created) == {"uid", "metadata"} and created["metadata"]["apiVersion"] == "v3.1"
-    listing = await (await v.hw("GET", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot/tasks")).json()
+    assert (
+        r.status == 200
+        and set(created) == {"uid", "metadata"}
+        and created["metadata"]["apiVersion"] == "v3.1"
+    )
+    listing = await (
+        await v.hw("GET", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot/tasks")
+    ).json()
     assert set(listing) >= {"apiVersion", "kind", "metadata", "items", "status"}
     (item,) = listing["items"]
     assert item["metadata"]["uid"] == created["uid"] and item["status"]["phase"] == "Init"
     assert item["spec"]["items"][0]["type"] == "master-backup"
     v.sim.state.clock.advance(61)
-    listing = await (await v.hw("GET", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot/tasks")).json()
+    listing = await (
+        await v.hw("GET", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot/tasks")
+    ).json()
     assert listing["items"][0]["status"]["phase"] == "Success" and listing["status"]["latestBackupTime"]
-    r = await v.hw("POST", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot", json={"force": True})
+    r = await v.hw(
+        "POST", "/api/v3.1/projects/{p}/clusters/" + CCE + "/operation/snapshot", json={"force": True}
+    )
     assert r.status == 400 and "no body" in (await r.json())["errorMessage"]
 
 
@@ -227,7 +267,10 @@ async def test_workflow_state_machine_pending_then_cancel(v) -> None:
     for bad, field in (
         ({"kind": "WorkFlowTask", "apiVersion": "v3", "spec": {"targetVersion": "v1.29"}}, "spec.clusterID"),
         ({"kind": "WorkFlowTask", "spec": {"clusterID": AP, "targetVersion": "v1.29"}}, "apiVersion"),
-        ({"kind": "Workflow", "apiVersion": "v3", "spec": {"clusterID": AP, "targetVersion": "v1.29"}}, "kind"),
+        (
+            {"kind": "Workflow", "apiVersion": "v3", "spec": {"clusterID": AP, "targetVersion": "v1.29"}},
+            "kind",
+        ),
     ):
         r = await v.hw("POST", base, json=bad)
         assert r.status == 400 and field in (await r.json())["errorMessage"]
@@ -235,7 +278,12 @@ async def test_workflow_state_machine_pending_then_cancel(v) -> None:
     wf = await (await v.hw("POST", base, json=body)).json()
     uid = wf["metadata"]["uid"]
     assert wf["status"]["phase"] == "Init"
-    assert [p["taskType"] for p in wf["status"]["pointStatuses"]] == ["PreCheck", "Snapshot", "Cluster", "PostCheck"]
+    assert [p["taskType"] for p in wf["status"]["pointStatuses"]] == [
+        "PreCheck",
+        "Snapshot",
+        "Cluster",
+        "PostCheck",
+    ]
     await v.hw("POST", AP_CLUSTER + "/operation/precheck", json=precheck_body(AP))
     status = (await (await v.hw("GET", f"{base}/{uid}")).json())["status"]
     assert status["phase"] == "Running" and status["pointStatuses"][0]["status"] == "Init"
@@ -247,7 +295,9 @@ async def test_workflow_state_machine_pending_then_cancel(v) -> None:
     assert (await v.hw("POST", base, json=body)).status == 409  # still open
     r = await v.hw("PATCH", f"{base}/{uid}", json={"status": {"phase": "Running"}})
     assert r.status == 400
-    assert (await (await v.hw("PATCH", f"{base}/{uid}", json={"status": {"phase": "Cancel"}})).json())["status"]["phase"] == "Cancel"
+    assert (await (await v.hw("PATCH", f"{base}/{uid}", json={"status": {"phase": "Cancel"}})).json())[
+        "status"
+    ]["phase"] == "Cancel"
     r = await v.hw("PATCH", f"{base}/{uid}", json={"status": {"phase": "Cancel"}})
     assert r.status == 400 and "Cancel" in (await r.json())["errorMessage"]
     assert (await v.hw("POST", base, json=body)).status == 201  # a cancelled one is closed

@@ -24,7 +24,9 @@ def test_no_simulator_module_imports_our_vendor_clients() -> None:
     modules = sorted(SIMULATOR.rglob("*.py"))
     assert len(modules) > 5
     offenders = {
-        str(p.relative_to(SIMULATOR)): sorted(n for n in imported(p) if n == "shared.clouds" or n.startswith("shared.clouds."))
+        str(p.relative_to(SIMULATOR)): sorted(
+            n for n in imported(p) if n == "shared.clouds" or n.startswith("shared.clouds.")
+        )
         for p in modules
     }
     assert not {k: v for k, v in offenders.items() if v}

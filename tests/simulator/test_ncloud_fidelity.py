@@ -43,8 +43,16 @@ class Raw:
     def __init__(self, sim: Any, http: aiohttp.ClientSession) -> None:
         self.sim, self.http = sim, http
 
-    async def call(self, method: str, target: str, *, json: Any = None, data: bytes | None = None,
-                   signed_as: str | None = None, ts: str | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        target: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        signed_as: str | None = None,
+        ts: str | None = None,
+    ) -> tuple[int, Any]:
         creds = self.sim.state.creds
         ts = ts or str(int(time.time() * 1000))
         headers = {
@@ -97,7 +105,11 @@ async def test_a_query_is_verified_exactly_as_sent(raw: Raw) -> None:
     unencoded = "/api/v1/cluster/getCDSSVersionList?" + "&".join(f"{k}={v}" for k, v in QUERY)
     status, body = await raw.call("GET", target, signed_as=unencoded)
     assert status == 401 and body == {
-        "error": {"errorCode": "200", "message": "Authentication Failed", "details": "signature does not match"}
+        "error": {
+            "errorCode": "200",
+            "message": "Authentication Failed",
+            "details": "signature does not match",
+        }
     }
 
 
@@ -125,7 +137,13 @@ async def test_timestamps_are_epoch_milliseconds_within_five_minutes(raw: Raw, t
         ("POST", "/cluster/rollingUpgradeProgressCheck", {"serviceGroupInstanceNo": NO}, 200, 0),
         ("POST", "/configGroup/getKafkaVersionConfigGroupList", {"kafkaVersionCode": 3903006}, 200, 0),
         ("POST", "/cluster/rollingUpgradePreCheck", BODY, 200, 0),
-        ("POST", "/cluster/rollingUpgradePreCheck", {**BODY, "upgradeKafkaVersionCode": int(OLD)}, 400, 10153),
+        (
+            "POST",
+            "/cluster/rollingUpgradePreCheck",
+            {**BODY, "upgradeKafkaVersionCode": int(OLD)},
+            400,
+            10153,
+        ),
         ("POST", "/cluster/getClusterInfoList/999", None, 400, 10002),
         ("GET", "/cluster/getClusterStatus/abc", None, 400, 10001),
         ("POST", "/cluster/noSuchApi", {}, 404, 10004),
@@ -191,14 +209,20 @@ async def test_version_list_is_the_documented_shape(raw: Raw) -> None:
         "cmakVersionName": "CMAK 3.0.0.6",
     } in listed
     assert all(isinstance(v["kafkaVersionCode"], str) and v["kafkaVersionCode"].isdigit() for v in listed)
-    assert {"kafkaVersionCode": "2403005"}.items() <= next(v for v in listed if v["kafkaVersionCode"] == "2403005").items()
+    assert {"kafkaVersionCode": "2403005"}.items() <= next(
+        v for v in listed if v["kafkaVersionCode"] == "2403005"
+    ).items()
 
 
 async def test_config_groups_belong_to_a_version(raw: Raw) -> None:
-    raw.sim.runner.app[DSS].add_group({"configGroupNo": 301, "configGroupName": "prod-3.5", "kafkaVersionCode": NEW})
+    raw.sim.runner.app[DSS].add_group(
+        {"configGroupNo": 301, "configGroupName": "prod-3.5", "kafkaVersionCode": NEW}
+    )
     path = "/api/v1/configGroup/getKafkaVersionConfigGroupList"
     page = await raw.ok("POST", path, json={"kafkaVersionCode": NEW})  # a string, as the doc's example sends
-    assert [(g["configGroupNo"], g["kafkaVersionCode"], g["kafkaVersion"]) for g in page["kafkaConfigGroupList"]] == [
+    assert [
+        (g["configGroupNo"], g["kafkaVersionCode"], g["kafkaVersion"]) for g in page["kafkaConfigGroupList"]
+    ] == [
         (170, NEW, "Kafka 3.5.0"),
         (301, NEW, "Kafka 3.5.0"),
     ]
@@ -207,9 +231,15 @@ async def test_config_groups_belong_to_a_version(raw: Raw) -> None:
     assert [g["configGroupNo"] for g in second["kafkaConfigGroupList"]] == [301] and second["isLast"]
     # a group of another version is refused for the upgrade, by the precheck and the upgrade alike
     for api in ("rollingUpgradePreCheck", "rollingUpgrade"):
-        status, answer = await raw.call("POST", f"/api/v1/cluster/{api}", json={**BODY, "upgradeConfigGroupNo": 171})
+        status, answer = await raw.call(
+            "POST", f"/api/v1/cluster/{api}", json={**BODY, "upgradeConfigGroupNo": 171}
+        )
         assert (status, answer["code"]) == (400, 10156) and "3703006" in answer["message"]
-    assert (await raw.ok("POST", "/api/v1/cluster/rollingUpgradePreCheck", json={**BODY, "upgradeConfigGroupNo": 301})) is True
+    assert (
+        await raw.ok(
+            "POST", "/api/v1/cluster/rollingUpgradePreCheck", json={**BODY, "upgradeConfigGroupNo": 301}
+        )
+    ) is True
 
 
 async def test_targets_may_bring_their_own_versions_and_groups() -> None:
@@ -221,7 +251,10 @@ async def test_targets_may_bring_their_own_versions_and_groups() -> None:
     target = SimTarget("k", "ncloud-kafka", "77", "3903006", ["4103007"], job_seconds=10, extra=extra)
     async with run_simulator(targets=[target], speed=1.0) as sim, aiohttp.ClientSession() as http:
         r = Raw(sim, http)
-        names = {v["kafkaVersionCode"]: v["kafkaVersionName"] for v in (await r.ok("GET", "/api/v1/cluster/getCDSSVersionList"))["kafkaVersionList"]}
+        names = {
+            v["kafkaVersionCode"]: v["kafkaVersionName"]
+            for v in (await r.ok("GET", "/api/v1/cluster/getCDSSVersionList"))["kafkaVersionList"]
+        }
         assert names["4103007"] == "Kafka 4.1.0"
         body = {"serviceGroupInstanceNo": 77, "upgradeKafkaVersionCode": 4103007, "upgradeConfigGroupNo": 41}
         assert await r.ok("POST", "/api/v1/cluster/rollingUpgradePreCheck", json=body) is True
@@ -231,10 +264,14 @@ async def test_targets_may_bring_their_own_versions_and_groups() -> None:
 
 
 async def views(raw: Raw) -> dict[str, Any]:
-    progress = await raw.ok("POST", "/api/sgn-v1/cluster/rollingUpgradeProgressCheck", json={"serviceGroupInstanceNo": NO})
+    progress = await raw.ok(
+        "POST", "/api/sgn-v1/cluster/rollingUpgradeProgressCheck", json={"serviceGroupInstanceNo": NO}
+    )
     status = await raw.ok("GET", f"/api/sgn-v1/cluster/getClusterStatus/{NO}")
     info = await raw.ok("POST", f"/api/sgn-v1/cluster/getClusterInfoList/{NO}")
-    listing = await raw.ok("POST", "/api/sgn-v1/cluster/getClusterInfoList", json={"inputText": "kafka-dev-a"})
+    listing = await raw.ok(
+        "POST", "/api/sgn-v1/cluster/getClusterInfoList", json={"inputText": "kafka-dev-a"}
+    )
     assert progress == status  # the progress check mirrors getClusterStatus
     [item] = listing["allowedClusters"]
     assert item["serviceGroupInstanceNo"] == str(NO) and item["serverStatus"] == info["status"]
@@ -265,8 +302,16 @@ async def test_brokers_turn_over_one_by_one_orange_then_green(raw: Raw) -> None:
     raw.sim.state.clock.advance(job_seconds)
     after = await views(raw)
     p = after["progress"]
-    assert (p["brokerStatus"], p["brokerNumber"], {n["status"] for n in p["brokerStatusPerNode"]}) == ("green", 3, {"green"})
-    assert (after["info"]["status"], after["info"]["kafkaVersionCode"], after["info"]["configGroupNo"]) == ("running", NEW, 170)
+    assert (p["brokerStatus"], p["brokerNumber"], {n["status"] for n in p["brokerStatusPerNode"]}) == (
+        "green",
+        3,
+        {"green"},
+    )
+    assert (after["info"]["status"], after["info"]["kafkaVersionCode"], after["info"]["configGroupNo"]) == (
+        "running",
+        NEW,
+        170,
+    )
     assert after["item"]["kafkaVersion"] == "Kafka 3.5.0"
 
 

@@ -27,7 +27,9 @@ CREDS = SimCredentials()
 V0, V1 = "4.2.1.0-100000102023092807", "4.2.1.8-108000022024072217"
 NEW = {"upgradeMode": "ROLLING", "destVersion": V1, "operatingSystem": "el7"}
 LEGACY = {"rpmFileName": f"oceanbase-{V1}.el7.x86_64.rpm"}
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()}
+BASIC = {
+    "Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()
+}
 ENVELOPE = {"successful", "timestamp", "duration", "status", "traceId", "server"}
 
 
@@ -43,7 +45,9 @@ class Ocp:
         self.url, self.http = url, http
 
     async def call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any):
-        async with self.http.request(method, self.url + path, headers=BASIC if headers is None else headers, **kw) as r:
+        async with self.http.request(
+            method, self.url + path, headers=BASIC if headers is None else headers, **kw
+        ) as r:
             return r.status, await r.json()
 
 
@@ -59,13 +63,17 @@ async def api(sim):
         yield Ocp(sim.url, http)
 
 
-def aksk_headers(method: str, path: str, query: list[tuple[str, str]], body: bytes, host: str, **extra: str) -> dict:
+def aksk_headers(
+    method: str, path: str, query: list[tuple[str, str]], body: bytes, host: str, **extra: str
+) -> dict:
     """Signed per the documented layout, by hand: an implementation of neither side."""
     date = formatdate(time.time(), usegmt=True)
     md5 = hashlib.md5(body).hexdigest().upper() if body else ""
     ctype = "application/json" if body else ""
     ocp_headers = "\n".join(f"{k.lower()}:{v}" for k, v in sorted(extra.items()))
-    pq = path + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(query)) if query else "")
+    pq = path + (
+        "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(query)) if query else ""
+    )
     text = "\n".join([method, md5, ctype, date, host, ocp_headers, pq])
     sig = base64.b64encode(hmac.new(CREDS.ocp_sk.encode(), text.encode(), hashlib.sha1).digest()).decode()
     headers = {"Authorization": f"OCP-ACCESS-KEY-HMACSHA1 {CREDS.ocp_ak}:{sig}", "Date": date, **extra}
@@ -109,12 +117,22 @@ async def test_a_request_signed_by_hand_is_accepted_and_a_tampered_one_refused(s
     assert status == 200 and body["successful"] is True
     raw = json.dumps(NEW).encode()
     headers = aksk_headers("POST", "/api/v2/ob/clusters/22/upgrade", [], raw, host)
-    status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", headers={**headers, "Host": host}, data=raw)
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/22/upgrade", headers={**headers, "Host": host}, data=raw
+    )
     assert status == 200 and body["data"]["status"] == "RUNNING"
     tampered = json.dumps({**NEW, "freezeServer": True}).encode()
-    status, body = await api.call("POST", "/api/v2/ob/clusters/23/upgrade", headers={**headers, "Host": host}, data=tampered)
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/23/upgrade", headers={**headers, "Host": host}, data=tampered
+    )
     assert status == 401 and body["error"]["debugMessage"] == "signature does not match"
-    lower = {**headers, "Host": host, "Authorization": headers["Authorization"].replace("OCP-ACCESS-KEY-HMACSHA1", "ocp-access-key-hmacsha1")}
+    lower = {
+        **headers,
+        "Host": host,
+        "Authorization": headers["Authorization"].replace(
+            "OCP-ACCESS-KEY-HMACSHA1", "ocp-access-key-hmacsha1"
+        ),
+    }
     status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", headers=lower, data=raw)
     assert status == 401 and "upper case" in body["error"]["debugMessage"]
     assert sim.state.stats.auth_failures["ocp"] == 2
@@ -151,26 +169,47 @@ async def test_every_answer_is_the_ocp_envelope(api, method, path, status) -> No
 
 async def test_the_new_ocp_takes_the_new_body_and_refuses_the_legacy_one(api) -> None:
     status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", json=LEGACY)
-    assert status == 400 and {e["field"] for e in body["error"]["subErrors"]} == {"destVersion", "operatingSystem"}
-    for bad, field in (({**NEW, "upgradeMode": "FAST"}, "upgradeMode"), ({**NEW, "operatingSystem": ""}, "operatingSystem")):
+    assert status == 400 and {e["field"] for e in body["error"]["subErrors"]} == {
+        "destVersion",
+        "operatingSystem",
+    }
+    for bad, field in (
+        ({**NEW, "upgradeMode": "FAST"}, "upgradeMode"),
+        ({**NEW, "operatingSystem": ""}, "operatingSystem"),
+    ):
         status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", json=bad)
         assert status == 400 and [e["field"] for e in body["error"]["subErrors"]] == [field]
-    status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "freezeServer": "yes"})
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "freezeServer": "yes"}
+    )
     assert status == 400 and body["error"]["message"] == "Malformed JSON request"
-    status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "zoneOrder": ["z1", "z9"]})
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "zoneOrder": ["z1", "z9"]}
+    )
     assert status == 400 and body["error"]["code"] == 10001 and "zoneOrder" in body["error"]["message"]
-    status, body = await api.call("POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "zoneOrder": ["z2", "z1"]})
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/22/upgrade", json={**NEW, "zoneOrder": ["z2", "z1"]}
+    )
     assert status == 200 and body["data"]["status"] == "RUNNING"
 
 
 async def test_the_legacy_ocp_takes_rpm_file_name_and_ignores_the_new_fields(api) -> None:
     status, body = await api.call("POST", "/api/v2/ob/clusters/23/upgrade", json=NEW)
     assert status == 400 and body["error"]["subErrors"] == [
-        {"object": "upgradeObClusterParam", "field": "rpmFileName", "rejectedValue": None, "message": "must not be blank"}
+        {
+            "object": "upgradeObClusterParam",
+            "field": "rpmFileName",
+            "rejectedValue": None,
+            "message": "must not be blank",
+        }
     ]
-    status, body = await api.call("POST", "/api/v2/ob/clusters/23/upgrade", json={"rpmFileName": "oceanbase-9.9.9.el7.x86_64.rpm"})
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/23/upgrade", json={"rpmFileName": "oceanbase-9.9.9.el7.x86_64.rpm"}
+    )
     assert status == 400 and body["error"]["code"] == 10002
-    status, body = await api.call("POST", "/api/v2/ob/clusters/23/upgrade", json={**LEGACY, "destVersion": "junk"})
+    status, body = await api.call(
+        "POST", "/api/v2/ob/clusters/23/upgrade", json={**LEGACY, "destVersion": "junk"}
+    )
     assert status == 200 and body["data"]["name"] == ocp.TASK_NAME
 
 
@@ -239,7 +278,18 @@ async def test_the_task_list_takes_the_documented_parameters(sim, api) -> None:
     assert (await listing("?status=SUCCESSFUL"))["contents"] == []
     assert len((await listing("?name=upgrade%20ob%20cluster"))["contents"]) == 4  # fuzzy
     assert (await listing("?name=backup"))["contents"] == []
-    assert [t["id"] for t in (await listing("?cluterName=ob-old"))["contents"]] == [ids[3]]  # the doc's spelling
-    for bad in ("?page=0", "?size=2001", "?size=x", "?clusterId=abc", "?status=DONE", "?sort=color,asc", "?sort=id,up", "?type=NIGHTLY"):
+    assert [t["id"] for t in (await listing("?cluterName=ob-old"))["contents"]] == [
+        ids[3]
+    ]  # the doc's spelling
+    for bad in (
+        "?page=0",
+        "?size=2001",
+        "?size=x",
+        "?clusterId=abc",
+        "?status=DONE",
+        "?sort=color,asc",
+        "?sort=id,up",
+        "?type=NIGHTLY",
+    ):
         status, body = await api.call("GET", f"/api/v2/tasks/instances{bad}")
         assert status == 400 and body["successful"] is False, bad

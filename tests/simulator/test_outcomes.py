@@ -116,8 +116,12 @@ async def test_stall_outcome_freezes_every_vendors_view(v: Vendor) -> None:
         cce = (await (await v.hw("GET", CCE_BASE + CCE + f"/operation/upgrade/tasks/{uid}")).json())["status"]
         sr = (await (await v.hw("GET", f"/v3/{{p}}/jobs?id={sr_job}")).json())["job"]
         ob = (await (await v.ocp("GET", f"/api/v2/tasks/instances/{ob_task['id']}")).json())["data"]
-        kafka = (await (await v.ncloud("POST", f"/api/v1/cluster/getClusterInfoList/{KAFKA}")).json())["result"]
-        brokers = (await (await v.ncloud("GET", f"/api/v1/cluster/getClusterStatus/{KAFKA}")).json())["result"]
+        kafka = (await (await v.ncloud("POST", f"/api/v1/cluster/getClusterInfoList/{KAFKA}")).json())[
+            "result"
+        ]
+        brokers = (await (await v.ncloud("GET", f"/api/v1/cluster/getClusterStatus/{KAFKA}")).json())[
+            "result"
+        ]
         return {
             "cce": (cce["phase"], cce["progress"]),
             "sr": (sr["status"], sr["process"]),

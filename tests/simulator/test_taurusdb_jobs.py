@@ -30,14 +30,20 @@ JOB_KEYS = {
 
 
 def targets() -> list[SimTarget]:
-    out = [SimTarget(f"sr-{i:02d}", "starrocks", sr, "3.2.11", ["3.3.5"], job_seconds=600) for i, sr in enumerate(IDS)]
+    out = [
+        SimTarget(f"sr-{i:02d}", "starrocks", sr, "3.2.11", ["3.3.5"], job_seconds=600)
+        for i, sr in enumerate(IDS)
+    ]
     out[0].extra["instance_id"] = TAURUS
     return out
 
 
 @pytest.fixture
 async def v():
-    async with run_simulator(targets=targets(), speed=1.0, start=START) as sim, aiohttp.ClientSession() as http:
+    async with (
+        run_simulator(targets=targets(), speed=1.0, start=START) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         yield Vendor(sim, http)
 
 
@@ -95,7 +101,8 @@ async def test_the_job_list_shape_filters_and_pages(v: Vendor) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["?limit=15", "?limit=x", "?offset=-1", "?status=Done", "?start_time=yesterday", "?end_time=2024-01-01"]
+    "query",
+    ["?limit=15", "?limit=x", "?offset=-1", "?status=Done", "?start_time=yesterday", "?end_time=2024-01-01"],
 )
 async def test_bad_job_list_parameters_are_the_vendors_400(v: Vendor, query: str) -> None:
     r = await v.hw("GET", f"/v3/{{p}}/immediate-jobs{query}")
@@ -115,7 +122,16 @@ async def test_the_instance_shows_the_running_upgrade_in_actions(v: Vendor) -> N
     assert (await instance())["actions"] == []
     job_id = await upgrade(v, TAURUS)  # the upgrade path takes either id
     [action] = (await instance())["actions"]
-    assert set(action) == {"id", "action", "object_id", "type", "job_id", "status", "created_at", "updated_at"}
+    assert set(action) == {
+        "id",
+        "action",
+        "object_id",
+        "type",
+        "job_id",
+        "status",
+        "created_at",
+        "updated_at",
+    }
     assert (action["job_id"], action["status"], action["object_id"]) == (job_id, "OK_TO_RUN", IDS[0])
     assert (await instance())["status"] == "upgrading"
     v.sim.state.clock.advance(600)

@@ -22,7 +22,9 @@ UPGRADE = "/v3/{p}/instances/{id}/starrocks/db-upgrade"
 
 def targets() -> list[SimTarget]:
     return [
-        SimTarget("sr-a", "starrocks", SR, "3.2.11", ["3.3.5"], job_seconds=600, extra={"instance_id": TAURUS}),
+        SimTarget(
+            "sr-a", "starrocks", SR, "3.2.11", ["3.3.5"], job_seconds=600, extra={"instance_id": TAURUS}
+        ),
         SimTarget("sr-b", "starrocks", ORPHAN, "3.2.11", ["3.3.5"], job_seconds=600),
     ]
 
@@ -110,7 +112,9 @@ async def test_the_upgrade_body_is_checked(v, body) -> None:
     assert v.sim.state.jobs == {}
 
 
-@pytest.mark.parametrize("body", [{}, {"delay": "false", "is_skip_validate": "true"}, {"delay": False, "is_skip_validate": True}])
+@pytest.mark.parametrize(
+    "body", [{}, {"delay": "false", "is_skip_validate": "true"}, {"delay": False, "is_skip_validate": True}]
+)
 async def test_both_spellings_of_the_flags_are_taken(v, body) -> None:
     r = await upgrade(v, SR, json=body)
     assert r.status == 200
@@ -156,5 +160,7 @@ async def test_unauthorized_and_canceled_jobs_and_the_control_route(v) -> None:
         assert r.status == 400
     async with v.http.post(f"{v.sim.url}/_sim/taurusdb/jobs/nope", json={"status": "Running"}) as r:
         assert r.status == 404
-    instance = (await (await v.hw("GET", f"/v3/{{p}}/instances/{TAURUS}/starrocks/{SR}")).json())["instances"][0]
+    instance = (await (await v.hw("GET", f"/v3/{{p}}/instances/{TAURUS}/starrocks/{SR}")).json())[
+        "instances"
+    ][0]
     assert (instance["data_store_version"], instance["actions"]) == ("3.2.11", [])

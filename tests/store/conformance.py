@@ -53,7 +53,12 @@ class KVConformance:
 
     async def test_put_and_keys_with_prefix_and_odd_characters(self, kvs):
         kv = await kvs()
-        keys = ["cce-prod-a/upgrade/v1.28.3-r0", "cce-prod-a/precheck/v1.28", "kafka canary/verify/3.5.1", "ünïcode/x/1"]
+        keys = [
+            "cce-prod-a/upgrade/v1.28.3-r0",
+            "cce-prod-a/precheck/v1.28",
+            "kafka canary/verify/3.5.1",
+            "ünïcode/x/1",
+        ]
         for k in keys:
             await kv.put("claims", k, {"k": k})
         assert await kv.keys("claims") == sorted(keys)
@@ -103,12 +108,19 @@ class KVConformance:
         store = Store(await kvs())
         key = claim_key("t", "upgrade", "9")
         c = await store.claims.claim(key, "w1", domain_at=1000.0, vendor_at=1090.5)
-        doubt = await store.claims.in_doubt(c, conflict={"code": "CCE.01409001", "message": "busy", "transient": False})
+        doubt = await store.claims.in_doubt(
+            c, conflict={"code": "CCE.01409001", "message": "busy", "transient": False}
+        )
         looked = await store.claims.looked(doubt)
         seen = await store.claims.get(key)
         assert seen is not None and seen.state == "claimed" and seen.in_doubt_at is not None
         assert len(seen.looks) == 1 and seen.conflict["code"] == "CCE.01409001"
-        assert (seen.claimed_at, seen.domain_at, seen.vendor_at, seen.owner) == (c.claimed_at, 1000.0, 1090.5, "w1")
+        assert (seen.claimed_at, seen.domain_at, seen.vendor_at, seen.owner) == (
+            c.claimed_at,
+            1000.0,
+            1090.5,
+            "w1",
+        )
         with pytest.raises(Conflict):
             await store.claims.looked(doubt)  # stale: another delivery looked meanwhile
         refused = await store.claims.refuse(looked, "DBS.200022", "Instance not found", "req-1")
@@ -120,7 +132,9 @@ class KVConformance:
     async def test_ledger_concurrent_stage_updates_are_not_lost(self, kvs):
         a, b = Store(await kvs()), Store(await kvs())
         await a.ledger.open_run("run1", target="t", kind="cce")
-        await asyncio.gather(*[(a if i % 2 else b).ledger.record_stage("run1", f"s{i}", status="ok") for i in range(10)])
+        await asyncio.gather(
+            *[(a if i % 2 else b).ledger.record_stage("run1", f"s{i}", status="ok") for i in range(10)]
+        )
         run = await a.ledger.run("run1")
         assert set(run["stages"]) == {f"s{i}" for i in range(10)}
         assert run["target"] == "t"

@@ -132,7 +132,9 @@ class ClusterUpgradeClient(HuaweiClient):
     async def upgrade_info(self, cluster_id: str) -> UpgradeInfo:
         """``GET .../upgradeinfo``: the current version (``versionInfo.release``/``patch``) and the
         versions this cluster may be upgraded to (``versionInfo.targetVersions``)."""
-        response = await self._call("GET", f"{self._cluster(cluster_id)}/upgradeinfo", endpoint_key="clusters")
+        response = await self._call(
+            "GET", f"{self._cluster(cluster_id)}/upgradeinfo", endpoint_key="clusters"
+        )
         return self._parse(UpgradeInfo, response)
 
     async def upgrade_paths(self) -> list[UpgradePath]:
@@ -153,7 +155,11 @@ class ClusterUpgradeClient(HuaweiClient):
             CheckRequest,
             {
                 "kind": "PreCheckTask",
-                "spec": {"clusterID": cluster_id, "clusterVersion": cluster_version, "targetVersion": target_version},
+                "spec": {
+                    "clusterID": cluster_id,
+                    "clusterVersion": cluster_version,
+                    "targetVersion": target_version,
+                },
             },
         )
         response = await self._call(

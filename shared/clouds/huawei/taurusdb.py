@@ -129,7 +129,9 @@ class TaurusDbClient(HuaweiClient):
     async def list_scheduled_jobs(self, instance_id: str) -> list[ScheduledJob]:
         """``GET /v3/{p}/scheduled-jobs?instance_id=``: delayed jobs of one instance (this list
         takes an instance filter; vendor-facts §4.5), every page up to ``JOB_PAGES``."""
-        pages = await self._pages("scheduled-jobs", "scheduled_jobs", {"instance_id": instance_id}, ScheduledJobs)
+        pages = await self._pages(
+            "scheduled-jobs", "scheduled_jobs", {"instance_id": instance_id}, ScheduledJobs
+        )
         return [job for page in pages for job in page.schedules]
 
     async def _pages(self, path: str, key: str, params: dict[str, str], model: type[M]) -> list[M]:

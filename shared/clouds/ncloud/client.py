@@ -119,7 +119,11 @@ class NcloudClient(BaseClient):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
-            config.endpoint, limits=config.limits, retry=config.retry, reconcile=config.reconcile, session=session
+            config.endpoint,
+            limits=config.limits,
+            retry=config.retry,
+            reconcile=config.reconcile,
+            session=session,
         )
         self.config = config
         self._clock = clock
@@ -206,7 +210,12 @@ class NcloudClient(BaseClient):
         """The ``result`` of a DSS call under the region's prefix; ``params`` are encoded once,
         sent and signed as encoded."""
         response = await self._call(
-            method, self.config.prefix + path, endpoint_key=key, json=json, params=params, idempotent=idempotent
+            method,
+            self.config.prefix + path,
+            endpoint_key=key,
+            json=json,
+            params=params,
+            idempotent=idempotent,
         )
         try:
             answer = NcloudAnswer.model_validate(response.json())
@@ -256,7 +265,9 @@ class NcloudClient(BaseClient):
         with config group ``config_group_no`` (created for that version). A target that is not
         newer raises PermanentCloudError with code "10153"."""
         body = self._upgrade_body(cluster_no, version_code, config_group_no)
-        passed = bool(await self._result("POST", "/cluster/rollingUpgradePreCheck", key="precheck", json=body))
+        passed = bool(
+            await self._result("POST", "/cluster/rollingUpgradePreCheck", key="precheck", json=body)
+        )
         if passed:
             self._passed[(cluster_no, version_code)] = (time.monotonic(), config_group_no)
         return passed
@@ -272,14 +283,17 @@ class NcloudClient(BaseClient):
         """``rollingUpgrade`` (after a passing precheck); ``result`` is ``true`` (or null on
         failure) and no job id comes back. Not retried once it may have reached NAVER."""
         body = self._upgrade_body(cluster_no, version_code, config_group_no)
-        result = await self._result("POST", "/cluster/rollingUpgrade", key="upgrade", json=body, idempotent=False)
+        result = await self._result(
+            "POST", "/cluster/rollingUpgrade", key="upgrade", json=body, idempotent=False
+        )
         return bool(result)
 
     async def upgrade_progress(self, cluster_no: int) -> ClusterStatus:
         """``rollingUpgradeProgressCheck``: broker counts and colours while the brokers turn over."""
         body = self._body(ProgressCheckRequest, serviceGroupInstanceNo=self._no(cluster_no))
         return self._parse(
-            ClusterStatus, await self._result("POST", "/cluster/rollingUpgradeProgressCheck", key="progress", json=body)
+            ClusterStatus,
+            await self._result("POST", "/cluster/rollingUpgradeProgressCheck", key="progress", json=body),
         )
 
     # -- the cluster ----------------------------------------------------------------------------
@@ -317,9 +331,14 @@ class NcloudClient(BaseClient):
         page_no = 1
         while True:
             body = self._body(
-                ConfigGroupListRequest, kafkaVersionCode=version_code, pageNo=page_no, pageSize=GROUP_PAGE_SIZE
+                ConfigGroupListRequest,
+                kafkaVersionCode=version_code,
+                pageNo=page_no,
+                pageSize=GROUP_PAGE_SIZE,
             )
-            result = await self._result("POST", "/configGroup/getKafkaVersionConfigGroupList", key="groups", json=body)
+            result = await self._result(
+                "POST", "/configGroup/getKafkaVersionConfigGroupList", key="groups", json=body
+            )
             page = self._parse(ConfigGroupPage, result)
             groups.extend(page.kafkaConfigGroupList)
             last = page.isLast if page.isLast is not None else page_no >= (page.totalPage or page_no)

@@ -51,8 +51,8 @@ from shared.clouds.oceanbase.models import (
 
 __all__ = [
     "AUTH_SCHEME",
-    "VENDOR",
     "BUSY_CODES",
+    "VENDOR",
     "OcpClient",
     "OcpConfig",
     "OcpRefused",
@@ -343,7 +343,9 @@ class OcpClient(BaseClient):
             params["status"] = status
         out: dict[int, TaskInstance] = {}  # a task started between two pages may show up twice
         for page in range(1, max_pages + 1):
-            data = await self._data("GET", "/api/v2/tasks/instances", key="tasks", params={**params, "page": str(page)})
+            data = await self._data(
+                "GET", "/api/v2/tasks/instances", key="tasks", params={**params, "page": str(page)}
+            )
             answer = self._parse(TaskPage, data)
             for task in answer.contents:
                 out.setdefault(task.id, task)

@@ -106,5 +106,7 @@ class CceOptions(_Options):
     def _priorities(cls, order: dict[str, int]) -> dict[str, int]:
         bad = sorted(k for k, v in order.items() if v < 0 or not k)
         if bad:
-            raise ValueError(f"node pool priorities must be >= 0 and pool ids non-empty: {', '.join(bad) or '(empty)'}")
+            raise ValueError(
+                f"node pool priorities must be >= 0 and pool ids non-empty: {', '.join(bad) or '(empty)'}"
+            )
         return order

@@ -65,7 +65,10 @@ class KafkaOptions(BaseModel):
     def _keys_as_text(cls, value: Any) -> Any:
         # YAML reads `3903006: 190` with an int key and `3.9: 190` with a float one.
         if isinstance(value, dict):
-            return {str(k) if isinstance(k, int | float) and not isinstance(k, bool) else k: v for k, v in value.items()}
+            return {
+                str(k) if isinstance(k, int | float) and not isinstance(k, bool) else k: v
+                for k, v in value.items()
+            }
         return value
 
     @field_validator("config_groups")

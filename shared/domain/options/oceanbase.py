@@ -117,7 +117,9 @@ class OceanBaseOptions(BaseModel):
             raise ValueError(f"not a valid template: {exc}") from None
         unknown = names - _PLACEHOLDERS
         if unknown:
-            raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))}; use {{version}}, {{os}}, {{arch}}")
+            raise ValueError(
+                f"unknown placeholder(s) {', '.join(sorted(unknown))}; use {{version}}, {{os}}, {{arch}}"
+            )
         return _rpm_name(v)
 
     @field_validator("rpm_files")

@@ -70,4 +70,6 @@ class StarRocksOptions(BaseModel):
 
     def upgrade_id(self, target: Any) -> str:
         """The id the db-upgrade path takes, per ``upgrade_path_id``."""
-        return str(target.starrocks_instance_id if self.upgrade_path_id == "starrocks" else target.instance_id)
+        return str(
+            target.starrocks_instance_id if self.upgrade_path_id == "starrocks" else target.instance_id
+        )

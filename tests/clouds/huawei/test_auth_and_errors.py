@@ -183,9 +183,21 @@ async def test_a_broken_signer_is_refused_with_the_gateways_401(sim, monkeypatch
 
     def broken(self, method, url, headers, body, *, now=None):
         if breakage == "other path":
-            original(self, method, URL.build(scheme=url.scheme, host=url.host, port=url.port, path="/other"), headers, body)
+            original(
+                self,
+                method,
+                URL.build(scheme=url.scheme, host=url.host, port=url.port, path="/other"),
+                headers,
+                body,
+            )
         elif breakage == "wrong secret key":
-            original(signer_module.Signer(self.access_key, SecretStr("not-" + CREDS.hw_sk)), method, url, headers, body)
+            original(
+                signer_module.Signer(self.access_key, SecretStr("not-" + CREDS.hw_sk)),
+                method,
+                url,
+                headers,
+                body,
+            )
         else:
             original(self, method, url, headers, b"")  # the body sent is not the body signed
 

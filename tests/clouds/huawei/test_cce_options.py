@@ -28,7 +28,9 @@ def test_every_option_loads_for_cce_and_autopilot() -> None:
             "      addons: [{addon_template_name: coredns, version: 1.30.6, values: {replicas: 2}}]\n"
         )
         options = f.targets[0].cce
-        assert options.scope == "NodePool" and options.node_order["DefaultPool"][0].node_selector.operator == "!"
+        assert (
+            options.scope == "NodePool" and options.node_order["DefaultPool"][0].node_selector.operator == "!"
+        )
         assert options.addons[0].operation == "patch"
 
 
@@ -41,7 +43,10 @@ def test_every_option_loads_for_cce_and_autopilot() -> None:
         ("{node_order: {p: [{node_selector: {key: k, operator: In}}]}}", "operator"),
         ("{node_order: {p: [{node_selector: {key: k, operator: in}, priority: -2}]}}", "priority"),
         ("{addons: [{addon_template_name: coredns}]}", "version"),
-        ("{addons: [{addon_template_name: a, version: '1'}, {addon_template_name: a, version: '2'}]}", "more than once"),
+        (
+            "{addons: [{addon_template_name: a, version: '1'}, {addon_template_name: a, version: '2'}]}",
+            "more than once",
+        ),
         ("{addons: [{addon_template_name: a, version: '1', operation: install}]}", "operation"),
         ("{user_defined_step: 20}", "user_defined_step"),
     ],

@@ -55,7 +55,11 @@ async def test_second_upgrade_is_operation_in_progress(sim) -> None:
 
 async def test_unknown_instance_is_permanent(sim) -> None:
     client = TaurusDbClient(config(sim.url))
-    for wrong in ("nope", f"{'0' * 32}in17", f"{'0' * 32}in07"):  # malformed; nobody's StarRocks; nobody's TaurusDB
+    for wrong in (
+        "nope",
+        f"{'0' * 32}in17",
+        f"{'0' * 32}in07",
+    ):  # malformed; nobody's StarRocks; nobody's TaurusDB
         with pytest.raises(PermanentCloudError) as info:
             await client.upgrade_starrocks(wrong)
         assert info.value.code == "DBS.200022" and info.value.status == 400 and info.value.request_id

@@ -29,16 +29,22 @@ def sr(sim):
 
 
 async def control(sim, job_id: str, status: str) -> aiohttp.ClientResponse:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{sim.url}/_sim/taurusdb/jobs/{job_id}", json={"status": status}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.url}/_sim/taurusdb/jobs/{job_id}", json={"status": status}) as r,
+    ):
         await r.read()
         return r
 
 
 @pytest.mark.parametrize(
     ("accepts", "good", "bad"),
-    [("in17", SR_ID, TAURUS_ID), ("in07", TAURUS_ID, SR_ID), ("either", SR_ID, None), ("either", TAURUS_ID, None)],
+    [
+        ("in17", SR_ID, TAURUS_ID),
+        ("in07", TAURUS_ID, SR_ID),
+        ("either", SR_ID, None),
+        ("either", TAURUS_ID, None),
+    ],
 )
 async def test_the_upgrade_path_takes_the_id_the_instance_accepts(sim, sr, accepts, good, bad) -> None:
     sr.extra["upgrade_path_id"] = accepts
@@ -46,7 +52,11 @@ async def test_the_upgrade_path_takes_the_id_the_instance_accepts(sim, sr, accep
     if bad is not None:
         with pytest.raises(PermanentCloudError) as info:
             await client.upgrade_starrocks(bad)
-        assert (info.value.status, info.value.code, info.value.message) == (400, "DBS.200022", "Instance not found.")
+        assert (info.value.status, info.value.code, info.value.message) == (
+            400,
+            "DBS.200022",
+            "Instance not found.",
+        )
     assert await client.upgrade_starrocks(good)
     assert sim.state.stats.calls["taurusdb.upgrade"] == {SR_ID: 1}
 
@@ -55,7 +65,13 @@ async def test_the_instance_query_takes_the_taurusdb_id_then_the_starrocks_id(si
     client = TaurusDbClient(config(sim.url))
     instance = await client.get_starrocks_instance(TAURUS_ID, SR_ID)
     assert (instance.id, instance.version) == (SR_ID, "3.1.6")
-    for first, second in ((SR_ID, TAURUS_ID), (SR_ID, SR_ID), (OTHER_TAURUS, SR_ID), ("x", SR_ID), (TAURUS_ID, "x")):
+    for first, second in (
+        (SR_ID, TAURUS_ID),
+        (SR_ID, SR_ID),
+        (OTHER_TAURUS, SR_ID),
+        ("x", SR_ID),
+        (TAURUS_ID, "x"),
+    ):
         with pytest.raises(PermanentCloudError) as info:
             await client.get_starrocks_instance(first, second)
         assert (info.value.status, info.value.code) == (404, "DBS.200022")
@@ -105,7 +121,9 @@ async def test_canceled_is_terminal_and_leaves_the_version(sim, sr, how) -> None
 async def test_errors_are_the_documented_body_and_unknown_paths_the_gateways_404(sim) -> None:
     client = TaurusDbClient(config(sim.url))
     with pytest.raises(PermanentCloudError) as info:
-        await client._call("GET", f"/v3/{CREDS.hw_project_id}/instances/{TAURUS_ID}/nothing", endpoint_key="x")
+        await client._call(
+            "GET", f"/v3/{CREDS.hw_project_id}/instances/{TAURUS_ID}/nothing", endpoint_key="x"
+        )
     assert (info.value.status, info.value.code) == (404, "APIGW.0101")
     async with aiohttp.ClientSession() as http:
         for method, path in (
@@ -118,4 +136,8 @@ async def test_errors_are_the_documented_body_and_unknown_paths_the_gateways_404
         path = f"/v3/{CREDS.hw_project_id}/instances/{SR_ID}/starrocks/db-upgrade"
         async with http.post(sim.url + path, data=b"not json") as r:  # unsigned: the gateway refuses first
             body = await r.json()
-        assert r.status == 401 and set(body) >= {"error_code", "error_msg"} and body["error_code"] == "APIGW.0301"
+        assert (
+            r.status == 401
+            and set(body) >= {"error_code", "error_msg"}
+            and body["error_code"] == "APIGW.0301"
+        )

@@ -24,7 +24,9 @@ def test_version_names_and_codes() -> None:
 
 
 def test_a_map_by_code_or_name_and_a_pattern_load() -> None:
-    opts = fleet('{config_groups: {3903006: 190, "Kafka 3.5.0": 170}, config_group_pattern: "^prod-", abnormal_looks: 3}')
+    opts = fleet(
+        '{config_groups: {3903006: 190, "Kafka 3.5.0": 170}, config_group_pattern: "^prod-", abnormal_looks: 3}'
+    )
     kafka = opts.targets[0].kafka
     assert kafka.group_for(3903006) == 190
     assert kafka.group_for(3503006) is None  # a name key needs the version's name

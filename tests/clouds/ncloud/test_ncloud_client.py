@@ -55,7 +55,12 @@ def calls(sim, op: str) -> dict[str, int]:
 @pytest.mark.parametrize("region", ["KR", "SGN", "JPN"])
 async def test_cluster_info_in_each_region(sim, region: str) -> None:
     info = await client(sim, region).get_cluster_info(NO)
-    assert (info.clusterName, info.kafkaVersionCode, info.state, info.configGroupNo) == ("kafka-dev-a", OLD, "running", 170)
+    assert (info.clusterName, info.kafkaVersionCode, info.state, info.configGroupNo) == (
+        "kafka-dev-a",
+        OLD,
+        "running",
+        170,
+    )
 
 
 def test_version_codes_are_read_from_the_documented_strings() -> None:
@@ -107,7 +112,9 @@ async def test_rolling_upgrade_turns_brokers_over_one_by_one(sim) -> None:
         if info.state == "running":
             break
         assert info.state == "changing" and info.kafkaVersionCode == OLD  # the code changes last
-        assert progress.colour == "orange" and progress.brokerNumber == progress.brokerNodeTotalNumber - 1 == 2
+        assert (
+            progress.colour == "orange" and progress.brokerNumber == progress.brokerNodeTotalNumber - 1 == 2
+        )
         [host] = [n.hostname for n in progress.brokerStatusPerNode if n.status == "orange"]
         if not orange_hosts or orange_hosts[-1] != host:
             orange_hosts.append(host)
@@ -160,7 +167,9 @@ async def test_version_list_and_the_config_groups_of_a_version(sim) -> None:
 async def test_config_groups_are_read_page_by_page(sim, monkeypatch) -> None:
     monkeypatch.setattr(ncloud_module, "GROUP_PAGE_SIZE", 5)
     for no in range(500, 512):
-        sim.runner.app[DSS].add_group({"configGroupNo": no, "configGroupName": f"g{no}", "kafkaVersionCode": "3903006"})
+        sim.runner.app[DSS].add_group(
+            {"configGroupNo": no, "configGroupName": f"g{no}", "kafkaVersionCode": "3903006"}
+        )
     groups = await client(sim).version_config_groups(3903006)
     assert sorted(g.configGroupNo for g in groups) == [190, *range(500, 512)]
     assert sum(calls(sim, "ncloud.config_groups").values()) == 3
@@ -171,7 +180,9 @@ async def test_catalogs_are_cached_for_their_ttl(sim) -> None:
     for _ in range(3):
         await c.kafka_versions()
         await c.version_config_groups(NEW)
-    assert sum(calls(sim, "ncloud.versions").values()) == 1 == sum(calls(sim, "ncloud.config_groups").values())
+    assert (
+        sum(calls(sim, "ncloud.versions").values()) == 1 == sum(calls(sim, "ncloud.config_groups").values())
+    )
     fresh = client(sim, catalog_ttl_s=0)
     await fresh.kafka_versions()
     await fresh.kafka_versions()

@@ -57,9 +57,9 @@ def test_the_sdk_agrees_only_when_given_the_encoded_query() -> None:
     urlencoded: given the wire form it matches us (and the golden vector); given the raw pairs
     it signs bytes that were never sent (vendor-facts §6) — the case where it does not apply."""
     wire = [tuple(p.split("=", 1)) for p in encode_query(QUERY).split("&")]
-    assert vendor_signature("/api/v1", "/cluster/getCDSSVersionList", wire, TIMESTAMP, ACCESS_KEY, SECRET_KEY) == (
-        ours("/api/v1", "/cluster/getCDSSVersionList", wire, TIMESTAMP, ACCESS_KEY, SECRET_KEY)
-    )
+    assert vendor_signature(
+        "/api/v1", "/cluster/getCDSSVersionList", wire, TIMESTAMP, ACCESS_KEY, SECRET_KEY
+    ) == (ours("/api/v1", "/cluster/getCDSSVersionList", wire, TIMESTAMP, ACCESS_KEY, SECRET_KEY))
     raw = vendor_signature("/api/v1", "/cluster/getCDSSVersionList", QUERY, TIMESTAMP, ACCESS_KEY, SECRET_KEY)
     assert raw != ours("/api/v1", "/cluster/getCDSSVersionList", wire, TIMESTAMP, ACCESS_KEY, SECRET_KEY)
 

@@ -53,7 +53,9 @@ DAG = [
     "Wait dag success",
     "Update OB cluster status",
 ]
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()}
+BASIC = {
+    "Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()
+}
 FAST = base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
 
 
@@ -124,7 +126,9 @@ def test_golden_vectors(vector: dict) -> None:
         vector["path"] + (f"?{query}" if query else ""),
     )
     assert text == vector["to_sign"]
-    assert hmac_authorization(golden.AK, golden.SK, text) == f"{AUTH_SCHEME} {golden.AK}:{vector['signature']}"
+    assert (
+        hmac_authorization(golden.AK, golden.SK, text) == f"{AUTH_SCHEME} {golden.AK}:{vector['signature']}"
+    )
 
 
 def test_canonical_resource_sorts_and_encodes_once() -> None:
@@ -162,7 +166,12 @@ def test_string_to_sign_layout() -> None:
     ("ocp", "request_body"),
     [
         ("new", RollingUpgrade(destVersion=V1, operatingSystem="el7")),
-        ("new", RollingUpgrade(destVersion=V1, operatingSystem="el7", freezeServer=True, zoneOrder=["zone2", "zone1"])),
+        (
+            "new",
+            RollingUpgrade(
+                destVersion=V1, operatingSystem="el7", freezeServer=True, zoneOrder=["zone2", "zone1"]
+            ),
+        ),
         ("legacy", RpmUpgrade(rpmFileName=f"oceanbase-{V1}.el7.x86_64.rpm")),
     ],
 )
@@ -182,7 +191,9 @@ async def test_upgrade_follows_the_documented_dag_and_version_changes(sim, ocp, 
         seen |= {s.status for s in task.subtasks}
         if task.terminal:
             break
-    assert task.status == "SUCCESSFUL" and {"PENDING", "READY", "RUNNING", "SUCCESSFUL"} <= seen <= set(SUBTASK_STATUSES)
+    assert task.status == "SUCCESSFUL" and {"PENDING", "READY", "RUNNING", "SUCCESSFUL"} <= seen <= set(
+        SUBTASK_STATUSES
+    )
     assert task.finishTime and all(s.startTime and s.finishTime for s in task.subtasks)
     cluster = await c.get_cluster(22)
     assert (cluster.obVersion, cluster.status) == (V1, "RUNNING")
@@ -198,7 +209,9 @@ async def test_each_ocp_refuses_the_other_body_naming_the_fields(sim) -> None:
     sim.state.targets["22"].extra["upgrade_body"] = "legacy"
     with pytest.raises(OcpRefused) as old_ocp:  # an older OCP ignores the new fields, misses rpmFileName
         await c.upgrade(22, NEW)
-    assert old_ocp.value.status == 400 and [e["field"] for e in old_ocp.value.error.subErrors or []] == ["rpmFileName"]
+    assert old_ocp.value.status == 400 and [e["field"] for e in old_ocp.value.error.subErrors or []] == [
+        "rpmFileName"
+    ]
     trigger = LegacyFallback()
     assert trigger.matches(old_ocp.value.status, old_ocp.value.error_text)
     assert not trigger.matches(new_ocp.value.status, new_ocp.value.error_text)

@@ -332,7 +332,9 @@ class PrecheckStatus(TaskStatus):
             for node in self.nodeCheckStatus.nodeStageStatus:
                 name = node.nodeInfo.get("name") or node.nodeInfo.get("uid")
                 for item in node.itemsStatus:
-                    out.append(item.model_copy(update={"name": f"{item.name} (node {name})"}) if name else item)
+                    out.append(
+                        item.model_copy(update={"name": f"{item.name} (node {name})"}) if name else item
+                    )
         return out
 
     def failed_items(self) -> list[CheckItem]:
@@ -583,4 +585,3 @@ class SnapshotTasks(BaseModel):
     model_config = _LOOSE
     items: list[SnapshotTask] = Field(default_factory=list)
     status: dict[str, Any] = Field(default_factory=dict)
-
