@@ -42,8 +42,9 @@ Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
 
 
 class _Data(BaseModel):
-    # Unknown fields are refused at the edge: a typo in a producer is a 400, not silently dropped data.
-    model_config = ConfigDict(extra="forbid")
+    # A tolerant reader: a field added by a newer producer (functions deploy one at a time) is
+    # ignored, not a failure. The external edge refuses unknown fields (events.codec, strict=True).
+    model_config = ConfigDict(extra="ignore")
 
 
 class VersionReleased(_Data):

@@ -44,7 +44,9 @@ def consequence_id(*parts: object) -> str:
 class Event(BaseModel, Generic[D]):
     """A CloudEvents 1.0 event with Upshift's correlation extensions and a typed ``data``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Tolerant inside (an extension attribute from a newer producer is ignored); the external
+    # edge refuses unknown attributes (events.codec, strict=True).
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     specversion: str = "1.0"
     type: str

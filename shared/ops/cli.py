@@ -71,7 +71,7 @@ def events_validate(files: tuple[Path, ...]) -> None:
     failed = False
     for f in files:
         try:
-            event = from_json(f.read_bytes())
+            event = from_json(f.read_bytes(), strict=True)
         except OSError as exc:
             click.echo(f"{f}: cannot read: {exc.strerror}", err=True)
             failed = True

@@ -45,7 +45,7 @@ def build_app(runtime: Runtime) -> web.Application:
     async def post_events(request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            event = from_http_request(dict(request.headers), body)
+            event = from_http_request(dict(request.headers), body, strict=True)
         except BadEvent as exc:
             return _error(400, exc.message, exc.field or None)
         fresh = await runtime.bus.publish(event)

@@ -78,8 +78,49 @@ def test_reads_what_the_sdk_writes_in_both_modes():
     ],
 )
 def test_bad_structured_input_names_the_field(raw, field):
+    """At the external edge (strict) every problem, an unknown field included, names the field."""
     with pytest.raises(BadEvent) as err:
-        from_json(raw)
+        from_json(raw, strict=True)
+    assert err.value.field == field
+
+
+NEWER = {
+    "specversion": "1.0",
+    "type": T.STAGE_REQUESTED,
+    "source": "/upshift",
+    "id": "e1",
+    "runid": "r1",
+    "priority": "high",  # an extension attribute a newer producer added
+    "data": {
+        "target": "t1",
+        "kind": "cce",
+        "stage": "upgrade",
+        "from_version": "v1.29",
+        "to_version": "v1.30",
+        "reason": "operator",  # an optional field a newer producer added
+    },
+}
+
+
+def test_inside_a_newer_producers_fields_are_ignored():
+    """Functions deploy one at a time: an older consumer reads a newer producer's event."""
+    event = from_json(json.dumps(NEWER))
+    assert event.type == T.STAGE_REQUESTED and event.data.target == "t1" and event.runid == "r1"
+    assert "reason" not in event.data.model_dump() and "priority" not in event.to_wire()
+
+
+@pytest.mark.parametrize(("drop", "field"), [("reason", "priority"), ("priority", "data.reason")])
+def test_the_edge_refuses_unknown_attributes_and_fields(drop, field):
+    """``POST /events`` and ``upshift events validate`` read strictly: a typo is reported, not dropped."""
+    obj = json.loads(json.dumps(NEWER))
+    obj.pop(drop, None)
+    obj["data"].pop(drop, None)
+    with pytest.raises(BadEvent) as err:
+        from_json(json.dumps(obj), strict=True)
+    assert err.value.field == field
+    headers = {"content-type": "application/cloudevents+json"}
+    with pytest.raises(BadEvent) as err:
+        from_http_request(headers, json.dumps(obj).encode(), strict=True)
     assert err.value.field == field
 
 

@@ -91,6 +91,32 @@ async def test_duplicate_post_is_accepted_but_not_republished(served):
             {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "content-type": "application/json"},
             "source",
         ),
+        # the edge is strict: an unknown data field or attribute is a typo to report, not to drop
+        (
+            json.dumps(
+                {
+                    "specversion": "1.0",
+                    "type": T.ECHO,
+                    "source": "/x",
+                    "id": "1",
+                    "data": {"message": "m", "mesage": "m"},
+                }
+            ).encode(),
+            {"content-type": "application/cloudevents+json"},
+            "data.mesage",
+        ),
+        (
+            b'{"message": "m"}',
+            {
+                "ce-specversion": "1.0",
+                "ce-type": T.ECHO,
+                "ce-id": "1",
+                "ce-source": "/x",
+                "ce-runld": "r",
+                "content-type": "application/json",
+            },
+            "runld",
+        ),
     ],
 )
 async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, body, headers, field):
