@@ -4,6 +4,8 @@ usage: python -m tests.bus._child URL CONSUMER MARKER MODE [N]
   Touches MARKER.ready once its durable consumer is registered.
   MODE hang: on delivery, touch MARKER and never return (the event is never acked).
   MODE emit: on delivery, touch MARKER and emit N echo events (runid=kill) with deterministic ids.
+  MODE lose: like emit, but the events are ``lost-<i>`` with ids of their own (the process is
+  armed with UPSHIFT_CRASH_AT to die before they are committed: none may ever be delivered).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ async def main(url: str, consumer: str, marker: str, mode: str, n: int) -> None:
         Path(marker).touch()
         if mode == "hang":
             await asyncio.Event().wait()
-        return [
+        if mode == "lose":
+            return [
+                event.follow(
+                    T.ECHO, Echo(message=f"lost-{i}", reply=False), runid="kill", id_parts=("lost", i)
+                )
+                for i in range(n)
+            ]
+        return [  # the ids the test's takeover emits too: a second copy must be dropped
             event.follow(T.ECHO, Echo(message=f"out-{i}", reply=False), runid="kill", id_parts=(i,))
             for i in range(n)
         ]

@@ -1,4 +1,7 @@
-"""NATS-specific bus behaviour, against a real nats-server (the shared suite covers the contract).
+"""What is NATS's own in the bus: subject mapping, the spare delivery that dead-letters a died
+last attempt, redelivered outputs dropped by the stream's dedupe, restarts of the server,
+namespaces and garbage on our subjects. The contract itself is ``tests/bus/conformance.py``'s
+(run on NATS by ``test_nats.py``).
 
 Each test gets its own namespace (its own streams), so tests do not see each other's events.
 """
@@ -6,42 +9,31 @@ Each test gets its own namespace (its own streams), so tests do not see each oth
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
 import pytest
 
 from events import Event, T
 from events.catalog import Echo
-from shared.bus import Delayed, Subscription
+from shared.bus import Subscription
 from shared.bus.nats import NatsBus
-from shared.errors import ConfigError, RetryLater
+from shared.errors import ConfigError
 from simulator.natsd import NatsServer
 from tests.helpers import echo, eventually, stage_requested
 
 Factory = Callable[..., Awaitable[NatsBus]]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    srv = NatsServer.start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-async def make_bus(server: NatsServer) -> AsyncIterator[Factory]:
-    """``await make_bus(*subs, namespace=…, ack_wait=…, run=True)``: a started (and running) bus."""
-    namespace = f"t{uuid.uuid4().hex[:10]}"
+async def make_bus(nats_server: NatsServer, namespace: str) -> AsyncIterator[Factory]:
+    """``await make_bus(*subs, ns=…, ack_wait=…, run=True)``: a started (and running) bus."""
     made: list[tuple[NatsBus, asyncio.Task[None] | None]] = []
 
     async def make(
         *subs: Subscription, ns: str | None = None, ack_wait: float = 5.0, run: bool = True
     ) -> NatsBus:
-        bus = NatsBus(server.url, namespace=ns or namespace, ack_wait=ack_wait)
+        bus = NatsBus(nats_server.url, namespace=ns or namespace, ack_wait=ack_wait)
         for sub in subs:
             bus.subscribe(sub)
         await bus.start()
@@ -79,135 +71,7 @@ async def test_subject_mapping_and_filters(make_bus: Factory) -> None:
     assert bus.filter_for(Subscription("e", T.ECHO, {}, collector([]))) == f"{ns}.dev_upshift_echo.*.*"
 
 
-async def test_where_filters_on_subject_and_client_side(make_bus: Factory) -> None:
-    cce: list[Event] = []
-    upgrade_t2: list[Event] = []
-    await make_bus(
-        Subscription("cce", T.STAGE_REQUESTED, {"kind": "cce"}, collector(cce)),
-        Subscription("t2", T.STAGE_REQUESTED, {"stage": "upgrade", "target": "t2"}, collector(upgrade_t2)),
-    )
-    pub = await make_bus(run=False)
-    sent = [
-        stage_requested("cce", "upgrade", "t1"),
-        stage_requested("autopilot", "upgrade", "t2"),
-        stage_requested("cce", "precheck", "t2"),
-        stage_requested("cce", "upgrade", "t2"),
-    ]
-    for ev in sent:
-        assert await pub.publish(ev)
-    await eventually(lambda: len(cce) == 3 and len(upgrade_t2) == 2)
-    await asyncio.sleep(0.3)
-    assert {e.id for e in cce} == {sent[0].id, sent[2].id, sent[3].id}
-    assert {e.id for e in upgrade_t2} == {sent[1].id, sent[3].id}
-    assert await pub.pending() == 0
-
-
-async def test_republished_id_is_dropped(make_bus: Factory) -> None:
-    got: list[Event] = []
-    bus = await make_bus(Subscription("e", T.ECHO, {}, collector(got)))
-    ev = echo("once")
-    assert await bus.publish(ev) is True
-    assert await bus.publish(ev) is False
-    assert await bus.publish(ev, delay=0.5) is False  # one id space, delayed or not
-    later = echo("later")
-    assert await bus.publish(later, delay=0.5) is True
-    assert await bus.publish(later, delay=0.5) is False
-    assert await bus.publish(later) is False
-    await eventually(lambda: len(got) == 2)
-    await asyncio.sleep(1.0)
-    assert sorted(e.data.message for e in got) == ["later", "once"]
-
-
-async def test_delay_is_honoured(make_bus: Factory) -> None:
-    arrived: dict[str, float] = {}
-
-    async def handler(event: Event):
-        arrived[event.data.message] = time.monotonic()
-
-    bus = await make_bus(Subscription("e", T.ECHO, {}, handler))
-    t0 = time.monotonic()
-    await bus.publish(echo("late"), delay=1.0)
-    await bus.publish(echo("now"))
-    await eventually(lambda: len(arrived) == 2, timeout=10)
-    # Server schedules fire on a 0.25 s tick and use the wall clock: generous bounds on a busy box.
-    assert arrived["now"] - t0 < 1.0
-    assert 0.95 <= arrived["late"] - t0 <= 4.0, arrived["late"] - t0
-
-
-async def test_emitted_delayed_event_does_not_use_attempts(make_bus: Factory) -> None:
-    polls: list[tuple[Event, float]] = []
-
-    async def handler(event: Event):
-        polls.append((event, time.monotonic()))
-        if len(polls) < 3:
-            nxt = event.follow(T.ECHO, Echo(message=f"poll-{len(polls)}"), id_parts=(len(polls),))
-            return [Delayed(nxt, 0.3)]
-        return None
-
-    # max_attempts=1: a delayed event that consumed a delivery attempt would be dead-lettered.
-    bus = await make_bus(Subscription("poller", T.ECHO, {}, handler, max_attempts=1))
-    await bus.publish(echo("poll-0"))
-    await eventually(lambda: len(polls) == 3, timeout=10)
-    gaps = [b[1] - a[1] for a, b in itertools.pairwise(polls)]
-    assert all(g >= 0.25 for g in gaps), gaps
-    assert await bus.dead_letters() == []
-
-
-async def test_failures_back_off_then_succeed(make_bus: Factory) -> None:
-    calls: list[float] = []
-
-    async def flaky(event: Event):
-        calls.append(time.monotonic())
-        if len(calls) == 1:
-            raise RuntimeError("boom")
-        if len(calls) == 2:
-            raise RetryLater(0.6, "vendor busy")
-        return [event.follow(T.ECHO, Echo(message="done", reply=False)).model_copy(update={"subject": "out"})]
-
-    done: list[Event] = []
-    bus = await make_bus(
-        Subscription("flaky", T.ECHO, {"subject": "in"}, flaky, max_attempts=5, backoff_base=0.05),
-        Subscription("sink", T.ECHO, {"subject": "out"}, collector(done)),
-    )
-    src = echo("go").model_copy(update={"subject": "in"})
-    await bus.publish(src)
-    await eventually(lambda: len(done) == 1, timeout=10)
-    assert len(calls) == 3
-    assert calls[2] - calls[1] >= 0.55  # RetryLater's delay, not an immediate redelivery
-    assert await bus.dead_letters() == []
-
-
-async def test_dead_letter_after_max_attempts(make_bus: Factory) -> None:
-    calls: list[Event] = []
-
-    async def broken(event: Event):
-        calls.append(event)
-        raise ValueError("vendor said no")
-
-    bus = await make_bus(Subscription("broken", T.ECHO, {}, broken, max_attempts=3, backoff_base=0.02))
-    ev = echo("doomed")
-    await bus.publish(ev)
-    await eventually(lambda: len(calls) == 3, timeout=10)
-    letters: list = []
-
-    async def poll() -> None:
-        letters[:] = await bus.dead_letters()
-
-    for _ in range(100):
-        await poll()
-        if letters:
-            break
-        await asyncio.sleep(0.05)
-    assert len(letters) == 1
-    dl = letters[0]
-    assert (dl.consumer, dl.event.id, dl.attempts) == ("broken", ev.id, 3)
-    assert "vendor said no" in dl.error
-    await asyncio.sleep(0.5)
-    assert len(calls) == 3  # termed: never redelivered
-    assert await bus.pending() == 0
-
-
-async def test_dead_letter_when_the_last_attempt_died(server: NatsServer, make_bus: Factory) -> None:
+async def test_dead_letter_when_the_last_attempt_died(nats_server: NatsServer, make_bus: Factory) -> None:
     """A process that dies holding the last attempt never writes a dead letter: the consumer's
     spare delivery (max_deliver = attempts + 1) does, without running the handler again."""
     never: list[Event] = []
@@ -216,7 +80,7 @@ async def test_dead_letter_when_the_last_attempt_died(server: NatsServer, make_b
     ev = echo("orphan")
     await bus.publish(ev)
     # Two "processes" take the event and die without acking (fetch, no ack, ack_wait passes).
-    nc = await nats.connect(server.url)
+    nc = await nats.connect(nats_server.url)
     try:
         pull = await nc.jetstream().pull_subscribe_bind(durable=bus.durable_for("crashy"), stream=bus.stream)
         for _ in range(2):
@@ -281,33 +145,8 @@ async def test_outputs_published_before_ack_and_deduped_on_redelivery(make_bus: 
     assert await sink.pending() == 0
 
 
-async def test_concurrency_limit_and_close_waits_for_handlers(make_bus: Factory) -> None:
-    running = 0
-    peak = 0
-    finished: list[str] = []
-
-    async def slow(event: Event):
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.3)
-        running -= 1
-        finished.append(event.id)
-
-    bus = await make_bus(Subscription("slow", T.ECHO, {}, slow, concurrency=3))
-    for i in range(9):
-        await bus.publish(echo(f"m{i}"))
-    await eventually(lambda: len(finished) >= 4, timeout=10)
-    await bus.close()  # waits for the in-flight ones, which then ack
-    assert running == 0
-    assert peak == 3
-    done = len(finished)
-    checker = await make_bus(run=False, ns=bus.namespace)
-    assert await checker.pending() == 9 - done
-
-
-async def test_restart_keeps_streams_consumers_and_schedules() -> None:
-    srv = NatsServer.start()
+async def test_restart_keeps_streams_consumers_and_schedules(own_nats_server: NatsServer) -> None:
+    srv = own_nats_server
     got: list[str] = []
 
     async def handler(event: Event):
@@ -335,7 +174,6 @@ async def test_restart_keeps_streams_consumers_and_schedules() -> None:
     finally:
         await bus.close()
         await runner
-        srv.stop()
 
 
 def test_bad_namespace_is_a_config_error() -> None:

@@ -44,35 +44,106 @@ class KVConformance:
         with pytest.raises(Conflict):
             await kv.update("b", "k", {"n": 3}, r1)
         with pytest.raises(Conflict):
+            await kv.update("b", "absent", {"n": 3}, r1)  # no key is at any revision
+        with pytest.raises(Conflict):
             await kv.create("b", "k", {"n": 9})
-        assert (await kv.get("b", "k")).value == {"n": 2}
+        e = await kv.get("b", "k")
+        assert e.value == {"n": 2} and e.revision == r2
         await kv.delete("b", "k")
         assert await kv.get("b", "k") is None
-        await kv.create("b", "k", {"n": 4})  # a deleted key can be created again
+        assert await kv.keys("b") == []
+        r3 = await kv.create("b", "k", {"n": 4})  # a deleted key can be created again
+        assert r3 > r2
         assert (await kv.get("b", "k")).value == {"n": 4}
 
     async def test_put_and_keys_with_prefix_and_odd_characters(self, kvs):
+        """Any string is a key (NATS escapes what its key alphabet lacks): it lists, filters by
+        prefix and reads back as written."""
         kv = await kvs()
         keys = [
             "cce-prod-a/upgrade/v1.28.3-r0",
             "cce-prod-a/precheck/v1.28",
             "kafka canary/verify/3.5.1",
             "ünïcode/x/1",
+            "cce-prod-a/ü*>",
+            ".lead",
+            "trail.",
+            "a..b",
+            "",
         ]
         for k in keys:
             await kv.put("claims", k, {"k": k})
         assert await kv.keys("claims") == sorted(keys)
-        assert await kv.keys("claims", "cce-prod-a/") == sorted(keys[:2])
+        assert await kv.keys("claims", "cce-prod-a/") == sorted(
+            k for k in keys if k.startswith("cce-prod-a/")
+        )
         assert await kv.keys("empty-bucket") == []
         for k in keys:
-            assert (await kv.get("claims", k)).value == {"k": k}
+            e = await kv.get("claims", k)
+            assert e.key == k and e.value == {"k": k}
 
-    async def test_delete_at_stale_revision_conflicts(self, kvs):
+    async def test_keys_lists_every_key_while_others_write(self, kvs):
+        """Every key written before a listing began is in it, whatever is written during (the
+        nats.py ``KeyValue.keys()`` could end its read early under concurrent writes: #842)."""
+        kv, writer_kv = await kvs(), await kvs()
+        before = [f"run/{i:04d}" for i in range(300)]
+        await asyncio.gather(*(kv.put("busy", k, {"i": k}) for k in before))
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            n = 0
+            while not stop.is_set():
+                await writer_kv.put("busy", f"late/{n:05d}", {"n": n})
+                await writer_kv.put("busy", before[n % len(before)], {"again": n})  # old keys too
+                n += 1
+                await asyncio.sleep(0)  # a backend whose writes never suspend still interleaves
+
+        task = asyncio.create_task(writer())
+        try:
+            for _ in range(5):
+                assert set(await kv.keys("busy", "run/")) == set(before)
+        finally:
+            stop.set()
+            await task
+
+    async def test_delete_at_a_revision(self, kvs):
+        """Delete at a stale (or future) revision conflicts, at the current one removes; an absent
+        key is fine to delete, with a revision or without."""
         kv = await kvs()
         r1 = await kv.create("b", "k", {"n": 1})
-        await kv.update("b", "k", {"n": 2}, r1)
+        r2 = await kv.update("b", "k", {"n": 2}, r1)
         with pytest.raises(Conflict):
             await kv.delete("b", "k", revision=r1)
+        with pytest.raises(Conflict):
+            await kv.delete("b", "k", revision=r2 + 100)
+        await kv.delete("b", "k", revision=r2)
+        assert await kv.get("b", "k") is None
+        await kv.delete("b", "k")  # absent: fine
+        await kv.delete("b", "never", revision=3)  # absent with a revision: nothing to remove
+        assert await kv.get("b", "k") is None
+
+    async def test_concurrent_creates_exactly_one_wins(self, kvs):
+        """Eight connections (as eight processes) create one key: one revision, seven Conflicts."""
+        stores = [await kvs() for _ in range(8)]
+        results = await asyncio.gather(
+            *(s.create("claims", "cce/prod:upgrade:1.29", {"who": i}) for i, s in enumerate(stores)),
+            return_exceptions=True,
+        )
+        wins = [r for r in results if isinstance(r, int)]
+        assert len(wins) == 1, results
+        assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int)), results
+        entry = await stores[0].get("claims", "cce/prod:upgrade:1.29")
+        assert entry is not None and entry.revision == wins[0]
+
+    async def test_concurrent_updates_from_one_revision_exactly_one_wins(self, kvs):
+        a, b = await kvs(), await kvs()
+        r1 = await a.create("ledger", "k", {"n": 0})
+        results = await asyncio.gather(
+            *((a if i % 2 else b).update("ledger", "k", {"n": i}, r1) for i in range(10)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, int) for r in results) == 1, results
+        assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int)), results
 
     async def test_concurrent_claims_exactly_one_wins(self, kvs):
         a, b = await kvs(), await kvs()  # two connections, as two workers would have
