@@ -247,8 +247,9 @@ class Tick(_Data):
 
 
 class EventSpec(BaseModel):
-    type: str
+    # ``model`` first: the field named ``type`` below shadows the builtin inside the class body.
     model: type[BaseModel]
+    type: str
     description: str
     extra: dict[str, Any] = {}
 

@@ -9,6 +9,9 @@ from a newer producer: inside (the bus, a functions-framework target) unknown at
 ``data`` fields are ignored. At the external edge (``POST /events``, ``upshift publish``) a
 caller's unknown field is a typo to report, not data to drop: ``strict=True`` refuses it as a
 :class:`BadEvent` naming the field.
+
+An event read off the wire is an ``Event[Any]``: its ``data`` model is chosen at run time from
+the catalog by ``type``; a handler's ``Event[StageRequested]`` annotation is what narrows it.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _refuse_unknown(obj: Mapping[str, Any], model: type[BaseModel]) -> None:
         raise BadEvent(f"data.{fields[0]}", "unknown field for this event type")
 
 
-def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event:
+def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event[Any]:
     """Parse a structured-mode dict into a typed ``Event``; raises :class:`BadEvent` naming the field.
 
     ``strict`` (the external edge) refuses unknown attributes and ``data`` fields; otherwise they
@@ -101,7 +104,7 @@ def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event:
         raise _first_error(exc) from None
 
 
-def from_json(raw: str | bytes, *, strict: bool = False) -> Event:
+def from_json(raw: str | bytes, *, strict: bool = False) -> Event[Any]:
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -109,15 +112,15 @@ def from_json(raw: str | bytes, *, strict: bool = False) -> Event:
     return from_dict(obj, strict=strict)
 
 
-def to_json(event: Event) -> str:
+def to_json(event: Event[Any]) -> str:
     return json.dumps(event.to_wire(), separators=(",", ":"))
 
 
-def to_cloudevent(event: Event) -> CloudEvent:
+def to_cloudevent(event: Event[Any]) -> CloudEvent:
     return CloudEvent(event.attributes(), event.data.model_dump(mode="json"))
 
 
-def from_cloudevent(ce: CloudEvent, *, strict: bool = False) -> Event:
+def from_cloudevent(ce: CloudEvent, *, strict: bool = False) -> Event[Any]:
     """Typed event from an SDK ``CloudEvent`` (as functions-framework hands it over)."""
     obj: dict[str, Any] = dict(ce.get_attributes())
     data = ce.get_data()
@@ -130,7 +133,7 @@ def from_cloudevent(ce: CloudEvent, *, strict: bool = False) -> Event:
     return from_dict(obj, strict=strict)
 
 
-def from_http_request(headers: Mapping[str, str], body: bytes, *, strict: bool = False) -> Event:
+def from_http_request(headers: Mapping[str, str], body: bytes, *, strict: bool = False) -> Event[Any]:
     """Parse an HTTP request in binary (``ce-*`` headers) or structured mode."""
     lower = {k.lower(): v for k, v in headers.items()}
     if "ce-specversion" not in lower:
@@ -160,11 +163,11 @@ def _sdk_message(exc: Exception) -> str:
     return text.splitlines()[0][:300]
 
 
-def to_binary_http(event: Event) -> tuple[dict[str, str], bytes]:
+def to_binary_http(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     headers, body = to_binary(to_cloudevent(event))
     return dict(headers), body
 
 
-def to_structured_http(event: Event) -> tuple[dict[str, str], bytes]:
+def to_structured_http(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     headers, body = to_structured(to_cloudevent(event))
     return dict(headers), body

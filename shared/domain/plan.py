@@ -23,11 +23,14 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from shared.domain.versions import BadVersion, compare, on_track, parse_version
 from shared.domain.windows import next_open, window_at
+
+if TYPE_CHECKING:
+    from shared.domain.fleet import Fleet, Policy, Target
 
 __all__ = ["REFUSALS", "Decision", "Release", "decide", "matching_policies", "plan_releases"]
 
@@ -59,7 +62,7 @@ class Decision:
     soak_until: datetime | None = None
 
 
-def matching_policies(fleet: Any, target: Any) -> list[Any]:
+def matching_policies(fleet: Fleet, target: Target) -> list[Policy]:
     """The fleet policies whose ``match`` fits ``target`` (kind, name glob, product, labels)."""
     out = []
     for p in fleet.policies:
@@ -83,7 +86,9 @@ def _same(kind: str, a: str, b: str) -> bool:
         return a == b
 
 
-def _decide_one(fleet: Any, target: Any, release: Release, now: datetime, current: str | None) -> Decision:
+def _decide_one(
+    fleet: Fleet, target: Target, release: Release, now: datetime, current: str | None
+) -> Decision:
     def out(take: bool, code: str, reason: str, soak_until: datetime | None = None) -> Decision:
         return Decision(
             target.name,
@@ -130,7 +135,9 @@ def _decide_one(fleet: Any, target: Any, release: Release, now: datetime, curren
     return out(True, "planned", f"takes it: {current} -> {release.version}")
 
 
-def decide(fleet: Any, release: Release, now: datetime, current: Mapping[str, str | None]) -> list[Decision]:
+def decide(
+    fleet: Fleet, release: Release, now: datetime, current: Mapping[str, str | None]
+) -> list[Decision]:
     """One decision per fleet target for ``release`` at ``now``; ``current`` maps target → running version."""
     return [_decide_one(fleet, t, release, now, current.get(t.name)) for t in fleet.targets]
 
@@ -146,7 +153,7 @@ def _newest_first(kind: str, decisions: list[Decision]) -> list[Decision]:
 
 
 def plan_releases(
-    fleet: Any,
+    fleet: Fleet,
     releases: list[Release],
     now: datetime,
     current: Mapping[str, str | None] | None = None,
@@ -216,7 +223,7 @@ def _offered(d: Decision, versions: list[str] | None) -> bool:
     return False
 
 
-def _with_window(fleet: Any, d: Decision, now: datetime) -> dict[str, Any]:
+def _with_window(fleet: Fleet, d: Decision, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = asdict(d)
     row["soak_until"] = d.soak_until.isoformat() if d.soak_until else None
     row["opens_at"] = row["opens_at_local"] = None

@@ -65,7 +65,7 @@ def validate_release(fleet: Fleet | None, release: Release) -> Release:
     return release
 
 
-def release_event(release: Release, now: datetime) -> Event:
+def release_event(release: Release, now: datetime) -> Event[VersionReleased]:
     """``version.released`` with the deterministic id; a missing release date is taken as ``now``."""
     data = VersionReleased(
         product=release.product,

@@ -22,13 +22,16 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, rrulestr
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, rrule, rruleset, rrulestr
 
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:  # the fleet's models import nothing from here; at run time only values pass
+    from shared.domain.fleet import Fleet, Target, Window
 
 __all__ = ["BadWindow", "Gate", "OpenWindow", "gate", "next_open", "occurrences", "window_at"]
 
@@ -74,7 +77,7 @@ def _utc(dt: datetime) -> datetime:
 
 
 @functools.lru_cache(maxsize=256)
-def _rule(text: str) -> tuple[Any, bool]:
+def _rule(text: str) -> tuple[rrule | rruleset, bool]:
     """The parsed rule (pure, so cached per process) and whether its phase depends on the anchor."""
     try:
         if "DTSTART" in text.upper():
@@ -84,8 +87,11 @@ def _rule(text: str) -> tuple[Any, bool]:
         raise BadWindow("rrule", f"{text!r} is not an RRULE: {exc}") from None
     # Daily-or-finer rules with INTERVAL=1 and no COUNT look the same from any midnight, so they
     # may start near the instant asked about instead of iterating from the anchor.
-    movable = (
-        rule._freq in (DAILY, HOURLY, MINUTELY, SECONDLY) and rule._interval == 1 and rule._count is None
+    # (rrulestr without DTSTART/forceset gives a single rrule; its fields are not public API)
+    movable = isinstance(rule, rrule) and (
+        rule._freq in (DAILY, HOURLY, MINUTELY, SECONDLY)  # type: ignore[attr-defined]
+        and rule._interval == 1  # type: ignore[attr-defined]
+        and rule._count is None  # type: ignore[attr-defined]
     )
     return rule, not movable
 
@@ -95,7 +101,7 @@ def _check_cron(expr: str) -> None:
         raise BadWindow("cron", f"{expr!r} is not a cron expression")
 
 
-def _local_starts(window: Any, start_local: datetime) -> Iterator[datetime]:
+def _local_starts(window: Window, start_local: datetime) -> Iterator[datetime]:
     """Naive local wall-clock starts at or after ``start_local`` (naive), in order."""
     if window.cron is not None:
         _check_cron(window.cron)
@@ -104,19 +110,19 @@ def _local_starts(window: Any, start_local: datetime) -> Iterator[datetime]:
             yield it.get_next(datetime)
     else:
         rule, fixed = _rule(window.rrule)
-        if not fixed:
+        if not fixed and isinstance(rule, rrule):  # (only a single rrule is ever movable)
             midnight = start_local.replace(hour=0, minute=0, second=0, microsecond=0)
             rule = rule.replace(dtstart=midnight)
         yield from rule.xafter(start_local, inc=True)
 
 
-def _place(window: Any, local: datetime) -> OpenWindow:
+def _place(window: Window, local: datetime) -> OpenWindow:
     opens = local.replace(tzinfo=ZoneInfo(window.timezone), fold=0).astimezone(UTC)
     closes = opens + window.duration
     return OpenWindow(opens, closes, closes - window.cutoff)
 
 
-def occurrences(window: Any, start: datetime, end: datetime) -> list[OpenWindow]:
+def occurrences(window: Window, start: datetime, end: datetime) -> list[OpenWindow]:
     """Occurrences whose opening instant lies in ``[start, end)``, in order of opening."""
     start, end = _utc(start), _utc(end)
     tz = ZoneInfo(window.timezone)
@@ -134,7 +140,7 @@ def occurrences(window: Any, start: datetime, end: datetime) -> list[OpenWindow]
     return sorted(set(out), key=lambda o: o.opens_at)
 
 
-def window_at(window: Any, now: datetime) -> OpenWindow | None:
+def window_at(window: Window, now: datetime) -> OpenWindow | None:
     """The occurrence that contains ``now`` (opens_at <= now < closes_at), latest first; else None."""
     now = _utc(now)
     candidates = occurrences(window, now - window.duration, now + timedelta(microseconds=1))
@@ -144,7 +150,7 @@ def window_at(window: Any, now: datetime) -> OpenWindow | None:
     return None
 
 
-def next_open(window: Any, after: datetime) -> OpenWindow | None:
+def next_open(window: Window, after: datetime) -> OpenWindow | None:
     """The first occurrence opening strictly after ``after``; None if none within ~2 years."""
     after = _utc(after)
     step = timedelta(days=8)
@@ -158,7 +164,7 @@ def next_open(window: Any, after: datetime) -> OpenWindow | None:
     return None
 
 
-def gate(fleet: Any, target: Any, now: datetime, expected: timedelta) -> Gate:
+def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta) -> Gate:
     """May a stage expected to take ``expected`` start on ``target`` at ``now``?
 
     Yes only if the target's window is open at ``now``, ``now`` is before its cutoff and
