@@ -1,4 +1,12 @@
-"""The ``upshift`` command line.
+"""The ``upshift`` command line: the operator's entry point (``upshift = shared.ops.cli:main``;
+``python -m shared.ops.cli`` is the same).
+
+Here: the ``events`` group (list, schema, validate the catalog) and the two bus hosts — ``serve``
+(HTTP ingress + every function + the clock, one process) and ``worker`` (a subset of the
+functions, no HTTP; run N for scale-out). The other commands live beside their subsystem in
+``shared/ops/`` (demo, inventory, plan, status) or ``simulator/`` (simulate) and join the group
+at import. Heavy imports (aiohttp, the runtime, the vendor clients) are made inside the command
+that needs them, so ``upshift --help`` stays quick.
 
 Errors in what the user gave (a config file, a URL, an argument) print one line naming the
 file/field and exit 2 — never a traceback.
@@ -10,13 +18,23 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from shared.errors import ConfigError
 
+if TYPE_CHECKING:
+    from shared.clock import Clock
+    from shared.runtime.host import Runtime
+
 __all__ = ["cli", "main"]
+
+#: A command function being decorated (click's own bound for its option decorators).
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +132,7 @@ _fleet_option = click.option(
 )
 
 
-def _clock_options(f):
+def _clock_options(f: _F) -> _F:
     """Rehearsals and tests: run domain time faster, from a chosen instant (same in every process)."""
     f = click.option("--speed", default=1.0, type=click.FloatRange(min=0, min_open=True), hidden=True)(f)
     f = click.option(
@@ -128,7 +146,7 @@ def _clock_options(f):
     )(f)
 
 
-def _clock(speed: float, domain_start, domain_anchor: float | None):
+def _clock(speed: float, domain_start: datetime | None, domain_anchor: float | None) -> Clock:
     from datetime import UTC
 
     from shared.clock import Clock
@@ -146,8 +164,8 @@ def _open_runtime(
     manifest: Path | None,
     fleet_path: Path | None = None,
     only: tuple[str, ...] = (),
-    clock=None,
-):
+    clock: Clock | None = None,
+) -> Runtime:
     from shared.bus import DEFAULT_URL, open_bus
     from shared.runtime.host import Runtime
     from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest
@@ -185,7 +203,16 @@ async def _until_signalled() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @_clock_options
-def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain_anchor) -> None:
+def serve(
+    bus_url: str | None,
+    manifest: Path | None,
+    fleet_path: Path | None,
+    host: str,
+    port: int,
+    speed: float,
+    domain_start: datetime | None,
+    domain_anchor: float | None,
+) -> None:
     """HTTP ingress (POST /events, /hooks/…, GET /healthz) + every function + the clock, one process."""
     from aiohttp import web
 
@@ -199,7 +226,7 @@ def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+        bound = runner.addresses[0][1] if runner.addresses else port  # --port 0: the one bound
         click.echo(
             f"upshift serving on http://{host}:{bound} (bus {runtime.bus.url.split('?')[0]})", err=True
         )
@@ -218,7 +245,15 @@ def serve(bus_url, manifest, fleet_path, host, port, speed, domain_start, domain
 @_fleet_option
 @click.option("--only", multiple=True, help="Run only these functions (repeatable).")
 @_clock_options
-def worker(bus_url, manifest, fleet_path, only, speed, domain_start, domain_anchor) -> None:
+def worker(
+    bus_url: str | None,
+    manifest: Path | None,
+    fleet_path: Path | None,
+    only: tuple[str, ...],
+    speed: float,
+    domain_start: datetime | None,
+    domain_anchor: float | None,
+) -> None:
     """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
     runtime = _open_runtime(
         bus_url, manifest, fleet_path, only, clock=_clock(speed, domain_start, domain_anchor)
@@ -257,6 +292,7 @@ _add_subsystem_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The console script: the ``cli`` group, with a ``ConfigError`` printed as one line, exit 2."""
     try:
         cli.main(args=argv, prog_name="upshift", standalone_mode=True)
     except ConfigError as exc:

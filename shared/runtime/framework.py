@@ -1,45 +1,74 @@
-"""functions-framework targets, one per manifest function, built on first access.
+"""The functions-framework targets: one per manifest function, built on first access.
 
-``functions-framework --source shared/runtime/framework.py --target echo`` (or
-``functions_framework.aio.create_asgi_app(target="echo", source=...)``) asks this module for the
-attribute ``echo``; :func:`__getattr__` builds it from ``serverless.yml`` then: a
-``functions_framework.aio.cloud_event`` target for ``event``/``schedule`` functions, an
-``aio.http`` target for ``http`` ones. Only the named function's module is imported, which
-keeps a deployed function's cold start small.
+This is the runtime for deploying one function on its own (Cloud Run functions, or locally)::
 
-The bus and store come from ``UPSHIFT_BUS`` (default: the embedded SQLite file); the manifest
-from ``UPSHIFT_MANIFEST``; the fleet (and so the cloud clients) from ``UPSHIFT_FLEET``. A target publishes what the function emits before it answers 200,
-so the caller's retry (a Pub/Sub push, an HTTP client) is what redelivers on failure.
+    functions-framework --source shared/runtime/framework.py --target echo --signature-type cloudevent
+
+(or ``functions_framework.aio.create_asgi_app(target="echo", source=...)``). functions-framework
+asks this module for the attribute ``echo``; :func:`__getattr__` builds it from
+``serverless.yml`` then: a ``functions_framework.aio.cloud_event`` target for
+``event``/``schedule`` functions, an ``aio.http`` target for ``http`` ones. Only the named
+function's module is imported, which keeps a deployed function's cold start small
+(``tests/functions/test_cold_imports.py``).
+
+Contract:
+
+* the bus and store come from ``UPSHIFT_BUS`` (default: the embedded SQLite file), the manifest
+  from ``UPSHIFT_MANIFEST``, the fleet (and so the cloud clients) from ``UPSHIFT_FLEET``; they
+  are opened once per process, on the first call;
+* a target publishes what the function emits *before* it answers 200, so the caller's retry (a
+  Pub/Sub push, an HTTP client) is what redelivers on failure;
+* a CloudEvent that does not validate answers 400 naming the field, and runs nothing.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import functions_framework.aio as ff
+from cloudevents.http import CloudEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from events.codec import BadEvent, from_cloudevent
-from shared.bus import DEFAULT_URL, open_bus, publish_all
+from shared.bus import DEFAULT_URL, Bus, open_bus, publish_all
+from shared.clock import Clock
 from shared.log import bind_event, get_logger
-from shared.runtime.function import HttpRequest, UpshiftFunction
-from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest, resolve_handler
-from shared.store import open_store
+from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
+from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest, resolve_function
+from shared.store import Store, open_store
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
+    from shared.domain.fleet import Fleet
 
 __all__: list[str] = []  # attributes are made on demand, one per manifest function
 
-_state: dict[str, Any] = {}
+
+@dataclass(frozen=True)
+class _Process:
+    """What every target of this process shares, opened on the first call."""
+
+    bus: Bus
+    store: Store
+    fleet: Fleet | None
+    clouds: CloudClients | None
 
 
-async def _runtime_parts():
+_process: _Process | None = None
+
+
+async def _runtime_parts() -> _Process:
     """One bus, store, fleet and set of cloud clients per process, opened on first use."""
-    if "bus" not in _state:
+    global _process
+    if _process is None:
         url = os.environ.get("UPSHIFT_BUS", DEFAULT_URL)
         fleet = clouds = None
         if os.environ.get("UPSHIFT_FLEET"):
+            # imported here: a function deployed without a fleet never loads the vendor clients
             from shared.clouds.registry import CloudClients
             from shared.domain.fleet import load_fleet
 
@@ -48,40 +77,40 @@ async def _runtime_parts():
         bus, store = open_bus(url), open_store(url)
         await bus.start()
         await store.start()
-        _state.update(bus=bus, store=store, fleet=fleet, clouds=clouds)
-    return _state["bus"], _state["store"]
+        _process = _Process(bus, store, fleet, clouds)
+    return _process
 
 
-def _context(name: str, store):
-    from shared.clock import Clock
-    from shared.runtime.function import Context
-
+def _context(name: str, parts: _Process) -> Context:
     return Context(
         function=name,
-        store=store,
+        store=parts.store,
         clock=Clock(),
         log=get_logger(f"upshift.fn.{name}"),
-        fleet=_state.get("fleet"),
-        clouds=_state.get("clouds"),
+        fleet=parts.fleet,
+        clouds=parts.clouds,
     )
 
 
-def _cloud_event_target(name: str, fn: UpshiftFunction):
-    async def target(cloud_event) -> None:
+def _cloud_event_target(name: str, fn: UpshiftFunction) -> ff.CloudEventFunction:
+    async def target(cloud_event: CloudEvent) -> None:
         try:
             event = from_cloudevent(cloud_event)
         except BadEvent as exc:
             raise HTTPException(400, detail=str(exc)) from None
-        bus, store = await _runtime_parts()
+        parts = await _runtime_parts()
         with bind_event(event):
-            await publish_all(bus, await fn(event, _context(name, store)))
+            out = await fn(event, _context(name, parts))
+            if isinstance(out, HttpReply):
+                raise TypeError(f"event function {name} must not return HttpReply")
+            await publish_all(parts.bus, out)
 
     target.__name__ = name
     return ff.cloud_event(target)
 
 
-def _http_target(name: str, fn: UpshiftFunction):
-    async def target(request: Request):
+def _http_target(name: str, fn: UpshiftFunction) -> ff.HTTPFunction:
+    async def target(request: Request) -> JSONResponse:
         req = HttpRequest(
             method=request.method,
             path=request.url.path,
@@ -89,23 +118,27 @@ def _http_target(name: str, fn: UpshiftFunction):
             query=dict(request.query_params),
             body=await request.body(),
         )
-        bus, store = await _runtime_parts()
-        reply = await fn(req, _context(name, store))
-        await publish_all(bus, reply.events)
+        parts = await _runtime_parts()
+        reply = await fn(req, _context(name, parts))
+        if not isinstance(reply, HttpReply):
+            raise TypeError(f"http function {name} must return HttpReply")
+        await publish_all(parts.bus, reply.events)
         return JSONResponse(reply.body, status_code=reply.status)
 
     target.__name__ = name
     return ff.http(target)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
+    # Any: a module attribute is whatever functions-framework is handed (a CloudEventFunction
+    # or an HTTPFunction, by the manifest's trigger); mypy cannot know which from the name.
     if name.startswith("__"):
         raise AttributeError(name)
     manifest = load_manifest(os.environ.get("UPSHIFT_MANIFEST", DEFAULT_MANIFEST), resolve=False)
     fdef = manifest.functions.get(name)
     if fdef is None:
         raise AttributeError(f"no function {name!r} in the manifest")
-    fn = resolve_handler(fdef.handler)
+    fn = resolve_function(name, fdef)
     is_http = any(t.http is not None for t in fdef.events)
     made = (_http_target if is_http else _cloud_event_target)(name, fn)
     globals()[name] = made

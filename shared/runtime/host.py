@@ -1,13 +1,21 @@
-"""The runtime: loads the manifest, binds each function to the bus, runs the clock.
+"""The bus host: binds the manifest's functions to one bus and store, and runs the clock.
+
+One class, two ways to run it: the **embedded runtime** (``upshift serve``, ``upshift demo``,
+the tests) binds every function of ``serverless.yml`` in one process; a **worker**
+(``upshift worker --only …``) binds a subset, so N processes on one NATS bus share the load.
+The manifest is checked when binding: a handler not decorated with ``@upshift_function``, or one
+typed for another event's data, is a ``ConfigError`` before anything runs.
 
 Per function and trigger:
 
-* ``event`` → a durable bus subscription named after the function; the runtime builds the
-  context, binds the event's correlation to the log, calls the function and hands its
-  emitted events back to the bus (which publishes them before acking — the outbox).
+* ``event`` → a durable bus subscription named after the function (``name``, ``name_2`` … for a
+  second trigger); the runtime builds the context, calls the function (the bus has bound the
+  event's correlation to the log) and hands its emitted events back to the bus, which
+  publishes them before acking (the outbox).
 * ``schedule`` → every period the runtime publishes a ``clock.tick`` event whose id is the
   function and the period's start, so two runtimes on one bus tick the function once.
-* ``http`` → a route in ``upshift serve`` (and an ``aio.http`` target under functions-framework).
+* ``http`` → a route, served by :mod:`shared.runtime.server` through :meth:`Runtime.call_http`
+  (and an ``aio.http`` target under functions-framework, :mod:`shared.runtime.framework`).
 """
 
 from __future__ import annotations
@@ -18,29 +26,44 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from events.catalog import T, Tick
 from events.envelope import Event, consequence_id
-from shared.bus import Bus, Emitted, Subscription, publish_all
+from shared.bus import Bus, Emitted, Handler, Subscription, publish_all
 from shared.clock import Clock
 from shared.errors import ConfigError
 from shared.log import get_logger
 from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
-from shared.runtime.manifest import Manifest, resolve_handler
+from shared.runtime.manifest import Manifest, resolve_function
 from shared.store import Store
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
+    from shared.domain.fleet import Fleet
 
 __all__ = ["Bound", "Runtime"]
 
 
+@runtime_checkable
+class _Drains(Protocol):
+    """A bus that can say how many deliveries it still owes (both backends; not in ``Bus``)."""
+
+    async def pending(self) -> int: ...
+
+
 @dataclass
 class Bound:
+    """A bound function and the ``(METHOD, path)`` routes its ``http`` triggers ask for."""
+
     name: str
     function: UpshiftFunction
     http: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Runtime:
+    """The manifest's functions (all, or ``only`` these) bound to ``bus``; ``start``/``stop``."""
+
     def __init__(
         self,
         manifest: Manifest,
@@ -48,8 +71,8 @@ class Runtime:
         store: Store,
         *,
         clock: Clock | None = None,
-        fleet: Any = None,
-        clouds: Any = None,
+        fleet: Fleet | None = None,
+        clouds: CloudClients | None = None,
         settings: dict[str, Any] | None = None,
         only: Sequence[str] | None = None,
     ) -> None:
@@ -80,11 +103,7 @@ class Runtime:
         for name, fdef in self.manifest.functions.items():
             if only is not None and name not in only:
                 continue
-            fn = resolve_handler(fdef.handler)
-            if not isinstance(fn, UpshiftFunction):
-                raise ConfigError(
-                    f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function"
-                )
+            fn = resolve_function(name, fdef)
             bound = Bound(name, fn)
             n_event = 0
             for trig in fdef.events:
@@ -129,9 +148,11 @@ class Runtime:
                 f"{fn.name} takes Event[{fn.data_model.__name__}] but {event_type} carries {want.__name__}",
             )
 
-    def _event_handler(self, name: str, fn: UpshiftFunction):
-        async def handle(event: Event) -> Sequence[Emitted]:
+    def _event_handler(self, name: str, fn: UpshiftFunction) -> Handler:
+        async def handle(event: Event[Any]) -> Sequence[Emitted]:
             out = await fn(event, self.context(name))
+            if isinstance(out, HttpReply):
+                raise TypeError(f"event function {name} must not return HttpReply")
             return list(out or ())
 
         return handle
@@ -182,17 +203,16 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.store.close()
-        close = getattr(self.clouds, "close", None)
-        if close is not None:
-            await close()
+        if self.clouds is not None:
+            await self.clouds.close()
 
     async def wait_idle(self, limit: float = 30.0) -> None:
         """Until the bus has no pending deliveries (embedded bus only; tests and demo)."""
-        pending = getattr(self.bus, "pending", None)
-        if pending is None:
+        bus = self.bus
+        if not isinstance(bus, _Drains):
             raise NotImplementedError("wait_idle needs a bus with pending()")
         deadline = time.monotonic() + limit
-        while await pending():
+        while await bus.pending():
             if time.monotonic() > deadline:
                 raise TimeoutError("bus did not drain")
             await asyncio.sleep(0.02)

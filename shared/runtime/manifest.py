@@ -3,7 +3,13 @@
 It keeps the Serverless Framework v3 shape (``service``, ``provider``, ``functions.<name>``
 with ``handler`` and ``events``) so it reads naturally; Upshift's own trigger is
 ``event: {type, where}``. ``http: {path, method}`` and ``schedule: rate(1 minute)`` are the
-other two. Loading validates everything and reports errors with the function and field.
+other two. Every runtime (the bus host, the server, the functions-framework targets) reads its
+functions from here and nowhere else.
+
+Contract: :func:`load_manifest` validates everything (the shape, known event types, one trigger
+kind each, handler paths that import) and reports a problem as ``ConfigError`` naming the file,
+the function and the field; ``resolve=False`` skips importing the handlers, so a process that
+runs one function imports only that one's module (:func:`resolve_function`).
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from events.catalog import CATALOG
 from shared.errors import ConfigError
+from shared.runtime.function import UpshiftFunction
 from shared.yamlconf import parse_yaml, parse_yaml_model
 
 __all__ = [
@@ -25,7 +32,9 @@ __all__ = [
     "FunctionDef",
     "HttpTrigger",
     "Manifest",
+    "Trigger",
     "load_manifest",
+    "resolve_function",
     "resolve_handler",
 ]
 
@@ -128,7 +137,7 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST, *, resolve: bool = True) 
     return manifest
 
 
-def resolve_handler(dotted: str) -> Any:
+def resolve_handler(dotted: str) -> object:
     """Import ``module.attr``; ConfigError (not ImportError) when it is not there."""
     module_name, _, attr = dotted.rpartition(".")
     try:
@@ -139,3 +148,13 @@ def resolve_handler(dotted: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ConfigError(dotted, f"module {module_name!r} has no {attr!r}") from None
+
+
+def resolve_function(name: str, fdef: FunctionDef) -> UpshiftFunction:
+    """The handler of manifest function ``name``; ConfigError unless it is an ``@upshift_function``."""
+    fn = resolve_handler(fdef.handler)
+    if not isinstance(fn, UpshiftFunction):
+        raise ConfigError(
+            f"functions.{name}.handler", f"{fdef.handler} is not decorated with @upshift_function"
+        )
+    return fn

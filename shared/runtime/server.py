@@ -1,14 +1,18 @@
-"""``upshift serve``: HTTP ingress plus the manifest's functions on one bus, in one process.
+"""The aiohttp server of ``upshift serve`` (and of the demo): CloudEvents ingress and the
+manifest's ``http`` functions, in front of a :class:`shared.runtime.host.Runtime`.
 
-Routes: ``POST /events`` (CloudEvents, binary or structured mode), ``GET /healthz``, and one
-route per ``http`` trigger in the manifest. Bad input answers 4xx with a JSON body naming the
-problem (``{"error": ..., "field": ...}``) and publishes nothing; an unexpected failure answers
-500 with no traceback (it is logged, redacted).
+Routes: ``POST /events`` (CloudEvents, binary or structured mode; strict — an unknown attribute
+or data field is refused), ``GET /healthz``, and one route per ``http`` trigger in the manifest.
+``POST /events`` answers 202 once the event is durable on the bus (``duplicate`` says it was
+already there). Bad input answers 4xx with a JSON body naming the problem (``{"error": ...,
+"field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
+is logged, redacted). Bodies over 1 MiB are refused (413).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from events.codec import BadEvent, from_http_request
 from shared.log import get_logger
@@ -29,7 +33,7 @@ def _error(status: int, message: str, field: str | None = None) -> web.Response:
 
 
 @web.middleware
-async def _no_tracebacks(request: web.Request, handler):
+async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
@@ -40,6 +44,7 @@ async def _no_tracebacks(request: web.Request, handler):
 
 
 def build_app(runtime: Runtime) -> web.Application:
+    """The routes above, bound to ``runtime`` (which the caller starts and stops)."""
     app = web.Application(middlewares=[_no_tracebacks], client_max_size=MAX_BODY)
 
     async def post_events(request: web.Request) -> web.Response:
@@ -64,7 +69,7 @@ def build_app(runtime: Runtime) -> web.Application:
     return app
 
 
-def _http_route(runtime: Runtime, name: str):
+def _http_route(runtime: Runtime, name: str) -> Handler:
     async def route(request: web.Request) -> web.Response:
         req = HttpRequest(
             method=request.method,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -14,18 +16,22 @@ from shared.bus.sqlite import SqliteBus
 from shared.runtime.manifest import DEFAULT_MANIFEST
 from tests.helpers import echo
 
-TARGETS = str(DEFAULT_MANIFEST.parent / "shared" / "runtime" / "framework.py")
+ROOT = DEFAULT_MANIFEST.parent
+TARGETS = str(ROOT / "shared" / "runtime" / "framework.py")
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+async def app(tmp_path, monkeypatch):
     monkeypatch.setenv("UPSHIFT_BUS", f"sqlite:///{tmp_path}/ff.db")
     import shared.runtime.framework as targets
 
-    targets._state.clear()  # one bus per process: point this test's at its own file
+    # one bus per process: point this test's at its own file
+    monkeypatch.setattr(targets, "_process", None)
     targets.__dict__.pop("echo", None)
     yield create_asgi_app(target="echo", source=TARGETS), tmp_path / "ff.db"
-    targets._state.clear()
+    if targets._process is not None:
+        await targets._process.bus.close()
+        await targets._process.store.close()
 
 
 async def _post(app, headers, body):
@@ -78,13 +84,25 @@ async def test_a_deployed_function_gets_the_fleet_and_cloud_clients(tmp_path, mo
     )
     monkeypatch.setenv("UPSHIFT_BUS", f"sqlite:///{tmp_path}/ff.db")
     monkeypatch.setenv("UPSHIFT_FLEET", str(fleet))
-    targets._state.clear()
+    monkeypatch.setattr(targets, "_process", None)
+    parts = await targets._runtime_parts()
     try:
-        _, store = await targets._runtime_parts()
-        ctx = targets._context("kafka_precheck", store)
+        ctx = targets._context("kafka_precheck", parts)
         assert ctx.fleet.target("kafka-a").cluster == 1
         assert ctx.clouds is not None
     finally:
-        await targets._state["bus"].close()
-        await targets._state["store"].close()
-        targets._state.clear()
+        await parts.bus.close()
+        await parts.store.close()
+
+
+def test_the_function_contract_and_the_manifest_load_no_server_cli_or_terminal_ui():
+    """What a deployed function imports besides its own module stays light (DESIGN §9)."""
+    probe = (
+        "import sys, json\nimport shared.runtime, shared.runtime.function, shared.runtime.manifest, shared.ops\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('functions_framework', 'aiohttp', 'starlette', 'click', 'rich', 'simulator'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -116,3 +116,27 @@ def test_cli_rejects_a_bad_bus_url(url):
     )
     assert r.returncode == 2, r.stderr
     assert "bus url" in r.stderr and "Traceback" not in r.stderr
+
+
+_UNDECORATED = (
+    "service: s\nfunctions:\n  echo:\n    handler: tests.helpers.echo\n"
+    "    events:\n      - event: {type: dev.upshift.echo}\n"
+)
+
+
+def test_every_runtime_refuses_a_handler_that_is_not_an_upshift_function(tmp_path, monkeypatch):
+    """The bus host and the functions-framework targets resolve handlers the same way."""
+    import shared.runtime.framework as targets
+    from shared.bus import open_bus
+    from shared.runtime.host import Runtime
+    from shared.store import open_store
+
+    p = tmp_path / "serverless.yml"
+    p.write_text(_UNDECORATED)
+    url = f"sqlite:///{tmp_path}/b.db"
+    with pytest.raises(ConfigError, match=r"functions\.echo\.handler.*@upshift_function"):
+        Runtime(load_manifest(p), open_bus(url), open_store(url))
+    monkeypatch.setenv("UPSHIFT_MANIFEST", str(p))
+    monkeypatch.delitem(targets.__dict__, "echo", raising=False)
+    with pytest.raises(ConfigError, match=r"functions\.echo\.handler.*@upshift_function"):
+        _ = targets.echo

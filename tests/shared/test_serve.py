@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from events.codec import to_binary_http, to_structured_http
 from shared.bus import open_bus
 from shared.runtime.host import Runtime
 from shared.runtime.manifest import load_manifest
-from shared.runtime.server import build_app
+from shared.runtime.server import MAX_BODY, build_app
 from shared.store import open_store
 from simulator.natsd import free_port
 from tests.helpers import echo, eventually, wait_healthy
@@ -127,6 +128,19 @@ async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, b
     assert payload.get("field") == field
     assert "Traceback" not in json.dumps(payload)
     # (the runtime's own schedule ticks are not input: count everything else)
+    assert (
+        runtime.bus.conn.execute(
+            "SELECT COUNT(*) FROM bus_events WHERE type != ?", (T.CLOCK_TICK,)
+        ).fetchone()[0]
+        == 0
+    )
+
+
+async def test_a_body_over_the_limit_is_413_and_publishes_nothing(served):
+    client, runtime = served
+    headers, _ = to_binary_http(echo("big"))
+    r = await client.post("/events", data=io.BytesIO(b"x" * (MAX_BODY + 1)), headers=headers)
+    assert r.status == 413
     assert (
         runtime.bus.conn.execute(
             "SELECT COUNT(*) FROM bus_events WHERE type != ?", (T.CLOCK_TICK,)
