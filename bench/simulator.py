@@ -17,7 +17,7 @@ import aiohttp
 
 from shared.clouds import close_sessions
 from shared.clouds.ncloud.client import NcloudClient, NcloudConfig
-from shared.clouds.oceanbase.client import OcpClient, OcpConfig
+from shared.clouds.oceanbase.client import OceanBaseClient, OceanBaseConfig
 from simulator.core import SimCredentials
 
 __all__ = ["main"]
@@ -60,7 +60,9 @@ async def _run() -> dict[str, float]:
         ncp = NcloudClient(
             NcloudConfig(endpoint=url, access_key_env="B_NCP_AK", secret_key_env="B_NCP_SK", limits=fast)
         )
-        ocp = OcpClient(OcpConfig(url=url, auth="aksk", ak_env="B_OCP_AK", sk_env="B_OCP_SK", limits=fast))
+        ocp = OceanBaseClient(
+            OceanBaseConfig(url=url, auth="aksk", ak_env="B_OCP_AK", sk_env="B_OCP_SK", limits=fast)
+        )
         async with aiohttp.ClientSession() as http:
 
             async def raw() -> None:

@@ -19,7 +19,6 @@ __all__ = [
     "Echo",
     "EventSpec",
     "JobPoll",
-    "Kind",
     "NotificationRequested",
     "StageFailed",
     "StageRequested",

@@ -38,7 +38,7 @@ from yarl import URL
 
 from events.catalog import Tick
 from events.envelope import Event
-from shared.clouds.base import get_session
+from shared.clouds.sessions import get_session
 from shared.domain.fleet import Feed
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.runtime.function import Context, upshift_function

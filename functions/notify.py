@@ -22,7 +22,8 @@ from pydantic import SecretStr
 
 from events.catalog import T
 from events.envelope import Event
-from shared.clouds.base import get_session, read_secret
+from shared.clouds.credentials import read_secret
+from shared.clouds.sessions import get_session
 from shared.errors import ConfigError, Conflict, TransientError
 from shared.runtime.function import Context, upshift_function
 

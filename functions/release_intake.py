@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clouds.base import read_secret
+from shared.clouds.credentials import read_secret
 from shared.domain.fleet import Feed, Fleet
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.errors import ConfigError, Conflict

@@ -9,7 +9,7 @@ from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
 from shared.bus.base import Emitted
 from shared.clouds.errors import CloudError
-from shared.clouds.oceanbase.client import OcpRefused
+from shared.clouds.oceanbase.client import OceanBaseRefused
 from shared.engine.stage import (
     ALREADY_DONE,
     Done,
@@ -43,7 +43,7 @@ class OceanBaseUpgrade(VendorCall):
     stage = "upgrade"
 
     def client(self, clouds: Any) -> Any:
-        return clouds.ocp
+        return clouds.oceanbase
 
     @staticmethod
     def _options(target: Any) -> Any:
@@ -56,7 +56,7 @@ class OceanBaseUpgrade(VendorCall):
             return Job(str(task.id))
         try:
             task = await client.upgrade(target.cluster_id, options.new_body(target, req.to_version))
-        except OcpRefused as exc:
+        except OceanBaseRefused as exc:
             if options.body != "auto" or not options.fallback.matches(exc.status, exc.error_text):
                 raise
             task = await client.upgrade(target.cluster_id, options.legacy_body(target, req.to_version))

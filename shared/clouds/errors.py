@@ -9,12 +9,13 @@
 * ``ValidationFailed`` — raised client side *before* anything is sent; the message names the field.
 
 No message, ``str()`` or ``repr()`` may carry a credential: every secret read through
-``shared.clouds.base.read_secret`` is scrubbed from the message on construction, in case a
+``shared.clouds.credentials.read_secret`` is scrubbed from the message on construction, in case a
 vendor echoes one back.
 """
 
 from __future__ import annotations
 
+from shared.clouds.credentials import scrub
 from shared.errors import PermanentError, TransientError, UpshiftError
 
 __all__ = [
@@ -24,27 +25,7 @@ __all__ = [
     "ThrottledError",
     "TransientCloudError",
     "ValidationFailed",
-    "register_secret",
-    "scrub",
 ]
-
-# Values of every secret this process has read (see ``_base.read_secret``); scrubbed from messages.
-_SECRETS: set[str] = set()
-_MIN_SECRET_LEN = 4  # shorter values would scrub ordinary words
-
-
-def register_secret(value: str) -> None:
-    """Remember a credential so that no error message can ever show it."""
-    if len(value) >= _MIN_SECRET_LEN:
-        _SECRETS.add(value)
-
-
-def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
 
 
 class CloudError(UpshiftError):

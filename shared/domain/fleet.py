@@ -7,7 +7,7 @@ that hold them (``*_env`` fields).
 ```yaml
 clouds:
   huawei: {region: ap-southeast-1, project_id: 0483b6b1..., ak_env: HW_AK, sk_env: HW_SK}
-  ocp:    {url: https://ocp.example.internal, user_env: OCP_USER, password_env: OCP_PASSWORD}
+  oceanbase: {url: https://ocp.example.internal, user_env: OCP_USER, password_env: OCP_PASSWORD}
   ncloud: {region: KR, access_key_env: NCP_AK, secret_key_env: NCP_SK}
 windows:
   sat-night: {rrule: "FREQ=WEEKLY;BYDAY=SA;BYHOUR=2", duration: 4h, timezone: Asia/Seoul, cutoff: 45m}
@@ -28,11 +28,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.ncloud.client import NcloudConfig
-from shared.clouds.oceanbase.client import OcpConfig
+from shared.clouds.oceanbase.client import OceanBaseConfig
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
@@ -157,7 +165,7 @@ class Target(_Strict):
     # oceanbase: what the OCP upgrade body needs
     operating_system: str | None = None
     strategy: Strategy = Strategy()
-    #: Per-vendor options (shared/options/): only the target's own kind's block may be set.
+    #: Per-vendor options (shared/domain/options/): only the target's own kind's block may be set.
     cce: CceOptions = CceOptions()
     kafka: KafkaOptions = KafkaOptions()
     oceanbase: OceanBaseOptions = OceanBaseOptions()
@@ -252,9 +260,21 @@ class Waves(_Strict):
 
 
 class Clouds(_Strict):
+    # populate_by_name: ``Clouds(oceanbase=...)`` in code; the alias choices already take the name.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     huawei: HuaweiConfig | None = None
-    ocp: OcpConfig | None = None
+    #: OceanBase under OCP. ``ocp`` is the deprecated spelling of this key, still read so that
+    #: existing fleet files keep loading; giving both is an error.
+    oceanbase: OceanBaseConfig | None = Field(None, validation_alias=AliasChoices("oceanbase", "ocp"))
     ncloud: NcloudConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_oceanbase(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "oceanbase" in data and "ocp" in data:
+            raise ValueError("give clouds.oceanbase or its deprecated alias clouds.ocp, not both")
+        return data
 
 
 class Fleet(_Strict):
@@ -281,8 +301,8 @@ class Fleet(_Strict):
         kinds = {t.kind for t in self.targets}
         if kinds & {"cce", "autopilot", "starrocks"} and self.clouds.huawei is None:
             raise ValueError("clouds.huawei is required for cce/autopilot/starrocks targets")
-        if "oceanbase" in kinds and self.clouds.ocp is None:
-            raise ValueError("clouds.ocp is required for oceanbase targets")
+        if "oceanbase" in kinds and self.clouds.oceanbase is None:
+            raise ValueError("clouds.oceanbase is required for oceanbase targets")
         if "ncloud-kafka" in kinds and self.clouds.ncloud is None:
             raise ValueError("clouds.ncloud is required for ncloud-kafka targets")
         return self

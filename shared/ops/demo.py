@@ -104,7 +104,7 @@ def build_demo_fleet(
         "clouds:",
         f"  huawei: {{region: ap-southeast-1, project_id: {project_id}, ak_env: UPSHIFT_DEMO_HW_AK, sk_env: UPSHIFT_DEMO_HW_SK{extra},",
         f"           endpoints: {{cce: '{sim_url}', autopilot: '{sim_url}', taurusdb: '{sim_url}', iam: '{sim_url}'}}}}",
-        f"  ocp: {{url: '{sim_url}', user_env: UPSHIFT_DEMO_OCP_USER, password_env: UPSHIFT_DEMO_OCP_PASSWORD{extra}}}",
+        f"  oceanbase: {{url: '{sim_url}', user_env: UPSHIFT_DEMO_OCP_USER, password_env: UPSHIFT_DEMO_OCP_PASSWORD{extra}}}",
         f"  ncloud: {{region: KR, endpoint: '{sim_url}', access_key_env: UPSHIFT_DEMO_NCP_AK, secret_key_env: UPSHIFT_DEMO_NCP_SK{extra}}}",
         "windows:",
         f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', timezone: {WINDOW_TZ},",

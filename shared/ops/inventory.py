@@ -78,7 +78,7 @@ async def _look(target: Any, clouds: Any) -> tuple[str | None, str | None, list[
         newer = [str(v.kafkaVersionCode) for v in versions if _newer(kind, str(v.kafkaVersionCode), running)]
         return running, info.status, newer
     if kind == "oceanbase":
-        cluster = await clouds.ocp.get_cluster(target.cluster_id)
+        cluster = await clouds.oceanbase.get_cluster(target.cluster_id)
         return cluster.obVersion or None, cluster.status, None
     if kind == "starrocks":
         if not target.starrocks_instance_id:

@@ -150,7 +150,6 @@ class SqliteKV:
 
 
 def _next_revision(conn: sqlite3.Connection) -> int:
-    revision: int = conn.execute(
+    return conn.execute(
         "UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision"
     ).fetchone()[0]
-    return revision

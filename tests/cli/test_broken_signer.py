@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.clouds.huawei._client import HuaweiClient
+from shared.clouds.huawei import HuaweiClient
 from shared.clouds.ncloud.client import NcloudClient
-from shared.clouds.oceanbase.client import OcpClient
+from shared.clouds.oceanbase.client import OceanBaseClient
 from shared.clouds.registry import CloudClients
 from shared.domain.fleet import parse_fleet
 from shared.ops.demo import DEMO_ENV, build_demo_fleet
@@ -58,7 +58,7 @@ async def test_a_broken_signer_is_refused_by_every_vendor(monkeypatch: pytest.Mo
         assert not [live.error for live in healthy if live.error]
         sim.state.stats.reset()
 
-        for cls in (HuaweiClient, NcloudClient, OcpClient):
+        for cls in (HuaweiClient, NcloudClient, OceanBaseClient):
             break_signer(monkeypatch, cls)
         lives = await look()
         assert all(live.error and live.version is None for live in lives), lives

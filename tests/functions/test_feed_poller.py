@@ -16,7 +16,7 @@ from events import Event, T, consequence_id
 from events.catalog import Tick
 from shared.bus import open_bus
 from shared.clock import FakeClock
-from shared.clouds.base import close_sessions
+from shared.clouds.sessions import close_sessions
 from shared.domain.fleet import parse_fleet
 from shared.domain.releases import release_id
 from shared.runtime.host import Runtime

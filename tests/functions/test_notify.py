@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from events import Event, T
 from events.catalog import StageFailed, UpgradeFailed, UpgradeHalted, UpgradeSucceeded
 from shared.bus import open_bus
-from shared.clouds.base import close_sessions
+from shared.clouds.sessions import close_sessions
 from shared.domain.fleet import parse_fleet
 from shared.runtime.host import Runtime
 from shared.runtime.manifest import Manifest

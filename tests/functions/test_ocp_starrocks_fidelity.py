@@ -104,7 +104,7 @@ async def test_a_lost_failed_task_behind_a_page_of_older_ones_is_adopted(tmp_pat
     # Eleven older failed upgrades of the cluster (more than the list's default page of 10, and
     # first in its unsorted order); then an attempt claims, calls, and dies; its task fails too.
     async with pipeline(f"sqlite:///{tmp_path}/u.db", settings={"claim_lease_s": 0.5}) as p:
-        client = p.runtime.clouds.ocp
+        client = p.runtime.clouds.oceanbase
         target, node = p.fleet.target(OB), sim_target(p, OB)
         _, _, _, to_v, _ = TARGETS[OB]
         body = target.oceanbase.new_body(target, to_v)

@@ -1,4 +1,5 @@
-"""CloudClients: lazily built vendor clients from the fleet, one shared Huawei auth, real calls."""
+"""CloudClients: lazily built vendor clients from the fleet, one shared Huawei auth, real calls;
+the fleet's ``clouds.oceanbase`` key and its deprecated spelling ``clouds.ocp``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from shared.clouds.huawei import AutopilotClient, CceClient, TaurusDbClient
 from shared.clouds.ncloud.client import NcloudClient
-from shared.clouds.oceanbase.client import OcpClient
+from shared.clouds.oceanbase.client import OceanBaseClient, OceanBaseConfig
 from shared.clouds.registry import CloudClients
 from shared.domain.fleet import parse_fleet
 from shared.errors import ConfigError
@@ -24,12 +25,12 @@ ENV = {
 }
 
 
-def fleet_text(url: str) -> str:
+def fleet_text(url: str, oceanbase_key: str = "oceanbase") -> str:
     return f"""
 clouds:
   huawei: {{region: ap-southeast-1, project_id: {CREDS.hw_project_id},
             endpoints: {{cce: "{url}", autopilot: "{url}", taurusdb: "{url}", iam: "{url}"}}}}
-  ocp: {{url: "{url}"}}
+  {oceanbase_key}: {{url: "{url}"}}
   ncloud: {{endpoint: "{url}"}}
 targets:
   - {{name: cce-a, kind: cce, cluster_id: c1}}
@@ -56,14 +57,18 @@ def test_each_client_is_built_once_with_one_huawei_auth(monkeypatch: pytest.Monk
     assert isinstance(clouds.autopilot, AutopilotClient)
     assert isinstance(clouds.taurusdb, TaurusDbClient)
     assert clouds.cce.auth is clouds.autopilot.auth is clouds.taurusdb.auth
-    assert isinstance(clouds.ocp, OcpClient)
+    assert isinstance(clouds.oceanbase, OceanBaseClient)
     assert isinstance(clouds.ncloud, NcloudClient)
     assert CREDS.hw_sk not in repr(clouds) and CREDS.hw_sk not in repr(clouds.cce)
 
 
 def test_an_unconfigured_cloud_is_a_config_error() -> None:
     clouds = CloudClients()
-    for attr, section in (("cce", "clouds.huawei"), ("ocp", "clouds.ocp"), ("ncloud", "clouds.ncloud")):
+    for attr, section in (
+        ("cce", "clouds.huawei"),
+        ("oceanbase", "clouds.oceanbase"),
+        ("ncloud", "clouds.ncloud"),
+    ):
         with pytest.raises(ConfigError) as err:
             getattr(clouds, attr)
         assert err.value.where == section
@@ -80,7 +85,31 @@ async def test_clients_talk_to_the_simulator_and_close(monkeypatch: pytest.Monke
     async with run_simulator(targets=targets, speed=1.0) as sim:
         clouds = CloudClients.from_fleet(parse_fleet(fleet_text(sim.url)))
         assert (await clouds.cce.get_cluster("c1")).version == "v1.28"
-        assert (await clouds.ocp.get_cluster(22)).obVersion == "4.2.1.0-1"
+        assert (await clouds.oceanbase.get_cluster(22)).obVersion == "4.2.1.0-1"
         assert (await clouds.ncloud.get_cluster_info(3432149)).kafkaVersionCode == 2823006
         await clouds.close()
         assert "built=[]" in repr(clouds)
+
+
+@pytest.mark.parametrize("key", ["oceanbase", "ocp"])
+def test_the_oceanbase_section_and_its_deprecated_spelling(key: str) -> None:
+    fleet = parse_fleet(fleet_text("http://127.0.0.1:9", oceanbase_key=key))
+    assert fleet.clouds.oceanbase == OceanBaseConfig(url="http://127.0.0.1:9")
+    assert CloudClients.from_fleet(fleet).oceanbase_config == fleet.clouds.oceanbase
+
+
+def test_both_spellings_of_the_oceanbase_section_are_an_error() -> None:
+    text = fleet_text("http://127.0.0.1:9").replace(
+        '  oceanbase: {url: "http://127.0.0.1:9"}',
+        '  oceanbase: {url: "http://127.0.0.1:9"}\n  ocp: {url: "http://127.0.0.1:8"}',
+    )
+    assert "  ocp: " in text
+    with pytest.raises(ConfigError) as err:
+        parse_fleet(text)
+    assert "clouds.oceanbase" in str(err.value) and "clouds.ocp" in str(err.value)
+
+
+def test_an_oceanbase_target_needs_the_section() -> None:
+    text = fleet_text("http://127.0.0.1:9").replace('  oceanbase: {url: "http://127.0.0.1:9"}\n', "")
+    with pytest.raises(ConfigError, match=r"clouds\.oceanbase is required for oceanbase targets"):
+        parse_fleet(text)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from yarl import URL
 
-from shared.clouds.base import encode_query
 from shared.clouds.huawei.signer import Signer as ClientSigner
+from shared.clouds.urls import encode_query
 from simulator.core import SimCredentials
 from simulator.huawei._common import ALGORITHM, SDK_DATE, canonical_request, signature, string_to_sign
 from simulator.testing import run_simulator

@@ -21,7 +21,7 @@ import pytest
 import simulator.ocp as ocp
 from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator
-from tests.clouds.ocp import golden
+from tests.clouds.oceanbase import golden
 
 CREDS = SimCredentials()
 V0, V1 = "4.2.1.0-100000102023092807", "4.2.1.8-108000022024072217"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from shared.clouds.base import BaseClient, Params, Response
+from shared.clouds.client import BaseClient, JsonObject
 from shared.clouds.errors import AuthError, PermanentCloudError
 from shared.clouds.huawei._errors import VENDOR, huawei_error
 from shared.clouds.huawei.auth import HuaweiAuth, make_auth
 from shared.clouds.huawei.config import HuaweiConfig
+from shared.clouds.response import Response
+from shared.clouds.urls import Params
 from shared.log import get_logger
 
 __all__ = ["HuaweiClient"]
@@ -57,7 +59,7 @@ class HuaweiClient(BaseClient):
         url_path: str,
         *,
         endpoint_key: str,
-        json: Any = None,
+        json: JsonObject | None = None,
         params: Params | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
@@ -66,23 +68,32 @@ class HuaweiClient(BaseClient):
 
         Safe for non-idempotent calls too: a 401 means the gateway refused the request unseen.
         """
-        kw: dict[str, Any] = {
-            "endpoint_key": endpoint_key,
-            "json": json,
-            "params": params,
-            "headers": headers,
-            "idempotent": idempotent,
-        }
+        base_call = super()._call
+
+        async def once() -> Response:
+            return await base_call(
+                method,
+                url_path,
+                endpoint_key=endpoint_key,
+                json=json,
+                params=params,
+                headers=headers,
+                idempotent=idempotent,
+            )
+
         try:
-            return await super()._call(method, url_path, **kw)
+            return await once()
         except AuthError as exc:
             if not self.auth.invalidate():
                 raise
             _log.info("huawei.token_refresh", code=exc.code, request_id=exc.request_id)
-            return await super()._call(method, url_path, **kw)
+            return await once()
 
-    def _parse(self, model: type[M], response: Response) -> M:
-        """The body as ``model``; a body that does not fit is a permanent error (no retry helps)."""
+    def _parse_response(self, model: type[M], response: Response) -> M:
+        """The body as ``model``; a body that does not fit is a permanent error (no retry helps).
+
+        Unlike ``BaseClient._parse`` (a value already read), this reads the body too, and the
+        error carries the answer's request id and status."""
         try:
             return model.model_validate(response.json())
         except (ValueError, ValidationError) as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from shared.clouds.base import Response, error_for_status, parse_retry_after
 from shared.clouds.errors import AuthError, CloudError, ThrottledError, TransientCloudError
+from shared.clouds.response import Response, error_for_status
+from shared.clouds.retry import parse_retry_after
 
 __all__ = ["IN_PROGRESS_CODES", "VENDOR", "huawei_error"]
 
@@ -17,12 +18,13 @@ _THROTTLED = "APIGW.0308"
 _AUTH = "APIGW.0301"
 
 
-def _code_and_message(body: Any) -> tuple[str, str]:
+def _code_and_message(body: object) -> tuple[str, str]:
     if not isinstance(body, dict):
         return "", ""
     # TaurusDB / API gateway: error_code + error_msg; CCE: errorCode + errorMessage;
     # IAM: {"error": {"code": 401, "message": ...}}.
-    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = body.get("error")
+    nested = error if isinstance(error, dict) else {}
     code = body.get("error_code") or body.get("errorCode") or nested.get("code") or ""
     message = body.get("error_msg") or body.get("errorMessage") or nested.get("message") or ""
     return str(code), str(message)

@@ -17,11 +17,15 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr
 from yarl import URL
 
-from shared.clouds.base import BaseClient, Limits, Response, RetryPolicy, read_secret
+from shared.clouds.client import BaseClient
+from shared.clouds.credentials import read_secret
 from shared.clouds.errors import AuthError
 from shared.clouds.huawei._errors import VENDOR, huawei_error
 from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.huawei.signer import Signer
+from shared.clouds.limits import Limits
+from shared.clouds.response import Response
+from shared.clouds.retry import RetryPolicy
 
 __all__ = ["AkSkAuth", "HuaweiAuth", "IamClient", "TokenAuth", "make_auth"]
 

@@ -8,9 +8,9 @@ continue (§3.3), and its body does not take ``isOnlyUpgrade``.
 
 from __future__ import annotations
 
-from shared.clouds.base import quote_segment as q
 from shared.clouds.huawei.cce import ClusterUpgradeClient, validated
 from shared.clouds.huawei.models.cce import WorkFlow, WorkFlowList, WorkFlowRequest
+from shared.clouds.urls import quote_segment as q
 
 __all__ = ["AutopilotClient"]
 
@@ -37,7 +37,7 @@ class AutopilotClient(ClusterUpgradeClient):
             json=body.model_dump(exclude_none=True),
             idempotent=False,
         )
-        return self._parse(WorkFlow, response)
+        return self._parse_response(WorkFlow, response)
 
     async def get_workflow(self, cluster_id: str, workflow_id: str) -> WorkFlow:
         response = await self._call(
@@ -45,13 +45,13 @@ class AutopilotClient(ClusterUpgradeClient):
             f"{self._cluster(cluster_id)}/operation/upgradeworkflows/{q(workflow_id)}",
             endpoint_key="workflows",
         )
-        return self._parse(WorkFlow, response)
+        return self._parse_response(WorkFlow, response)
 
     async def list_workflows(self, cluster_id: str) -> list[WorkFlow]:
         response = await self._call(
             "GET", f"{self._cluster(cluster_id)}/operation/upgradeworkflows", endpoint_key="workflows"
         )
-        return self._parse(WorkFlowList, response).items
+        return self._parse_response(WorkFlowList, response).items
 
     async def cancel_workflow(self, cluster_id: str, workflow_id: str) -> WorkFlow:
         """``PATCH {"status": {"phase": "Cancel"}}``; refused while the workflow runs, after it
@@ -62,4 +62,4 @@ class AutopilotClient(ClusterUpgradeClient):
             endpoint_key="workflows",
             json={"status": {"phase": "Cancel"}},
         )
-        return self._parse(WorkFlow, response)
+        return self._parse_response(WorkFlow, response)

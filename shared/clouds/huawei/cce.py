@@ -8,11 +8,10 @@ same under ``/autopilot``); :class:`CceClient` adds CCE's pause and continue.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.clouds.base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError, ValidationFailed
 from shared.clouds.huawei._client import HuaweiClient
 from shared.clouds.huawei.models.cce import (
@@ -30,15 +29,18 @@ from shared.clouds.huawei.models.cce import (
     UpgradeTask,
     UpgradeTaskList,
 )
+from shared.clouds.urls import quote_segment as q
 from shared.domain.options.cce import CceOptions
 
 __all__ = ["CceClient", "ClusterUpgradeClient", "build_upgrade_request", "validated"]
+
+M = TypeVar("M", bound=BaseModel)
 
 #: POSTs that take no body still declare the type the API wants (its pages mark it mandatory).
 _JSON = {"Content-Type": "application/json"}
 
 
-def validated(model: type[BaseModel], data: Any, *, vendor: str = "huawei") -> Any:
+def validated(model: type[M], data: object, *, vendor: str = "huawei") -> M:
     """``model(data)`` or ``ValidationFailed`` whose message names the first offending field."""
     try:
         return model.model_validate(data)
@@ -127,7 +129,7 @@ class ClusterUpgradeClient(HuaweiClient):
     async def get_cluster(self, cluster_id: str) -> Cluster:
         """Version (``spec.version``) and phase (``Available`` before an upgrade may start)."""
         response = await self._call("GET", self._cluster(cluster_id), endpoint_key="clusters")
-        return self._parse(Cluster, response)
+        return self._parse_response(Cluster, response)
 
     async def upgrade_info(self, cluster_id: str) -> UpgradeInfo:
         """``GET .../upgradeinfo``: the current version (``versionInfo.release``/``patch``) and the
@@ -135,12 +137,12 @@ class ClusterUpgradeClient(HuaweiClient):
         response = await self._call(
             "GET", f"{self._cluster(cluster_id)}/upgradeinfo", endpoint_key="clusters"
         )
-        return self._parse(UpgradeInfo, response)
+        return self._parse_response(UpgradeInfo, response)
 
     async def upgrade_paths(self) -> list[UpgradePath]:
         """``GET {prefix}/clusterupgradepaths``: the region's upgrade paths (no project in the path)."""
         response = await self._call("GET", f"{self.prefix}/clusterupgradepaths", endpoint_key="clusters")
-        return self._parse(UpgradePaths, response).upgradePaths
+        return self._parse_response(UpgradePaths, response).upgradePaths
 
     # -- checks --------------------------------------------------------------------------------
     async def precheck(self, cluster_id: str, *, cluster_version: str, target_version: str) -> CheckTask:
@@ -168,7 +170,7 @@ class ClusterUpgradeClient(HuaweiClient):
             endpoint_key="precheck",
             json=body.model_dump(exclude_none=True),
         )
-        return self._parse(CheckTask, response)
+        return self._parse_response(CheckTask, response)
 
     async def get_precheck(self, cluster_id: str, task_id: str) -> CheckTask:
         response = await self._call(
@@ -176,7 +178,7 @@ class ClusterUpgradeClient(HuaweiClient):
             f"{self._cluster(cluster_id)}/operation/precheck/tasks/{q(task_id)}",
             endpoint_key="precheck",
         )
-        return self._parse(CheckTask, response)
+        return self._parse_response(CheckTask, response)
 
     async def postcheck(
         self, cluster_id: str, *, cluster_version: str | None, target_version: str
@@ -191,7 +193,7 @@ class ClusterUpgradeClient(HuaweiClient):
             endpoint_key="postcheck",
             json=body.model_dump(exclude_none=True),
         )
-        return self._parse(CheckTask, response)
+        return self._parse_response(CheckTask, response)
 
     # -- the upgrade ---------------------------------------------------------------------------
     async def upgrade(
@@ -218,19 +220,19 @@ class ClusterUpgradeClient(HuaweiClient):
             json=request.model_dump(exclude_none=True),
             idempotent=False,
         )
-        return self._parse(UpgradeAnswer, response)
+        return self._parse_response(UpgradeAnswer, response)
 
     async def get_upgrade_task(self, cluster_id: str, task_id: str) -> UpgradeTask:
         response = await self._call(
             "GET", f"{self._cluster(cluster_id)}/operation/upgrade/tasks/{q(task_id)}", endpoint_key="tasks"
         )
-        return self._parse(UpgradeTask, response)
+        return self._parse_response(UpgradeTask, response)
 
     async def list_upgrade_tasks(self, cluster_id: str) -> list[UpgradeTask]:
         response = await self._call(
             "GET", f"{self._cluster(cluster_id)}/operation/upgrade/tasks", endpoint_key="tasks"
         )
-        return self._parse(UpgradeTaskList, response).items
+        return self._parse_response(UpgradeTaskList, response).items
 
     async def _control(self, cluster_id: str, action: str) -> None:
         """``POST .../operation/upgrade/{action}``: no body either way (vendor-facts §2.1)."""
@@ -255,7 +257,7 @@ class ClusterUpgradeClient(HuaweiClient):
             headers=dict(_JSON),
             idempotent=False,
         )
-        return self._parse(SnapshotAnswer, response).uid
+        return self._parse_response(SnapshotAnswer, response).uid
 
     async def list_snapshot_tasks(self, cluster_id: str) -> list[SnapshotTask]:
         response = await self._call(
@@ -263,7 +265,7 @@ class ClusterUpgradeClient(HuaweiClient):
             f"{self._cluster(cluster_id, self.snapshot_prefix)}/operation/snapshot/tasks",
             endpoint_key="snapshot",
         )
-        return self._parse(SnapshotTasks, response).items
+        return self._parse_response(SnapshotTasks, response).items
 
     async def get_snapshot_task(self, cluster_id: str, task_id: str) -> SnapshotTask:
         """The snapshot API only lists: ours is the item whose ``metadata.uid`` is ``task_id``."""

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.clouds.base import Limits, ReconcilePolicy, RetryPolicy
+from shared.clouds.client import ReconcilePolicy
+from shared.clouds.limits import Limits
+from shared.clouds.retry import RetryPolicy
 
 __all__ = ["DEFAULT_ENDPOINTS", "SERVICES", "HuaweiConfig"]
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
-from shared.clouds.base import quote_segment as q
 from shared.clouds.errors import PermanentCloudError
 from shared.clouds.huawei._client import HuaweiClient
 from shared.clouds.huawei.models.taurusdb import (
@@ -31,8 +30,14 @@ from shared.clouds.huawei.models.taurusdb import (
     UpgradeStarRocksAnswer,
     UpgradeStarRocksRequest,
 )
+from shared.clouds.urls import quote_segment as q
 
-__all__ = ["TaurusDbClient"]
+__all__ = [
+    "FRESH_JOB_GRACE",
+    "JOB_PAGE",
+    "JOB_PAGES",
+    "TaurusDbClient",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,14 +70,14 @@ class TaurusDbClient(HuaweiClient):
             headers=self._headers(),
             idempotent=False,
         )
-        return self._parse(UpgradeStarRocksAnswer, response).job_id
+        return self._parse_response(UpgradeStarRocksAnswer, response).job_id
 
     async def get_job(
         self,
         job_id: str,
         *,
         grace: float = FRESH_JOB_GRACE,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> TaurusJob:
         """The job; a 404 is retried for ``grace`` seconds (a fresh job is not visible at once)."""
@@ -87,7 +92,7 @@ class TaurusDbClient(HuaweiClient):
                     params={"id": job_id},
                     headers=self._headers(),
                 )
-                return self._parse(TaurusJobAnswer, response).job
+                return self._parse_response(TaurusJobAnswer, response).job
             except PermanentCloudError as exc:
                 if exc.status != 404 or clock() + delay > deadline:
                     raise
@@ -105,7 +110,7 @@ class TaurusDbClient(HuaweiClient):
             endpoint_key="instances",
             headers=self._headers(),
         )
-        answer = self._parse(StarRocksInstances, response)
+        answer = self._parse_response(StarRocksInstances, response)
         for instance in answer.instances:
             if instance.id == starrocks_instance_id:
                 return instance
@@ -146,7 +151,7 @@ class TaurusDbClient(HuaweiClient):
                 params={**params, "offset": str(page), "limit": str(JOB_PAGE)},
                 headers=self._headers(),
             )
-            answer = self._parse(model, response)
+            answer = self._parse_response(model, response)
             out.append(answer)
             got = len(getattr(answer, "jobs", None) or getattr(answer, "schedules", None) or [])
             seen += got

@@ -11,7 +11,7 @@ Signature v2 (seed 004; vendor-facts §6): ``base64(HMAC-SHA256(secretKey, METHO
 pathWithQuery + "\\n" + timestamp + "\\n" + accessKey))``. NAVER's official Java SDK
 (``ncloud-sdk-java`` ``NcloudCredentials``/``IamCredentials``) signs ``uri.getRawPath() + "?" +
 uri.getRawQuery()``: the percent-encoded path and query exactly as sent, in wire order. So the
-query is encoded once (``shared.clouds.base.encode_query``) and those bytes are both sent and
+query is encoded once (``shared.clouds.urls.encode_query``) and those bytes are both sent and
 signed. (The generated Python/JS SDKs sign the *unencoded* pairs; they agree only when nothing
 needs encoding.)
 """
@@ -29,33 +29,30 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from yarl import URL
 
-from shared.clouds.base import (
-    BaseClient,
-    Limits,
-    Params,
-    ReconcilePolicy,
-    Response,
-    RetryPolicy,
-    error_for_status,
-    parse_retry_after,
-    read_secret,
-)
+from shared.clouds.client import BaseClient, JsonObject, ReconcilePolicy
+from shared.clouds.credentials import read_secret
 from shared.clouds.errors import CloudError, PermanentCloudError, TransientCloudError, ValidationFailed
+from shared.clouds.limits import Limits
 from shared.clouds.ncloud.models import (
     ClusterInfo,
     ClusterStatus,
     ConfigGroup,
     ConfigGroupListRequest,
     ConfigGroupPage,
+    Envelope,
     GatewayError,
     KafkaVersion,
-    NcloudAnswer,
     ProgressCheckRequest,
     RollingUpgradeRequest,
     VersionList,
 )
+from shared.clouds.response import Response, error_for_status
+from shared.clouds.retry import RetryPolicy, parse_retry_after
+from shared.clouds.urls import Params
 
 __all__ = [
+    "GROUP_PAGE_SIZE",
+    "MAX_PAGES",
     "PREFIXES",
     "VENDOR",
     "VERSION_NOT_LATER",
@@ -158,7 +155,7 @@ class NcloudClient(BaseClient):
         except ValueError:
             body = None
         if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] != 0:
-            answer = NcloudAnswer.model_validate(body)
+            answer = Envelope.model_validate(body)
             code, rid = answer.code, answer.requestId
             kw: dict[str, Any] = {
                 "vendor": VENDOR,
@@ -203,7 +200,7 @@ class NcloudClient(BaseClient):
         path: str,
         *,
         key: str,
-        json: Any = None,
+        json: JsonObject | None = None,
         params: Params | None = None,
         idempotent: bool = True,
     ) -> Any:
@@ -218,7 +215,7 @@ class NcloudClient(BaseClient):
             idempotent=idempotent,
         )
         try:
-            answer = NcloudAnswer.model_validate(response.json())
+            answer = Envelope.model_validate(response.json())
         except (ValueError, ValidationError):
             raise PermanentCloudError(
                 "answer is not a DSS {code, message, result} body",
@@ -231,7 +228,7 @@ class NcloudClient(BaseClient):
         return answer.result
 
     @staticmethod
-    def _body(model: type[BaseModel], **fields: Any) -> dict[str, Any]:
+    def _body(model: type[BaseModel], **fields: int) -> dict[str, Any]:
         try:
             return model(**fields).model_dump()
         except ValidationError as exc:
@@ -256,7 +253,7 @@ class NcloudClient(BaseClient):
             )
         return value
 
-    def _fresh(self, entry: tuple[float, Any] | None) -> bool:
+    def _fresh(self, entry: tuple[float, object] | None) -> bool:
         return entry is not None and time.monotonic() - entry[0] < self.config.catalog_ttl_s
 
     # -- the upgrade ----------------------------------------------------------------------------

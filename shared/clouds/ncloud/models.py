@@ -25,12 +25,13 @@ __all__ = [
     "COLOURS",
     "ClusterInfo",
     "ClusterStatus",
+    "Code",
     "ConfigGroup",
     "ConfigGroupListRequest",
     "ConfigGroupPage",
+    "Envelope",
     "GatewayError",
     "KafkaVersion",
-    "NcloudAnswer",
     "NodeStatus",
     "ProgressCheckRequest",
     "RollingUpgradeRequest",
@@ -89,7 +90,7 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class NcloudAnswer(_Lenient):
+class Envelope(_Lenient):
     """Every DSS answer: ``{code, message, result, requestId}``; ``code`` 0 / "SUCCESS" is success
     (seed 004; "Get version"; GoNC ``response_vo_*.go``)."""
 

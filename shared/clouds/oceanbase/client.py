@@ -1,11 +1,12 @@
-"""OceanBase OCP client (seed 001): cluster upgrade, its task DAG, retry/rollback, cluster version.
+"""OceanBase client, over OCP (OceanBase Cloud Platform, seed 001): cluster upgrade, its task DAG,
+retry/rollback, cluster version.
 
 Auth is HTTP Basic or AK/SK ``OCP-ACCESS-KEY-HMACSHA1`` (see :func:`string_to_sign`). Every
 answer is the OCP envelope; ``successful: false`` or an error status becomes a typed error — a
-refusal is :class:`OcpRefused`, which keeps OCP's ``error`` object (a caller may decide on the
+refusal is :class:`OceanBaseRefused`, which keeps OCP's ``error`` object (a caller may decide on the
 field a validation failure names). Starting an upgrade, retrying and rolling back are never
 retried automatically once they may have reached OCP: the caller reconciles with
-:meth:`OcpClient.list_tasks` instead, which asks for the upgrade task by name, sorted, every
+:meth:`OceanBaseClient.list_tasks` instead, which asks for the upgrade task by name, sorted, every
 page (the list's default order is not documented).
 """
 
@@ -25,43 +26,46 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from yarl import URL
 
-from shared.clouds.base import (
-    BaseClient,
-    Limits,
-    ReconcilePolicy,
-    Response,
-    RetryPolicy,
-    error_for_status,
-    parse_retry_after,
-    read_secret,
-)
+from shared.clouds.client import BaseClient, JsonObject, ReconcilePolicy
+from shared.clouds.credentials import read_secret
 from shared.clouds.errors import CloudError, PermanentCloudError, TransientCloudError, ValidationFailed
+from shared.clouds.limits import Limits
 from shared.clouds.oceanbase.models import (
     TASK_STATUSES,
     UPGRADE_TASK_NAME,
-    OcpCluster,
-    OcpEnvelope,
-    OcpErrorBody,
+    Cluster,
+    Envelope,
+    ErrorBody,
     RollingUpgrade,
     RpmUpgrade,
     TaskInstance,
     TaskPage,
     UpgradeRequest,
 )
+from shared.clouds.response import Response, error_for_status
+from shared.clouds.retry import RetryPolicy, parse_retry_after
+from shared.clouds.urls import Params
 
 __all__ = [
     "AUTH_SCHEME",
     "BUSY_CODES",
+    "TASK_PAGE",
+    "TASK_PAGES",
     "VENDOR",
-    "OcpClient",
-    "OcpConfig",
-    "OcpRefused",
+    "OceanBaseClient",
+    "OceanBaseConfig",
+    "OceanBaseRefused",
     "canonical_query",
     "canonical_resource",
     "hmac_authorization",
     "string_to_sign",
 ]
 
+#: The vendor label on this client's errors and log lines. It stays "ocp" (the API's name, as in
+#: the simulator's service name) although the package says oceanbase: ``str()`` of an error starts
+#: with it, and that text is persisted — dead letters (``bus_dead.error``, ``last_error``), the
+#: dead-letter event's data — and searched in logs (``vendor=``); renaming it would split the
+#: records of one vendor across two names.
 VENDOR = "ocp"
 AUTH_SCHEME = "OCP-ACCESS-KEY-HMACSHA1"
 #: OCP error codes meaning "the cluster is busy with another operation": 50002
@@ -73,12 +77,21 @@ BUSY_CODES = frozenset({"50002"})
 TASK_PAGE, TASK_PAGES = 100, 20
 
 
-class OcpRefused(PermanentCloudError):
+class OceanBaseRefused(PermanentCloudError):
     """OCP refused the request; ``error`` is its ``error`` object (``code``, ``message``,
     ``subErrors[{field, message, …}]`` for a validation failure)."""
 
-    def __init__(self, message: str, *, error: OcpErrorBody, **kw: Any) -> None:
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: ErrorBody,
+        vendor: str = VENDOR,
+        code: str = "",
+        request_id: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, vendor=vendor, code=code, request_id=request_id, status=status)
         self.error = error
 
     @property
@@ -87,8 +100,10 @@ class OcpRefused(PermanentCloudError):
         return json.dumps(self.error.model_dump(exclude_none=True), ensure_ascii=False, default=str)
 
 
-class OcpConfig(BaseModel):
-    """Where OCP is and which environment variables hold its credentials (names, not values)."""
+class OceanBaseConfig(BaseModel):
+    """Where OCP is and which environment variables hold its credentials (names, not values).
+
+    The variable names default to ``OCP_*``: what operators already set, so they stay."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,15 +171,16 @@ def _host_port(url: URL) -> str:
 # -- the client ---------------------------------------------------------------------------------
 
 
-class OcpClient(BaseClient):
-    """One OCP server. ``clock`` (epoch seconds) dates AK/SK signatures; tests may skew it."""
+class OceanBaseClient(BaseClient):
+    """One OceanBase Cloud Platform (OCP) server. ``clock`` (epoch seconds) dates AK/SK
+    signatures; tests may skew it."""
 
     vendor = VENDOR
     request_id_headers = ("X-Trace-Id",)
 
     def __init__(
         self,
-        config: OcpConfig,
+        config: OceanBaseConfig,
         *,
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
@@ -184,10 +200,10 @@ class OcpClient(BaseClient):
             self._ak, self._sk = read_secret(config.ak_env), read_secret(config.sk_env)
 
     def __repr__(self) -> str:
-        return f"OcpClient(url={self.endpoint!r}, auth={self.config.auth!r})"
+        return f"OceanBaseClient(url={self.endpoint!r}, auth={self.config.auth!r})"
 
     # -- hooks --------------------------------------------------------------------------------
-    def _url(self, url_path: str, params: Any) -> URL:
+    def _url(self, url_path: str, params: Params | None) -> URL:
         # The query goes on the wire exactly as it is signed (canonical: sorted, arrays joined).
         pairs = params.items() if isinstance(params, Mapping) else (params or ())
         query = canonical_query(pairs)
@@ -222,19 +238,26 @@ class OcpClient(BaseClient):
 
     def _error(self, response: Response) -> CloudError:
         try:
-            env = OcpEnvelope.model_validate(response.json())
+            env = Envelope.model_validate(response.json())
         except (ValueError, ValidationError):
-            env = OcpEnvelope()
-        error = env.error or OcpErrorBody()
+            env = Envelope()
+        error = env.error or ErrorBody()
         message = error.message or f"HTTP {response.status}"
         code = str(error.code) if error.code not in (None, 0, "0", "") else ""
         trace = env.traceId or response.request_id
-        kw: dict[str, Any] = {"vendor": VENDOR, "code": code, "request_id": trace, "status": response.status}
-        if response.status == 409 or code in BUSY_CODES:
+        status = response.status
+        if status == 409 or code in BUSY_CODES:
             # Another operation holds the cluster (maybe our own upgrade): it clears by waiting.
-            return TransientCloudError(message, **{**kw, "code": code or "conflict"}, conflict=True)
-        if response.status < 400 or response.status in (400, 404, 405, 409, 415, 422):
-            return OcpRefused(message, error=error, **kw)
+            return TransientCloudError(
+                message,
+                vendor=VENDOR,
+                code=code or "conflict",
+                request_id=trace,
+                status=status,
+                conflict=True,
+            )
+        if status < 400 or status in (400, 404, 405, 409, 415, 422):
+            return OceanBaseRefused(message, error=error, code=code, request_id=trace, status=status)
         return error_for_status(
             VENDOR,
             response.status,
@@ -251,7 +274,7 @@ class OcpClient(BaseClient):
         path: str,
         *,
         key: str,
-        json: Any = None,
+        json: JsonObject | None = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
     ) -> Any:
@@ -259,7 +282,7 @@ class OcpClient(BaseClient):
             method, path, endpoint_key=key, json=json, params=params, idempotent=idempotent
         )
         try:
-            env = OcpEnvelope.model_validate(response.json())
+            env = Envelope.model_validate(response.json())
         except (ValueError, ValidationError):
             raise PermanentCloudError(
                 "answer is not an OCP envelope", vendor=VENDOR, code="bad_answer", status=response.status
@@ -282,7 +305,7 @@ class OcpClient(BaseClient):
 
     # -- calls --------------------------------------------------------------------------------
     async def upgrade(
-        self, cluster_id: int | str, request: UpgradeRequest | Mapping[str, Any]
+        self, cluster_id: int | str, request: UpgradeRequest | Mapping[str, object]
     ) -> TaskInstance:
         """Start upgrading cluster ``cluster_id``; returns the task instance (a DAG of subtasks).
 
@@ -290,20 +313,22 @@ class OcpClient(BaseClient):
         or a dict of either's fields. Not retried once it may have reached OCP.
         """
         cid = self._id(cluster_id, "cluster_id")
+        body: UpgradeRequest
         if isinstance(request, Mapping):
-            model: type[BaseModel] = RpmUpgrade if "rpmFileName" in request else RollingUpgrade
+            model: type[UpgradeRequest] = RpmUpgrade if "rpmFileName" in request else RollingUpgrade
             try:
-                request = model.model_validate(request)  # type: ignore[assignment]
+                body = model.model_validate(request)
             except ValidationError as exc:
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"])
                 raise ValidationFailed(f"{field}: {err['msg']}", vendor=VENDOR, field=field) from None
-        assert isinstance(request, RpmUpgrade | RollingUpgrade)
+        else:
+            body = request
         data = await self._data(
             "POST",
             f"/api/v2/ob/clusters/{cid}/upgrade",
             key="upgrade",
-            json=request.model_dump(exclude_none=True),
+            json=body.model_dump(exclude_none=True),
             idempotent=False,
         )
         return self._parse(TaskInstance, data)
@@ -374,7 +399,7 @@ class OcpClient(BaseClient):
         data = await self._data("GET", f"/api/v2/tasks/instances/{tid}/subtasks/{sid}/log", key="task")
         return str(data.get("log") or "") if isinstance(data, dict) else ""
 
-    async def get_cluster(self, cluster_id: int | str) -> OcpCluster:
+    async def get_cluster(self, cluster_id: int | str) -> Cluster:
         """The cluster, with its current ``obVersion`` and ``status``."""
         cid = self._id(cluster_id, "cluster_id")
-        return self._parse(OcpCluster, await self._data("GET", f"/api/v2/ob/clusters/{cid}", key="cluster"))
+        return self._parse(Cluster, await self._data("GET", f"/api/v2/ob/clusters/{cid}", key="cluster"))

@@ -20,9 +20,9 @@ __all__ = [
     "SUBTASK_STATUSES",
     "TASK_STATUSES",
     "UPGRADE_TASK_NAME",
-    "OcpCluster",
-    "OcpEnvelope",
-    "OcpErrorBody",
+    "Cluster",
+    "Envelope",
+    "ErrorBody",
     "RollingUpgrade",
     "RpmUpgrade",
     "SubTask",
@@ -171,7 +171,7 @@ class TaskInstance(_Lenient):
         return [s for s in self.subtasks if s.status == "FAILED"]
 
 
-class OcpCluster(_Lenient):
+class Cluster(_Lenient):
     """``GET /api/v2/ob/clusters/{id}``: ``status`` is one of :data:`CLUSTER_STATUSES`."""
 
     id: int
@@ -197,7 +197,7 @@ class TaskPage(_Lenient):
             return 0
 
 
-class OcpErrorBody(_Lenient):
+class ErrorBody(_Lenient):
     """``error`` of a failed answer (ocp-express ``ApiError``): ``code`` (int; 0 when none),
     ``message``, ``debugMessage``, ``target``, ``subErrors[{object, field, rejectedValue,
     message}]`` (validation failures)."""
@@ -209,7 +209,7 @@ class OcpErrorBody(_Lenient):
     subErrors: list[dict[str, Any]] | None = None
 
 
-class OcpEnvelope(_Lenient):
+class Envelope(_Lenient):
     """Every OCP answer: ``{data, successful, timestamp, duration, status, traceId, server}``
     (seed 001); a failure has ``successful: false`` and ``error`` instead of ``data``
     (ocp-express ``ErrorResponse``)."""
@@ -221,4 +221,4 @@ class OcpEnvelope(_Lenient):
     status: int | None = None
     traceId: str | None = None
     server: str | None = None
-    error: OcpErrorBody | None = None
+    error: ErrorBody | None = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds.base import Limits, RetryPolicy
 from shared.clouds.huawei import HuaweiConfig
+from shared.clouds.limits import Limits
+from shared.clouds.retry import RetryPolicy
 from simulator.core import SimCredentials, SimTarget
 from simulator.testing import run_simulator
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-from shared.clouds.base import RetryPolicy, close_sessions, with_retry
 from shared.clouds.errors import AuthError, ThrottledError, TransientCloudError
 from shared.clouds.huawei import CceClient, TaurusDbClient
 from shared.clouds.huawei.auth import AkSkAuth
 from shared.clouds.huawei.signer import Signer
+from shared.clouds.retry import RetryPolicy, with_retry
+from shared.clouds.sessions import close_sessions
 from shared.errors import ConfigError
 from simulator.huawei import huawei_sim
 

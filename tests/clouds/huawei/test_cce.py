@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError, ValidationFailed
 from shared.clouds.huawei import AutopilotClient, CceClient
+from shared.clouds.sessions import close_sessions
 
 from .conftest import AP_ID, CCE_ID, config
 

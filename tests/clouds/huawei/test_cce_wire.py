@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError, ValidationFailed
 from shared.clouds.huawei import AutopilotClient, CceClient
 from shared.clouds.huawei.cce import build_upgrade_request
+from shared.clouds.sessions import close_sessions
 from shared.domain.options.cce import CceOptions
 from simulator.huawei import huawei_sim
 

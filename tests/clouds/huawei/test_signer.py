@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from yarl import URL
 
-from shared.clouds.base import encode_query
 from shared.clouds.huawei.signer import Signer, canonical_request
+from shared.clouds.urls import encode_query
 
 AK = "QTWAOYTTINDUT2QVKYUC"
 SK = "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError, TransientCloudError
 from shared.clouds.huawei import TaurusDbClient
+from shared.clouds.sessions import close_sessions
 from simulator.huawei import huawei_sim
 
 from .conftest import SR_ID, TAURUS_ID, config

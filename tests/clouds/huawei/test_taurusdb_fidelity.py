@@ -6,10 +6,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from shared.clouds.base import close_sessions
 from shared.clouds.errors import PermanentCloudError
 from shared.clouds.huawei import TaurusDbClient
 from shared.clouds.huawei.models.taurusdb import JOB_STATUSES, TERMINAL_JOB_STATUSES
+from shared.clouds.sessions import close_sessions
 
 from .conftest import CREDS, SR_ID, TAURUS_ID, config
 

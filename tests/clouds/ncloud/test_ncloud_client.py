@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from shared.clouds import base, close_sessions
+from shared.clouds import close_sessions
 from shared.clouds.errors import (
     AuthError,
     PermanentCloudError,
@@ -20,6 +20,8 @@ from shared.clouds.errors import (
 from shared.clouds.ncloud import client as ncloud_module
 from shared.clouds.ncloud.client import NcloudClient, NcloudConfig, signature_v2
 from shared.clouds.ncloud.models import ClusterInfo, KafkaVersion
+from shared.clouds.retry import RetryPolicy
+from shared.clouds.urls import encode_query
 from simulator.core import SimCredentials
 from simulator.ncloud import DSS
 from simulator.testing import run_simulator
@@ -27,7 +29,7 @@ from tests.clouds.ncloud.vectors import QUERY
 
 CREDS = SimCredentials()
 NO, OLD, NEW, CFG = 3432149, 2823006, 3503006, 170  # kafka-dev-a: 3 brokers; 170 is 3503006's group
-ONCE = base.RetryPolicy(attempts=1)
+ONCE = RetryPolicy(attempts=1)
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +209,7 @@ async def test_a_signature_over_the_unencoded_query_is_refused(sim) -> None:
         "x-ncp-iam-access-key": CREDS.ncp_ak,
         "x-ncp-apigw-signature-v2": signature_v2("GET", unencoded, ts, CREDS.ncp_ak, CREDS.ncp_sk),
     }
-    query = base.encode_query(QUERY)
+    query = encode_query(QUERY)
     async with aiohttp.ClientSession() as http:
         url = URL(f"{sim.url}{path}?{query}", encoded=True)
         async with http.get(url, headers=headers) as r:
@@ -262,7 +264,7 @@ async def test_throttling_and_server_errors(sim) -> None:
 
 async def test_retries_recover_from_transient_faults(sim) -> None:
     sim.state.faults.update({"ncloud": {"error_rates": {"503": 0.5}, "retry_after": 0}})
-    c = client(sim, retry=base.RetryPolicy(attempts=20, base=0.001, cap=0.002, deadline=10))
+    c = client(sim, retry=RetryPolicy(attempts=20, base=0.001, cap=0.002, deadline=10))
     for _ in range(5):
         assert (await c.get_cluster_info(NO)).kafkaVersionCode == OLD
 
@@ -281,7 +283,7 @@ async def test_commit_then_drop_on_upgrade(sim) -> None:
 
 async def test_secrets_never_in_repr_str_or_logs(sim, monkeypatch, log_buf) -> None:
     monkeypatch.setenv("NCP_SECRET_KEY", "a-very-secret-ncp-key")
-    c = client(sim, retry=base.RetryPolicy(attempts=2, base=0.001, cap=0.001))
+    c = client(sim, retry=RetryPolicy(attempts=2, base=0.001, cap=0.001))
     sim.state.faults.update({"ncloud": {"error_rates": {"500": 1.0}}})
     with pytest.raises(TransientCloudError) as info:
         await c.get_cluster_info(NO)

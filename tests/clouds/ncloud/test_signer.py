@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from ncloud_server.api_client import ApiClient
 from ncloud_server.configuration import Configuration
 
-from shared.clouds.base import encode_query
 from shared.clouds.ncloud.client import signature_v2
+from shared.clouds.urls import encode_query
 from tests.clouds.ncloud.vectors import ACCESS_KEY, QUERY, SECRET_KEY, TIMESTAMP, VECTORS
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "NodeSelector",
     "PointStatus",
     "PrecheckStatus",
+    "Progress",
     "SnapshotAnswer",
     "SnapshotTask",
     "SnapshotTasks",
@@ -157,7 +158,8 @@ class UpgradeSpec(BaseModel):
     """The key is ``clusterUpgradeAction`` for CCE and for Autopilot (its page and the SDK;
     Terraform sends ``autopilotClusterUpgradeAction``, vendor-facts §3.3): read either, write it."""
 
-    model_config = _STRICT
+    # _STRICT spelt out: the pydantic mypy plugin sees populate_by_name only in a literal config.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     clusterUpgradeAction: ClusterUpgradeAction = Field(
         validation_alias=AliasChoices("clusterUpgradeAction", "autopilotClusterUpgradeAction")
     )
@@ -192,7 +194,8 @@ class _AnswerAction(BaseModel):
 
 
 class _AnswerSpec(BaseModel):
-    model_config = _LOOSE
+    # _LOOSE spelt out: the pydantic mypy plugin sees populate_by_name only in a literal config.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
     clusterUpgradeAction: _AnswerAction | None = Field(
         None, validation_alias=AliasChoices("clusterUpgradeAction", "autopilotClusterUpgradeAction")
     )

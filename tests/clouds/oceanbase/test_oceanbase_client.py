@@ -1,4 +1,4 @@
-"""OcpClient against the simulator over loopback HTTP: auth (and the golden vectors), both upgrade
+"""OceanBaseClient against the simulator over loopback HTTP: auth (and the golden vectors), both upgrade
 bodies, the documented DAG, the task search, errors, faults."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import time
 import aiohttp
 import pytest
 
-from shared.clouds import base, close_sessions
+import shared.clouds.client as base_client
+from shared.clouds import close_sessions
 from shared.clouds.errors import (
     AuthError,
     PermanentCloudError,
@@ -20,9 +21,9 @@ from shared.clouds.errors import (
 )
 from shared.clouds.oceanbase.client import (
     AUTH_SCHEME,
-    OcpClient,
-    OcpConfig,
-    OcpRefused,
+    OceanBaseClient,
+    OceanBaseConfig,
+    OceanBaseRefused,
     canonical_query,
     canonical_resource,
     hmac_authorization,
@@ -36,10 +37,11 @@ from shared.clouds.oceanbase.models import (
     RpmUpgrade,
     TaskInstance,
 )
+from shared.clouds.retry import RetryPolicy, with_retry
 from shared.domain.options.oceanbase import LegacyFallback
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
-from tests.clouds.ocp import golden
+from tests.clouds.oceanbase import golden
 
 CREDS = SimCredentials()
 V1, V2 = "4.2.1.8-108000022024072217", "4.2.5.0-100000052024102022"
@@ -56,7 +58,7 @@ DAG = [
 BASIC = {
     "Authorization": "Basic " + base64.b64encode(f"{CREDS.ocp_user}:{CREDS.ocp_password}".encode()).decode()
 }
-FAST = base.RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
+FAST = RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=5)
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +79,8 @@ async def sim():
     await close_sessions()
 
 
-def client(sim, auth: str = "aksk", retry=FAST, **kw) -> OcpClient:
-    return OcpClient(OcpConfig(url=sim.url, auth=auth, retry=retry), **kw)
+def client(sim, auth: str = "aksk", retry=FAST, **kw) -> OceanBaseClient:
+    return OceanBaseClient(OceanBaseConfig(url=sim.url, auth=auth, retry=retry), **kw)
 
 
 def assert_dag_consistent(task: TaskInstance) -> None:
@@ -146,7 +148,7 @@ async def test_every_answer_is_the_ocp_envelope(sim) -> None:
         body = await r.json()
         assert r.status == 400 and body["successful"] is False
         assert body["error"]["message"] == "Could not find the GET method for URL /api/v2/ob/nothing-here"
-    with pytest.raises(OcpRefused) as info:
+    with pytest.raises(OceanBaseRefused) as info:
         await client(sim)._data("GET", "/api/v2/ob/nothing-here", key="x")
     assert info.value.status == 400 and "Could not find" in info.value.message
 
@@ -202,12 +204,14 @@ async def test_upgrade_follows_the_documented_dag_and_version_changes(sim, ocp, 
 
 async def test_each_ocp_refuses_the_other_body_naming_the_fields(sim) -> None:
     c = client(sim)
-    with pytest.raises(OcpRefused) as new_ocp:  # the current OCP: destVersion and operatingSystem required
+    # the current OCP: destVersion and operatingSystem required
+    with pytest.raises(OceanBaseRefused) as new_ocp:
         await c.upgrade(22, LEGACY)
     fields = {e["field"] for e in new_ocp.value.error.subErrors or []}
     assert new_ocp.value.status == 400 and fields == {"destVersion", "operatingSystem"}
     sim.state.targets["22"].extra["upgrade_body"] = "legacy"
-    with pytest.raises(OcpRefused) as old_ocp:  # an older OCP ignores the new fields, misses rpmFileName
+    # an older OCP ignores the new fields, misses rpmFileName
+    with pytest.raises(OceanBaseRefused) as old_ocp:
         await c.upgrade(22, NEW)
     assert old_ocp.value.status == 400 and [e["field"] for e in old_ocp.value.error.subErrors or []] == [
         "rpmFileName"
@@ -249,7 +253,7 @@ async def test_rollback_leaves_version(sim) -> None:
 
 
 async def test_second_upgrade_while_running_is_a_conflict(sim) -> None:
-    c = client(sim, retry=base.RetryPolicy(attempts=1))
+    c = client(sim, retry=RetryPolicy(attempts=1))
     await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el7"})
     with pytest.raises(TransientCloudError) as info:
         await c.upgrade(22, {"destVersion": V2, "operatingSystem": "el7"})
@@ -285,7 +289,7 @@ async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
     assert sim.state.stats.snapshot()["calls"] == {}
     with pytest.raises(PermanentCloudError, match="later than"):
         await c.upgrade(23, {"destVersion": V1, "operatingSystem": "el7"})  # 23 already runs V1
-    with pytest.raises(OcpRefused, match="software package") as info:
+    with pytest.raises(OceanBaseRefused, match="software package") as info:
         await c.upgrade(22, {"destVersion": V1, "operatingSystem": "el8"})  # no el8 package for 22
     assert info.value.code == "10002"
     with pytest.raises(PermanentCloudError, match="No records of the cluster") as info:
@@ -296,7 +300,7 @@ async def test_validation_before_sending_and_vendor_refusals(sim) -> None:
 async def test_throttling_carries_retry_after(sim) -> None:
     sim.state.faults.update({"ocp": {"error_rates": {"429": 1.0}, "retry_after": 3}})
     with pytest.raises(ThrottledError) as info:
-        await client(sim, retry=base.RetryPolicy(attempts=1)).get_cluster(22)
+        await client(sim, retry=RetryPolicy(attempts=1)).get_cluster(22)
     assert info.value.retry_after == 3
 
 
@@ -308,10 +312,11 @@ async def test_retries_stop_at_the_deadline(sim, monkeypatch) -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    patched = functools.partial(base.with_retry, sleep=fake_sleep, clock=lambda: now[0])
-    monkeypatch.setattr(base, "with_retry", patched)
+    # BaseClient._call looks with_retry up in shared.clouds.client: patch it there.
+    patched = functools.partial(with_retry, sleep=fake_sleep, clock=lambda: now[0])
+    monkeypatch.setattr(base_client, "with_retry", patched)
     sim.state.faults.update({"ocp": {"error_rates": {"503": 1.0}, "retry_after": 4}})
-    c = client(sim, retry=base.RetryPolicy(attempts=10, base=0.01, cap=0.01, deadline=10))
+    c = client(sim, retry=RetryPolicy(attempts=10, base=0.01, cap=0.01, deadline=10))
     with pytest.raises(TransientCloudError) as info:
         await c.get_cluster(22)
     assert info.value.status == 503

@@ -1,16 +1,17 @@
-"""What every vendor client stands on: one HTTP exchange done right, retries that end, secrets.
+"""``BaseClient``, what every vendor client stands on: one HTTP exchange done right, retried right.
 
 * ``BaseClient._send`` makes exactly one HTTP exchange: per-endpoint concurrency limit, token-bucket
-  rate limit, connect/total timeouts, the vendor's ``_sign`` hook right before sending, transport
-  errors mapped to typed errors, and the vendor's ``_raise_for`` hook mapping status + body.
-* ``BaseClient._call`` is ``_send`` inside ``with_retry``: transient errors are retried with
-  exponential backoff and full jitter, honouring ``retry_after``, never past the deadline.
-  A non-idempotent call (``idempotent=False``, e.g. "start an upgrade") is *not* retried once it
-  may have reached the vendor (``maybe_applied``): the caller must reconcile instead, because a
-  second upgrade call is exactly what Upshift promises never to make.
-* One ``aiohttp.ClientSession`` per event loop (``get_session``), shared by every client.
-* Credentials: config holds environment variable *names*; ``read_secret`` turns a name into a
-  ``SecretStr`` and registers the value so no error message can ever show it.
+  rate limit (``shared.clouds.limits``), connect/total timeouts, the vendor's ``_sign`` hook right
+  before sending, transport errors mapped to typed errors, and the vendor's ``_raise_for`` hook
+  mapping status + body (default ``shared.clouds.response.error_for_status``).
+* ``BaseClient._call`` is ``_send`` inside ``shared.clouds.retry.with_retry``: transient errors
+  are retried with backoff, never past the deadline, and a non-idempotent call
+  (``idempotent=False``) is not retried once it may have reached the vendor.
+* ``ReconcilePolicy`` says how long a caller waits before believing a lost answer did nothing.
+* The client learns the vendor's clock from each ``Date`` header (``vendor_epoch``): vendors stamp
+  their tasks in their own clock.
+
+Clients share the running loop's session (``shared.clouds.sessions``) unless given one.
 """
 
 from __future__ import annotations
@@ -18,80 +19,30 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json as jsonlib
-import os
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from typing import ClassVar, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
 
-from shared.bus.base import backoff_delay
-from shared.clouds.errors import (
-    AuthError,
-    CloudError,
-    PermanentCloudError,
-    ThrottledError,
-    TransientCloudError,
-    register_secret,
-)
-from shared.errors import ConfigError
+from shared.clouds.errors import PermanentCloudError, TransientCloudError
+from shared.clouds.limits import Limits, TokenBucket
+from shared.clouds.response import Response, error_for_status
+from shared.clouds.retry import RetryPolicy, parse_retry_after, with_retry
+from shared.clouds.sessions import get_session
+from shared.clouds.urls import Params, encode_query
 from shared.log import get_logger
 
-__all__ = [
-    "BaseClient",
-    "Limits",
-    "Params",
-    "ReconcilePolicy",
-    "Response",
-    "RetryPolicy",
-    "TokenBucket",
-    "close_sessions",
-    "encode_query",
-    "error_for_status",
-    "get_session",
-    "parse_retry_after",
-    "quote_segment",
-    "read_secret",
-    "with_retry",
-]
+__all__ = ["BaseClient", "JsonObject", "ReconcilePolicy"]
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[Any]]
-#: Query parameters: a mapping, or pairs when a name repeats.
-Params = Mapping[str, str] | Sequence[tuple[str, str]]
+#: A JSON request body: an object, sent as compact UTF-8 JSON.
+JsonObject = Mapping[str, object]
 
 _log = get_logger("upshift.clouds")
-
-
-class RetryPolicy(BaseModel):
-    """How long a transient failure is retried. All durations in seconds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attempts: int = Field(5, ge=1)
-    base: float = Field(0.2, ge=0)
-    cap: float = Field(10.0, ge=0)
-    deadline: float = Field(60.0, gt=0)
-
-
-class Limits(BaseModel):
-    """Per endpoint (per client instance + endpoint key) politeness and timeouts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    concurrency: int = Field(8, ge=1)
-    rate: float = Field(20.0, gt=0)  # requests per second, token bucket
-    burst: int = Field(20, ge=1)
-    connect_timeout: float = Field(5.0, gt=0)
-    total_timeout: float = Field(30.0, gt=0)
 
 
 class ReconcilePolicy(BaseModel):
@@ -112,178 +63,6 @@ class ReconcilePolicy(BaseModel):
     look_gap_s: float = Field(30.0, ge=0)
 
 
-def read_secret(env_name: str) -> SecretStr:
-    """The credential held in environment variable ``env_name``; ConfigError naming it when unset."""
-    value = os.environ.get(env_name)
-    if not value:
-        raise ConfigError(env_name, "environment variable is not set (it should hold a credential)")
-    register_secret(value)
-    return SecretStr(value)
-
-
-async def with_retry(
-    call: Callable[[], Awaitable[T]],
-    policy: RetryPolicy,
-    *,
-    sleep: Sleep = asyncio.sleep,
-    clock: Clock = time.monotonic,
-    retry_applied: bool = True,
-) -> T:
-    """``await call()``, retrying ``TransientCloudError`` (throttling included) per ``policy``.
-
-    Backoff is exponential with full jitter (``shared.bus.base.backoff_delay``); a larger
-    ``retry_after`` from the vendor wins. The last error is raised when attempts run out, when the
-    next sleep would end past ``policy.deadline`` (measured from the first attempt), or — with
-    ``retry_applied=False`` — when the failed attempt may have reached the vendor.
-    """
-    start = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call()
-        except TransientCloudError as exc:
-            if attempt >= policy.attempts or (exc.maybe_applied and not retry_applied):
-                raise
-            delay = backoff_delay(attempt, policy.base, policy.cap)
-            if exc.retry_after is not None and exc.retry_after > delay:
-                delay = exc.retry_after
-            if clock() + delay - start > policy.deadline:
-                raise
-            _log.info(
-                "cloud.retry",
-                vendor=exc.vendor,
-                code=exc.code,
-                status=exc.status,
-                attempt=attempt,
-                delay=delay,
-            )
-            await sleep(delay)
-
-
-class TokenBucket:
-    """``rate`` requests per second on average, ``burst`` at once. Waiters are served in order."""
-
-    def __init__(
-        self, rate: float, burst: int, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
-    ):
-        if rate <= 0 or burst < 1:
-            raise ValueError("TokenBucket needs rate > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._last = clock()
-        self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                self._refill()
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
-
-
-# One session per event loop: a session is bound to the loop it was created on, and a process may
-# run several loops over its life (tests, the CLI). Weak keys let a dead loop take its entry along.
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def get_session() -> aiohttp.ClientSession:
-    """The process's shared session for the running loop, created on first use."""
-    loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
-    if session is None or session.closed:
-        # Pool size: the per-endpoint semaphores do the real limiting; this only caps the total.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512), raise_for_status=False)
-        _sessions[loop] = session
-    return session
-
-
-async def close_sessions() -> None:
-    """Close the running loop's shared session (call on shutdown)."""
-    loop = asyncio.get_running_loop()
-    session = _sessions.pop(loop, None)
-    if session is not None and not session.closed:
-        await session.close()
-
-
-def quote_segment(value: str) -> str:
-    """One path segment, percent-encoded (``/`` included), for ids put into URL paths."""
-    return quote(str(value), safe="~")
-
-
-def encode_query(params: Params | None) -> str:
-    """``k=v&...`` percent-encoded (``~`` safe), in the order given; names may repeat."""
-    if not params:
-        return ""
-    pairs = params.items() if isinstance(params, Mapping) else params
-    return "&".join(f"{quote(str(k), safe='~')}={quote(str(v), safe='~')}" for k, v in pairs)
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a ``Retry-After`` header given in seconds; None when absent or a date."""
-    raw = headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
-@dataclass(slots=True)
-class Response:
-    """One HTTP answer, fully read."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    request_id: str | None = None
-    _parsed: Any = field(default=None, repr=False)
-
-    def json(self) -> Any:
-        """The body parsed as JSON; None for an empty body."""
-        if self._parsed is None and self.body:
-            self._parsed = jsonlib.loads(self.body)
-        return self._parsed
-
-
-def error_for_status(
-    vendor: str,
-    status: int,
-    *,
-    code: str = "",
-    message: str = "",
-    request_id: str | None = None,
-    retry_after: float | None = None,
-) -> CloudError:
-    """The generic mapping of an HTTP error status; vendors refine it with their codes first.
-
-    500/502/504 may have been applied (the vendor answered after or while working on it);
-    503 and 429 mean the request was turned away.
-    """
-    message = message or f"HTTP {status}"
-    kw: dict[str, Any] = {"vendor": vendor, "code": code, "request_id": request_id, "status": status}
-    if status == 429:
-        return ThrottledError(message, retry_after=retry_after, **kw)
-    if status >= 500:
-        return TransientCloudError(message, maybe_applied=status != 503, retry_after=retry_after, **kw)
-    if status in (401, 403):
-        return AuthError(message, **kw)
-    return PermanentCloudError(message, **kw)
-
-
 class BaseClient:
     """Base of every vendor client. Subclasses set ``vendor`` and implement ``_sign``/``_raise_for``.
 
@@ -297,7 +76,7 @@ class BaseClient:
     request_id_headers: ClassVar[tuple[str, ...]] = ("X-Request-Id",)
 
     @classmethod
-    def _parse(cls, model: type[M], data: Any) -> M:
+    def _parse(cls, model: type[M], data: object) -> M:
         """A vendor answer read as ``model``; a shape we do not know is a PermanentCloudError."""
         try:
             return model.model_validate(data)
@@ -370,7 +149,7 @@ class BaseClient:
         url_path: str,
         *,
         endpoint_key: str,
-        json: Any = None,
+        json: JsonObject | None = None,
         params: Params | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
@@ -426,7 +205,7 @@ class BaseClient:
         url_path: str,
         *,
         endpoint_key: str,
-        json: Any = None,
+        json: JsonObject | None = None,
         params: Params | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
