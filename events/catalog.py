@@ -19,6 +19,7 @@ __all__ = [
     "Echo",
     "EventSpec",
     "JobPoll",
+    "Kind",
     "NotificationRequested",
     "StageFailed",
     "StageRequested",

@@ -12,7 +12,7 @@ from typing import Any
 
 from events.catalog import CATALOG
 
-__all__ = ["SAMPLES", "SCHEMAS", "schema_for", "schema_path", "write_schemas"]
+__all__ = ["SAMPLES", "SCHEMAS", "render", "schema_for", "schema_path", "write_schemas"]
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE / "schemas"

@@ -6,3 +6,5 @@ client), ``runtime`` (what hosts functions) and ``ops`` (the operator surfaces, 
 that imports ``simulator``). The flat modules here are the base every room may use: ``errors``,
 ``log``, ``clock``, ``yamlconf`` and ``crashpoints``.
 """
+
+__all__: list[str] = []  # the rooms and base modules are imported by their own names

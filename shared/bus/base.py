@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from events.catalog import DeadLettered, T
 from events.envelope import Event, consequence_id
@@ -46,12 +46,12 @@ __all__ = [
 class Delayed:
     """An emitted event to be delivered ``delay`` seconds after the handler's ack."""
 
-    event: Event
+    event: Event[Any]
     delay: float
 
 
-Emitted = Event | Delayed
-Handler = Callable[[Event], Awaitable[Sequence[Emitted] | None]]
+Emitted = Event[Any] | Delayed
+Handler = Callable[[Event[Any]], Awaitable[Sequence[Emitted] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +70,12 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     consumer: str
-    event: Event
+    event: Event[Any]
     attempts: int
     error: str
 
 
-def matches(event: Event, type_: str, where: Mapping[str, str]) -> bool:
+def matches(event: Event[Any], type_: str, where: Mapping[str, str]) -> bool:
     """True when ``event`` is of ``type_`` and every ``where`` attribute equals the event's."""
     if event.type != type_:
         return False
@@ -98,23 +98,27 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     return (rng or random).uniform(0.0, ceiling)
 
 
-def dead_letter_event(consumer: str, event: Event, attempts: int, error: str) -> Event | None:
+def dead_letter_event(consumer: str, event: Event[Any], attempts: int, error: str) -> Event[Any] | None:
     """The ``event.deadlettered`` announcing that ``consumer`` gave up on ``event`` (one id per
     consumer and event: a dead letter written twice announces once). None for a dead letter of
     that announcement itself, so a broken consumer of it cannot loop."""
     if event.type == T.EVENT_DEAD_LETTERED:
         return None
     d = event.data
-    data = DeadLettered(
-        consumer=consumer,
-        event_type=event.type,
-        event_id=event.id,
-        attempts=attempts,
-        error=error[:2000],
-        target=event.target or getattr(d, "target", None),
-        kind=event.kind or getattr(d, "kind", None),
-        stage=event.stage or getattr(d, "stage", None),
-        to_version=getattr(d, "to_version", None),
+    # Validated, not constructed: ``kind`` comes as a free string (an envelope attribute or any
+    # data model's field) and DeadLettered checks it is a Kind, as its constructor would.
+    data = DeadLettered.model_validate(
+        {
+            "consumer": consumer,
+            "event_type": event.type,
+            "event_id": event.id,
+            "attempts": attempts,
+            "error": error[:2000],
+            "target": event.target or getattr(d, "target", None),
+            "kind": event.kind or getattr(d, "kind", None),
+            "stage": event.stage or getattr(d, "stage", None),
+            "to_version": getattr(d, "to_version", None),
+        }
     )
     return Event(
         type=T.EVENT_DEAD_LETTERED,
@@ -150,7 +154,7 @@ class Bus(Protocol):
     async def close(self) -> None:
         """Stop consuming, wait for in-flight handlers, release resources."""
 
-    async def publish(self, event: Event, *, delay: float = 0.0) -> bool:
+    async def publish(self, event: Event[Any], *, delay: float = 0.0) -> bool:
         """Durably publish; False when an event with that id was already published (dropped)."""
 
     def subscribe(self, sub: Subscription) -> None:

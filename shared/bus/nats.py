@@ -86,7 +86,7 @@ _ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 _STREAM_IN_USE = 10058
 
 
-def _attr(event: Event, key: str) -> str | None:
+def _attr(event: Event[Any], key: str) -> str | None:
     """The attribute ``matches()`` compares: the extension, else the ``data`` field."""
     got = getattr(event, key, None)
     if got is None:
@@ -117,7 +117,7 @@ class NatsBus:
 
     # -- names ---------------------------------------------------------------------------------
 
-    def subject_for(self, event: Event) -> str:
+    def subject_for(self, event: Event[Any]) -> str:
         kind, stage = _attr(event, "kind"), _attr(event, "stage")
         return ".".join(
             (
@@ -237,14 +237,14 @@ class NatsBus:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, event: Event, *, delay: float = 0.0) -> bool:
+    async def publish(self, event: Event[Any], *, delay: float = 0.0) -> bool:
         if self._js is None:
             await self.start()
         subject, payload, headers = self._message(event, delay)
         ack = await self.js.publish(subject, payload, headers=headers, timeout=_PUBLISH_TIMEOUT)
         return not ack.duplicate
 
-    def _message(self, event: Event, delay: float) -> tuple[str, bytes, dict[str, str]]:
+    def _message(self, event: Event[Any], delay: float) -> tuple[str, bytes, dict[str, str]]:
         subject = self.subject_for(event)
         headers = {"Nats-Msg-Id": event.id}
         if delay <= 0:
@@ -359,7 +359,9 @@ class NatsBus:
         crashpoints.hit("outbox.published")
         await msg.ack()
 
-    async def _failed(self, sub: Subscription, msg: Msg, event: Event, attempt: int, exc: Exception) -> None:
+    async def _failed(
+        self, sub: Subscription, msg: Msg, event: Event[Any], attempt: int, exc: Exception
+    ) -> None:
         text = f"{type(exc).__name__}: {exc}"[:2000]
         if attempt >= sub.max_attempts:
             try:
@@ -388,7 +390,7 @@ class NatsBus:
         await msg.nak(delay=max(delay, 0.001))
 
     async def _write_dead_letter(
-        self, sub: Subscription, msg: Msg, event: Event, attempt: int, text: str
+        self, sub: Subscription, msg: Msg, event: Event[Any], attempt: int, text: str
     ) -> None:
         durable = self.durable_for(sub.name)
         seq = msg.metadata.sequence.stream

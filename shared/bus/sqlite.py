@@ -31,10 +31,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from events.codec import BadEvent, from_json, to_json
 from events.envelope import Event
@@ -91,7 +92,7 @@ class _Delivery:
     seq: int
     sub: Subscription
     attempts: int
-    event: Event | None
+    event: Event[Any] | None
     error: str | None = None
     #: Writes the handler deferred to its outbox transaction (applied on ack and on failure alike).
     writes: list[OutboxWrite] = field(default_factory=list)
@@ -163,14 +164,14 @@ class SqliteBus:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, event: Event, *, delay: float = 0.0) -> bool:
+    async def publish(self, event: Event[Any], *, delay: float = 0.0) -> bool:
         with self._tx() as conn:
             fresh = self._insert(conn, event, delay)
         if fresh:
             self._wake.set()
         return fresh
 
-    def _insert(self, conn: sqlite3.Connection, event: Event, delay: float) -> bool:
+    def _insert(self, conn: sqlite3.Connection, event: Event[Any], delay: float) -> bool:
         now = self._now()
         cur = conn.execute(
             "INSERT OR IGNORE INTO bus_events(id, type, body, published_at) VALUES (?,?,?,?)",
@@ -191,7 +192,7 @@ class SqliteBus:
         return True
 
     @contextlib.contextmanager
-    def _tx(self):
+    def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -255,9 +256,10 @@ class SqliteBus:
         row = self.conn.execute(
             f"SELECT MIN(visible_at) FROM bus_deliveries WHERE consumer IN ({marks})", names
         ).fetchone()
-        if row[0] is None:
+        due: float | None = row[0]
+        if due is None:
             return _IDLE_POLL
-        return min(_IDLE_POLL, max(0.0, row[0] - self._now()))
+        return min(_IDLE_POLL, max(0.0, due - self._now()))
 
     def _claim_all(self) -> int:
         total = 0
@@ -401,7 +403,10 @@ class SqliteBus:
     def _event_id(conn: sqlite3.Connection, d: _Delivery) -> str:
         if d.event is not None:
             return d.event.id
-        return conn.execute("SELECT event_id FROM bus_deliveries WHERE seq = ?", (d.seq,)).fetchone()[0]
+        event_id: str = conn.execute(
+            "SELECT event_id FROM bus_deliveries WHERE seq = ?", (d.seq,)
+        ).fetchone()[0]
+        return event_id
 
     def _renew_leases(self) -> None:
         """Keep the rows of handlers still running invisible to other consumers."""
@@ -424,7 +429,8 @@ class SqliteBus:
 
     async def pending(self) -> int:
         """Deliveries not yet acknowledged (all consumers): 0 means the bus is drained."""
-        return self.conn.execute("SELECT COUNT(*) FROM bus_deliveries").fetchone()[0]
+        count: int = self.conn.execute("SELECT COUNT(*) FROM bus_deliveries").fetchone()[0]
+        return count
 
 
 class _LeaseLost(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from shared.bus.base import Bus
 from shared.errors import ConfigError
 
 __all__ = ["DEFAULT_URL", "BusUrl", "open_bus", "parse_bus_url"]
@@ -56,7 +57,7 @@ def parse_bus_url(url: str) -> BusUrl:
     return BusUrl("nats", f"nats://{parts.hostname}:{port}", options)
 
 
-def open_bus(url: str):
+def open_bus(url: str) -> Bus:
     """A started-later Bus for ``url`` (call ``await bus.start()``)."""
     parsed = parse_bus_url(url)
     if parsed.scheme == "sqlite":

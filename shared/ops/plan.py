@@ -1,6 +1,12 @@
 """``upshift plan``: the dry run — which targets would take each release, in which window, and
 why the others would not. It prints :func:`shared.domain.plan.plan_releases`, the decision
-``plan_upgrades`` acts on, so the dry run cannot drift from what the pipeline does.
+``plan_upgrades`` acts on, so the dry run cannot drift from what the pipeline does; the command
+is here, the decision in the domain.
+
+Read-only: nothing is published or written. ``--live`` plans from the versions the vendors
+report (:func:`shared.ops.inventory.live_looks`) instead of the fleet file's, and a release
+the vendor does not offer a target is not taken (``not-offered``). A bad ``--release``/``--now`` is a usage error, a
+bad fleet file one line naming the field.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""``upshift status``: runs and their stages, from the ledger."""
+"""``upshift status``: runs and their stages, read from the ledger.
+
+Read-only: it opens the store at ``--bus`` (the same URL as the bus; default the embedded SQLite
+file), prints every run as a table (or ``--json``), or one run in full with ``--run``, and
+closes it. An unknown ``--run`` is a usage error (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -30,13 +35,13 @@ async def _load(url: str, run: str | None) -> list[dict[str, Any]]:
         await store.close()
 
 
-def _when(ts: Any) -> str:
+def _when(ts: object) -> str:
     if isinstance(ts, int | float):
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
     return str(ts or "")
 
 
-def render_runs(runs: list[dict[str, Any]], console: Console) -> None:
+def _render_runs(runs: list[dict[str, Any]], console: Console) -> None:
     table = Table(title=f"{len(runs)} run(s)")
     for col in ("run", "target", "kind", "from → to", "wave", "state", "stages", "updated"):
         table.add_column(col)
@@ -74,4 +79,4 @@ def status(bus_url: str | None, run_id: str | None, as_json: bool) -> None:
     elif run_id is not None:
         click.echo(json.dumps(runs[0], indent=2, sort_keys=True, default=str))
     else:
-        render_runs(runs, Console())
+        _render_runs(runs, Console())

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KV", "Entry", "escape_key", "unescape_key"]
+__all__ = ["KV", "Entry", "Value", "escape_key", "unescape_key"]
 
 Value = dict[str, Any]
 

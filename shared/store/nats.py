@@ -87,6 +87,8 @@ class NatsKV:
             entry = await kv.get(escape_key(key))
         except KeyNotFoundError:  # absent, deleted or purged
             return None
+        if entry.revision is None:  # nats-py types it Optional (watch entries); a get always has one
+            raise RuntimeError(f"{bucket}/{key}: JetStream returned an entry without a revision")
         return Entry(key=key, value=json.loads(entry.value or b"null"), revision=entry.revision)
 
     async def create(self, bucket: str, key: str, value: Value) -> int:

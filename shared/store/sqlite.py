@@ -150,6 +150,7 @@ class SqliteKV:
 
 
 def _next_revision(conn: sqlite3.Connection) -> int:
-    return conn.execute(
+    revision: int = conn.execute(
         "UPDATE kv_seq SET revision = revision + 1 WHERE id = 1 RETURNING revision"
     ).fetchone()[0]
+    return revision

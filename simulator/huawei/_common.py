@@ -43,6 +43,7 @@ __all__ = [
     "canonical_request",
     "cce_error",
     "dbs_error",
+    "fault_body",
     "huawei_sim",
     "iso",
     "no_such_api",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 
+import aiohttp
 import httpx
 import pytest
 from functions_framework.aio import create_asgi_app
@@ -14,6 +18,7 @@ from events import T
 from events.codec import to_binary_http
 from shared.bus.sqlite import SqliteBus
 from shared.runtime.manifest import DEFAULT_MANIFEST
+from simulator.natsd import free_port
 from tests.helpers import echo
 
 ROOT = DEFAULT_MANIFEST.parent
@@ -106,3 +111,42 @@ def test_the_function_contract_and_the_manifest_load_no_server_cli_or_terminal_u
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+async def test_the_documented_functions_framework_command_serves_echo(tmp_path):
+    """``functions-framework --source shared/runtime/framework.py --target echo --signature-type
+    cloudevent`` (the command in the module docstring and serverless.yml), as a process."""
+    port = free_port()
+    db = tmp_path / "ff.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "UPSHIFT_BUS": f"sqlite:///{db}"}
+    cmd = [
+        *(sys.executable, "-m", "functions_framework"),  # the functions-framework script's module
+        *("--source", "shared/runtime/framework.py", "--target", "echo"),
+        *("--signature-type", "cloudevent", "--host", "127.0.0.1", "--port", str(port)),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    incoming = echo("from the command line", runid="ffcli")
+    headers, body = to_binary_http(incoming)
+    try:
+        async with aiohttp.ClientSession() as s:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else proc.returncode
+                try:
+                    async with s.post(f"http://127.0.0.1:{port}/", data=body, headers=headers) as r:
+                        assert r.status == 200, await r.text()
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert time.monotonic() < deadline, "functions-framework did not come up"
+                    await asyncio.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    bus = SqliteBus(str(db))
+    await bus.start()
+    rows = [
+        json.loads(b) for (b,) in bus.conn.execute("SELECT body FROM bus_events WHERE type = ?", (T.ECHO,))
+    ]
+    await bus.close()
+    assert [r["data"]["message"] for r in rows] == ["from the command line"]
+    assert rows[0]["id"] == incoming.follow(T.ECHO, incoming.data).id
