@@ -43,7 +43,7 @@ __all__ = [
 COLOURS = ("green", "yellow", "orange", "red", "gray")
 
 
-def _code(value: Any) -> Any:
+def _code(value: object) -> object:
     # A version code on the wire: "3903006" (documented) or 3903006 (tolerated). Not a bool, not "3.9.0".
     if isinstance(value, bool):
         raise ValueError("a Kafka version code is a number, not a boolean")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -31,7 +30,7 @@ JOB_STATUSES = ("Pending", "Running", "Completed", "Failed", "Unauthorized", "Ca
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 
 
-def _flag(value: Any) -> Any:
+def _flag(value: object) -> object:
     # The docs type these as "true"/"false" strings, the Python SDK as booleans: take both.
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
@@ -86,7 +85,7 @@ class TaurusJob(BaseModel):
 
     @field_validator("process", mode="before")
     @classmethod
-    def _process(cls, value: Any) -> Any:
+    def _process(cls, value: object) -> str | None:
         return None if value is None else str(value)
 
     @property
@@ -154,7 +153,7 @@ class ImmediateJob(BaseModel):
 
     @field_validator("process", mode="before")
     @classmethod
-    def _process(cls, value: Any) -> Any:
+    def _process(cls, value: object) -> str | None:
         return None if value is None else str(value)
 
 
