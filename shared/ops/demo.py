@@ -6,6 +6,10 @@ runtime runs every function of ``serverless.yml`` on a fresh SQLite file, with d
 up (``--speed``) and started just inside a Saturday-night maintenance window; releases are
 announced through the real ``POST /hooks/release`` edge; progress is shown live. It exits 0
 only when every target reached its new version *according to the simulator*.
+
+:func:`build_demo_fleet` (the fleet YAML and the simulator's objects, one per target) and
+:func:`run_demo` (one whole run, its summary returned) are also what ``bench/`` and the
+end-to-end tests drive. Being an operator surface, this module may import ``simulator``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -29,6 +33,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from simulator.core import SimCredentials, SimTarget
+
+if TYPE_CHECKING:
+    from shared.runtime.host import Runtime
 
 __all__ = ["DEMO_ENV", "DEMO_RECONCILE", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
 
@@ -114,11 +121,17 @@ def build_demo_fleet(
     ]
     sims: list[SimTarget] = []
     for i in range(n):
-        kind, old, new, secs, extra = _KINDS[i % len(_KINDS)]
+        kind, old, new, secs, sim_defaults = _KINDS[i % len(_KINDS)]
         name = f"{kind.split('-')[-1]}-{i // len(_KINDS) + 1:03d}"
         wave = 0 if i < len(_KINDS) else 1
         vid = f"{i + 1:04d}"
-        fields = {"name": name, "kind": kind, "window": "sat-night", "wave": wave, "version": old}
+        fields: dict[str, object] = {
+            "name": name,
+            "kind": kind,
+            "window": "sat-night",
+            "wave": wave,
+            "version": old,
+        }
         if kind in ("cce", "autopilot"):
             vid = f"7378a198-4b2c-11ef-9a5e-{i + 1:012d}"
             fields["cluster_id"] = vid
@@ -134,7 +147,7 @@ def build_demo_fleet(
             vid = str(3_432_000 + i)
             fields |= {"cluster": int(vid), "config_group": 160, "kafka": {"config_groups": {new: 170}}}
         lines.append("  - " + json.dumps(fields))
-        sim_extra = dict(extra)
+        sim_extra = dict(sim_defaults)
         if kind == "ncloud-kafka":
             sim_extra["configGroupNo"] = 160  # the simulator's group of 2823006; 170 is its 3503006 one
         if kind == "starrocks":
@@ -189,8 +202,19 @@ async def run_demo(
 
     creds = SimCredentials()
     start = window_start(datetime.now(UTC)) + timedelta(minutes=1)
-    shape = {"concurrency": concurrency, "window": window, "bake": bake, "client": client}
-    sim_targets = build_demo_fleet(targets, "", creds.hw_project_id, **shape).sim_targets
+
+    def fleet_at(sim_url: str) -> DemoFleet:
+        return build_demo_fleet(
+            targets,
+            sim_url,
+            creds.hw_project_id,
+            concurrency=concurrency,
+            window=window,
+            bake=bake,
+            client=client,
+        )
+
+    sim_targets = fleet_at("").sim_targets
     for t in sim_targets:
         t.job_seconds = (job_seconds or {}).get(t.kind, t.job_seconds)
     # the simulator moves these objects' versions as upgrades finish: remember where they began
@@ -198,7 +222,7 @@ async def run_demo(
     sim = await start_simulator(
         targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp()
     )
-    demo_fleet = build_demo_fleet(targets, sim.url, creds.hw_project_id, **shape)
+    demo_fleet = fleet_at(sim.url)
     demo_fleet.sim_targets = sim_targets
     if faults:
         sim.state.faults.update(_DEMO_FAULTS if faults is True else faults)
@@ -263,7 +287,7 @@ _DEMO_FAULTS = {
 
 
 async def _follow(
-    runtime: Any, n: int, give_up_s: float, live: bool, console: Console
+    runtime: Runtime, n: int, give_up_s: float, live: bool, console: Console
 ) -> dict[str, dict[str, Any]]:
     """Poll the ledger until every target's run is terminal; draw progress meanwhile."""
     progress = Progress(
@@ -336,7 +360,7 @@ def _summary(
     demo_fleet: DemoFleet,
     from_versions: dict[str, str],
     runs: dict[str, dict[str, Any]],
-    sim_fleet: Any,
+    sim_fleet: dict[str, Any] | list[dict[str, Any]],
     stats: dict[str, Any],
     wall: float,
 ) -> dict[str, Any]:

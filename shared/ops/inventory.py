@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,7 +28,12 @@ from shared.clouds.errors import CloudError
 from shared.domain.versions import BadVersion, compare
 from shared.errors import ConfigError
 
-__all__ = ["Live", "inventory", "look_all"]
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
+    from shared.domain.fleet import Fleet, Target
+    from shared.store.ledger import Ledger
+
+__all__ = ["Live", "inventory", "live_looks", "look_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +66,35 @@ class Live:
             return self.version != self.expected
 
 
-async def _look(target: Any, clouds: Any) -> tuple[str | None, str | None, list[str] | None]:
+#: What one look finds: the version running, the vendor's state, what it may move to.
+_Look = tuple[str | None, str | None, list[str] | None]
+
+
+def _required(value: str | None, target: Target, field: str) -> str:
+    # the fleet refuses a target of this kind without it; this keeps a look from sending None
+    if value is None:
+        raise ConfigError(f"targets.{target.name}.{field}", f"needed to read a {target.kind} target")
+    return value
+
+
+async def _look(target: Target, clouds: CloudClients) -> _Look:
     kind = target.kind
     if kind in ("cce", "autopilot"):
-        client = getattr(clouds, kind)
-        cluster, info = await asyncio.gather(
-            client.get_cluster(target.cluster_id), client.upgrade_info(target.cluster_id)
-        )
+        client = clouds.cce if kind == "cce" else clouds.autopilot
+        cluster_id = _required(target.cluster_id, target, "cluster_id")
+        cluster, info = await asyncio.gather(client.get_cluster(cluster_id), client.upgrade_info(cluster_id))
         return cluster.version or info.current_version, cluster.phase, info.target_versions
     if kind == "ncloud-kafka":
-        client = clouds.ncloud
-        info, versions = await asyncio.gather(
-            client.get_cluster_info(target.cluster), client.kafka_versions()
-        )
-        running = str(info.kafkaVersionCode)
-        newer = [str(v.kafkaVersionCode) for v in versions if _newer(kind, str(v.kafkaVersionCode), running)]
-        return running, info.status, newer
+        return await _look_kafka(target, clouds)
     if kind == "oceanbase":
-        cluster = await clouds.oceanbase.get_cluster(target.cluster_id)
-        return cluster.obVersion or None, cluster.status, None
+        ob = await clouds.oceanbase.get_cluster(_required(target.cluster_id, target, "cluster_id"))
+        return ob.obVersion or None, ob.status, None
     if kind == "starrocks":
         if not target.starrocks_instance_id:
             raise ConfigError(f"targets.{target.name}.starrocks_instance_id", "needed to read the instance")
-        inst = await clouds.taurusdb.get_starrocks_instance(target.instance_id, target.starrocks_instance_id)
+        inst = await clouds.taurusdb.get_starrocks_instance(
+            _required(target.instance_id, target, "instance_id"), target.starrocks_instance_id
+        )
         may = (
             None
             if inst.new_version_available is None
@@ -93,6 +104,18 @@ async def _look(target: Any, clouds: Any) -> tuple[str | None, str | None, list[
     raise ConfigError(f"targets.{target.name}.kind", f"no inventory for {kind}")
 
 
+async def _look_kafka(target: Target, clouds: CloudClients) -> _Look:
+    if target.cluster is None:  # as _required: the fleet refuses a Kafka target without it
+        raise ConfigError(f"targets.{target.name}.cluster", "needed to read a ncloud-kafka target")
+    client = clouds.ncloud
+    info, versions = await asyncio.gather(client.get_cluster_info(target.cluster), client.kafka_versions())
+    running = str(info.kafkaVersionCode)
+    newer = [
+        str(v.kafkaVersionCode) for v in versions if _newer(target.kind, str(v.kafkaVersionCode), running)
+    ]
+    return running, info.status, newer
+
+
 def _newer(kind: str, a: str, b: str) -> bool:
     try:
         return compare(kind, a, b) > 0
@@ -100,22 +123,21 @@ def _newer(kind: str, a: str, b: str) -> bool:
         return False
 
 
-async def look_all(fleet: Any, clouds: Any, ledger: Any | None = None) -> list[Live]:
+async def look_all(fleet: Fleet, clouds: CloudClients, ledger: Ledger | None = None) -> list[Live]:
     """Every fleet target as its vendor reports it (concurrently; each client keeps its limits)."""
 
-    async def one(target: Any) -> Live:
-        ledger_version = await ledger.version(target.name) if ledger is not None else None
-        base = {
-            "target": target.name,
-            "kind": target.kind,
-            "fleet_version": target.version,
-            "ledger_version": ledger_version,
-        }
+    async def one(target: Target) -> Live:
+        known = Live(
+            target=target.name,
+            kind=target.kind,
+            fleet_version=target.version,
+            ledger_version=await ledger.version(target.name) if ledger is not None else None,
+        )
         try:
             version, state, may = await _look(target, clouds)
         except (CloudError, ConfigError) as exc:
-            return Live(**base, error=str(exc))
-        return Live(**base, version=version, state=state, may_move_to=may)
+            return replace(known, error=str(exc))
+        return replace(known, version=version, state=state, may_move_to=may)
 
     return list(await asyncio.gather(*(one(t) for t in fleet.targets)))
 
