@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEMO_ENV", "DEMO_RECONCILE", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
 
-TERMINAL = {"succeeded", "failed", "halted", "cancelled", "superseded"}
 WINDOW_TZ = "Asia/Seoul"
 #: (kind, from, to, simulated job seconds, extra) — versions the simulator knows how to reach.
 _KINDS: list[tuple[str, str, str, float, dict[str, Any]]] = [
@@ -290,6 +289,8 @@ async def _follow(
     runtime: Runtime, n: int, give_up_s: float, live: bool, console: Console
 ) -> dict[str, dict[str, Any]]:
     """Poll the ledger until every target's run is terminal; draw progress meanwhile."""
+    from shared.store.ledger import TERMINAL, RunState
+
     progress = Progress(
         TextColumn("upgrading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
@@ -316,7 +317,7 @@ async def _follow(
 
     async def poll() -> bool:
         for r in await runtime.store.ledger.runs():
-            if r.get("state") == "superseded":
+            if r.get("state") == RunState.SUPERSEDED:
                 continue
             by_target[r["target"]] = r
         done = sum(1 for r in by_target.values() if r.get("state") in TERMINAL)

@@ -18,8 +18,6 @@ from rich.table import Table
 
 __all__ = ["status"]
 
-_STYLE = {"succeeded": "green", "failed": "red", "halted": "red", "running": "yellow", "planned": "cyan"}
-
 
 async def _load(url: str, run: str | None) -> list[dict[str, Any]]:
     from shared.store import open_store
@@ -42,6 +40,15 @@ def _when(ts: object) -> str:
 
 
 def _render_runs(runs: list[dict[str, Any]], console: Console) -> None:
+    from shared.store.ledger import RunState
+
+    style = {
+        RunState.SUCCEEDED: "green",
+        RunState.FAILED: "red",
+        RunState.HALTED: "red",
+        RunState.RUNNING: "yellow",
+        RunState.PLANNED: "cyan",
+    }
     table = Table(title=f"{len(runs)} run(s)")
     for col in ("run", "target", "kind", "from → to", "wave", "state", "stages", "updated"):
         table.add_column(col)
@@ -54,7 +61,7 @@ def _render_runs(runs: list[dict[str, Any]], console: Console) -> None:
             str(r.get("kind", "")),
             f"{r.get('from_version', '?')} → {r.get('to_version', '?')}",
             str(r.get("wave", "")),
-            f"[{_STYLE.get(state, 'white')}]{state}[/]",
+            f"[{style.get(state, 'white')}]{state}[/]",
             stages,
             _when(r.get("updated_at")),
         )
