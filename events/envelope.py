@@ -1,9 +1,14 @@
 """The typed CloudEvents 1.0 envelope every Upshift event travels in.
 
 ``Event[D]`` carries the CloudEvents context attributes, the correlation extensions
-(``runid``, ``target``, ``stage``, ``kind``) and a typed ``data`` payload. Event ids of
-*consequences* are deterministic (:func:`consequence_id`): a re-run of the same handler on the
-same input emits the same ids, so the bus drops the copy.
+(``runid``, ``target``, ``stage``, ``kind``) and a typed ``data`` payload.
+
+Causes (webhooks, timers, chat) get a random id (:func:`new_id`). *Consequences* — every event a
+handler emits — are built by :func:`consequence`, the one builder: its id is
+:func:`consequence_id` of a ``key`` the caller names explicitly (the parts that make the event
+unique: the run and the step, or the cause's id for :meth:`Event.follow`), so a re-run of the
+same handler on the same input emits the same ids and the bus drops the copy. A key, once in
+use, never changes: events in flight across a deploy are deduplicated by id.
 """
 
 from __future__ import annotations
@@ -11,14 +16,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["EXTENSIONS", "SOURCE", "Event", "consequence_id", "new_id"]
+__all__ = ["EXTENSIONS", "SOURCE", "Event", "consequence", "consequence_id", "new_id"]
 
 D = TypeVar("D", bound=BaseModel)
+D2 = TypeVar("D2", bound=BaseModel)
 
 SOURCE = "/upshift"
 #: Correlation extension attributes: lower-case alphanumerics, at most 20 characters (CloudEvents naming rule).
@@ -117,19 +124,58 @@ class Event(BaseModel, Generic[D]):
         return out
 
     def follow(
-        self, type: str, data: BaseModel, *, id_parts: tuple[object, ...] = (), **ext: str | None
-    ) -> Event:
-        """A consequence of this event: same correlation unless overridden, deterministic id.
+        self, type: str, data: D2, *, id_parts: tuple[object, ...] = (), **ext: str | None
+    ) -> Event[D2]:
+        """A consequence of this event: same subject and correlation unless overridden.
 
-        The id hashes this event's id, the new type and ``id_parts``, so re-handling this event emits
-        exactly the same consequences.
+        The key is this event's id, the new type and ``id_parts``, so re-handling this event emits
+        exactly the same consequences (and a different cause, different ones).
         """
-        attrs: dict[str, Any] = {n: getattr(self, n) for n in EXTENSIONS}
-        attrs.update(ext)
-        return Event(
-            type=type,
-            id=consequence_id(self.id, type, *id_parts),
+        unknown = set(ext) - set(EXTENSIONS)
+        if unknown:
+            raise TypeError(f"not a correlation extension: {', '.join(sorted(unknown))}")
+        a = {n: ext[n] if n in ext else getattr(self, n) for n in EXTENSIONS}
+        return consequence(
+            type,
+            data,
+            key=(self.id, type, *id_parts),
             subject=self.subject,
-            data=data,
-            **attrs,
+            runid=a["runid"],
+            target=a["target"],
+            stage=a["stage"],
+            kind=a["kind"],
         )
+
+
+def consequence(
+    type: str,
+    data: D2,
+    *,
+    key: Sequence[object],
+    subject: str | None = None,
+    source: str = SOURCE,
+    runid: str | None = None,
+    target: str | None = None,
+    stage: str | None = None,
+    kind: str | None = None,
+    time: datetime | None = None,
+) -> Event[D2]:
+    """An event a handler (or an edge, or the runtime's clock) emits, with the deterministic id
+    ``consequence_id(*key)``.
+
+    ``key`` names what makes the event unique (e.g. the type, the run, the stage and attempt):
+    the same key is the same event, whichever delivery of whichever input emits it. ``time``
+    defaults to now.
+    """
+    return Event(
+        type=type,
+        id=consequence_id(*key),
+        source=source,
+        subject=subject,
+        runid=runid,
+        target=target,
+        stage=stage,
+        kind=kind,
+        time=time if time is not None else datetime.now(UTC),
+        data=data,
+    )

@@ -19,26 +19,65 @@ otherwise (cancelled, superseded, halted, or the other outcome) are dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Protocol
 
-from events.catalog import DeadLettered, StageRequested, T, UpgradeFailed, UpgradeSucceeded
+from events.catalog import (
+    DeadLettered,
+    Kind,
+    StageFailed,
+    StageRequested,
+    StageSucceeded,
+    T,
+    UpgradeFailed,
+    UpgradeSucceeded,
+)
 from events.envelope import Event
 from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
 from shared.domain.stages import next_stage, run_id
 from shared.domain.windows import gate
-from shared.engine.stage import consequence, expected_seconds, iso
+from shared.engine.consequences import in_run
+from shared.engine.polling import expected_seconds
+from shared.engine.vendor_clock import iso
 from shared.runtime.function import Context, upshift_function
+from shared.store.base import Value
 from shared.store.ledger import TERMINAL, RunState
 
 __all__ = ["advance"]
 
+#: What advance consumes (serverless.yml): a stage's outcome, or a dead letter.
+Input = Event[StageSucceeded] | Event[StageFailed] | Event[DeadLettered]
+
+
+class _Run(Protocol):
+    """The run an input names (its data's correlation)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def stage(self) -> str | None: ...
+    @property
+    def to_version(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Lettered:
+    """The run of a dead letter that names one (its fields checked present)."""
+
+    target: str
+    kind: Kind
+    stage: str | None
+    to_version: str
+
 
 @upshift_function
-async def advance(event: Event, ctx: Context) -> list[Emitted]:
-    d: Any = event.data
-    if event.type == T.EVENT_DEAD_LETTERED:
+async def advance(event: Input, ctx: Context) -> list[Emitted]:
+    d = event.data
+    if isinstance(d, DeadLettered):
         return await _dead_lettered(event, d, ctx)
     rid = event.runid or run_id(d.target, d.to_version)
     ledger = ctx.store.ledger
@@ -47,9 +86,9 @@ async def advance(event: Event, ctx: Context) -> list[Emitted]:
     now = ctx.clock.now()
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
 
-    if event.type == T.STAGE_FAILED:
+    if isinstance(d, StageFailed):
         if state == RunState.FAILED:  # a replay: emit the outcome the first delivery wrote
-            return [_failed(event, d, run, from_version)]
+            return [_failed(event, d, run, from_version, d.code, d.message)]
         if state in TERMINAL:
             ctx.log.info("advance.dropped", reason=f"run is {state}")
             return []
@@ -57,7 +96,7 @@ async def advance(event: Event, ctx: Context) -> list[Emitted]:
             rid, RunState.FAILED, ended_at=iso(now), failed_stage=d.stage, code=d.code, message=d.message
         )
         crashpoints.hit("advance.ended")
-        return [_failed(event, d, run, from_version)]
+        return [_failed(event, d, run, from_version, d.code, d.message)]
 
     nxt = next_stage(d.kind, d.stage)
     if nxt is None:
@@ -77,49 +116,53 @@ async def advance(event: Event, ctx: Context) -> list[Emitted]:
     req = StageRequested(
         target=d.target, kind=d.kind, stage=nxt, from_version=from_version, to_version=d.to_version
     )
-    requested = consequence(event, T.STAGE_REQUESTED, req, nxt, req.attempt, stage=nxt)
+    requested = in_run(event, d, T.STAGE_REQUESTED, req, nxt, req.attempt, stage=nxt)
     expected = timedelta(seconds=await expected_seconds(ctx, d.kind, nxt))
-    g = gate(ctx.fleet, d.target, now, expected)
+    g = gate(ctx.need_fleet(), d.target, now, expected)
     if g.ok or g.retry_at is None:  # never fitting is the stage function's to report (stage.failed)
         return [requested]
     ctx.log.info("advance.waiting", stage=nxt, reason=g.reason, until=iso(g.retry_at))
     return [Delayed(requested, ctx.clock.real_delay((g.retry_at - now).total_seconds()))]
 
 
-def _succeeded(event: Event, d: Any, from_version: str) -> Event:
+def _succeeded(event: Input, d: _Run, from_version: str) -> Event[UpgradeSucceeded]:
     done = UpgradeSucceeded(target=d.target, kind=d.kind, from_version=from_version, to_version=d.to_version)
-    return consequence(event, T.UPGRADE_SUCCEEDED, done)
+    return in_run(event, d, T.UPGRADE_SUCCEEDED, done)
 
 
-def _failed(event: Event, d: Any, run: dict[str, Any], from_version: str) -> Event:
-    """The run's ``upgrade.failed``, from what the ledger holds (the first failure's words)."""
+def _failed(
+    event: Input, d: _Run, run: Value, from_version: str, code: str, message: str
+) -> Event[UpgradeFailed]:
+    """The run's ``upgrade.failed``, from what the ledger holds (the first failure's words; the
+    input's ``code``/``message`` where it holds none)."""
     failed = UpgradeFailed(
         target=d.target,
         kind=d.kind,
         from_version=from_version,
         to_version=d.to_version,
         stage=run.get("failed_stage") or d.stage or "",
-        code=run.get("code") or getattr(d, "code", "") or "failed",
-        message=run.get("message") or getattr(d, "message", "") or "failed",
+        code=run.get("code") or code or "failed",
+        message=run.get("message") or message or "failed",
     )
-    return consequence(event, T.UPGRADE_FAILED, failed)
+    return in_run(event, d, T.UPGRADE_FAILED, failed)
 
 
-async def _dead_lettered(event: Event[DeadLettered], d: DeadLettered, ctx: Context) -> list[Emitted]:
+async def _dead_lettered(event: Input, d: DeadLettered, ctx: Context) -> list[Emitted]:
     """A dead letter of a run's event fails the run (unless it already ended)."""
     if d.target is None or d.kind is None or d.to_version is None:
         ctx.log.warning("advance.dead_letter_without_run", consumer=d.consumer, event_type=d.event_type)
         return []
-    rid = event.runid or run_id(d.target, d.to_version)
+    ref = _Lettered(d.target, d.kind, d.stage, d.to_version)
+    rid = event.runid or run_id(ref.target, ref.to_version)
     ledger = ctx.store.ledger
     run = await ledger.run(rid)
     if run is None:
         ctx.log.warning("advance.dead_letter_of_unknown_run", run=rid, consumer=d.consumer)
         return []
     state = run.get("state")
-    from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
+    from_version = run.get("from_version") or _fleet_version(ctx, ref.target) or ""
     if state == RunState.FAILED and run.get("code") == "dead_letter":  # a replay of our own write
-        return [_failed(event, d, run, from_version)]
+        return [_failed(event, ref, run, from_version, "", "")]
     if state in TERMINAL:
         return []
     message = f"{d.consumer} gave up on {d.event_type} after {d.attempts} attempts: {d.error}"[:2000]
@@ -133,11 +176,11 @@ async def _dead_lettered(event: Event[DeadLettered], d: DeadLettered, ctx: Conte
     )
     crashpoints.hit("advance.ended")
     ctx.log.error("advance.run_failed_by_dead_letter", consumer=d.consumer, event_type=d.event_type)
-    return [_failed(event, d, run, from_version)]
+    return [_failed(event, ref, run, from_version, "", "")]
 
 
 def _fleet_version(ctx: Context, target: str) -> str | None:
     try:
-        return ctx.fleet.target(target).version
+        return ctx.need_fleet().target(target).version
     except KeyError:
         return None

@@ -29,19 +29,22 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import aiohttp
 import feedparser
 from yarl import URL
 
-from events.catalog import Tick
+from events.catalog import Tick, VersionReleased
 from events.envelope import Event
 from shared.clouds.sessions import get_session
 from shared.domain.fleet import Feed
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 __all__ = ["BUCKET", "MAX_FEED_BYTES", "feed_poller"]
 
@@ -59,7 +62,7 @@ class _Fetched:
 
 
 @upshift_function
-async def feed_poller(event: Event[Tick], ctx: Context) -> list[Event]:
+async def feed_poller(event: Event[Tick], ctx: Context) -> list[Event[VersionReleased]]:
     feeds = ctx.fleet.feeds if ctx.fleet is not None else []
     results = await asyncio.gather(*(_poll(feed, event, ctx) for feed in feeds), return_exceptions=True)
     for result in results:
@@ -68,7 +71,7 @@ async def feed_poller(event: Event[Tick], ctx: Context) -> list[Event]:
     return [e for result in results for e in result]  # type: ignore[union-attr]
 
 
-async def _poll(feed: Feed, tick: Event[Tick], ctx: Context) -> list[Event]:
+async def _poll(feed: Feed, tick: Event[Tick], ctx: Context) -> list[Event[VersionReleased]]:
     log = ctx.log.bind(feed=_loggable(feed.url), product=feed.product)
     if ctx.fleet is not None and feed.product not in ctx.fleet.products:
         log.error("feed names an unknown product; skipped")
@@ -87,7 +90,7 @@ async def _poll(feed: Feed, tick: Event[Tick], ctx: Context) -> list[Event]:
 
     seen: dict[str, str] = doc.get("seen", {})
     kept: dict[str, str] = {}
-    out: list[Event] = []
+    out: list[Event[VersionReleased]] = []
     for entry in parsed.entries:
         key = entry.get("id") or entry.get("link") or entry.get("title")
         if not key:
@@ -124,7 +127,7 @@ def _conditional(doc: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def _fetch(url: str, headers: dict[str, str], log: Any) -> _Fetched | None:
+async def _fetch(url: str, headers: dict[str, str], log: FilteringBoundLogger) -> _Fetched | None:
     """One GET; None (logged) on any transport error, unexpected status or oversized body."""
     try:
         async with get_session().get(url, headers=headers, timeout=_TIMEOUT) as r:
@@ -172,7 +175,7 @@ def _release(feed: Feed, entry: Any, ctx: Context) -> Release | None:
 
 def _when(entry: Any) -> datetime | None:
     t = entry.get("published_parsed") or entry.get("updated_parsed")
-    return datetime(*t[:6], tzinfo=UTC) if t else None
+    return datetime(t[0], t[1], t[2], t[3], t[4], t[5], tzinfo=UTC) if t else None
 
 
 def _loggable(url: str) -> str:

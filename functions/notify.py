@@ -20,8 +20,9 @@ import asyncio
 import aiohttp
 from pydantic import SecretStr
 
-from events.catalog import T
+from events.catalog import StageFailed, UpgradeFailed, UpgradeHalted, UpgradeSucceeded
 from events.envelope import Event
+from shared.bus.base import Emitted
 from shared.clouds.credentials import read_secret
 from shared.clouds.sessions import get_session
 from shared.errors import ConfigError, Conflict, TransientError
@@ -38,8 +39,12 @@ class NotifyFailed(TransientError):
     """Some webhooks did not take the message; names their environment variables, never the URLs."""
 
 
+#: What notify consumes (serverless.yml).
+Input = Event[UpgradeSucceeded] | Event[UpgradeFailed] | Event[UpgradeHalted] | Event[StageFailed]
+
+
 @upshift_function
-async def notify(event: Event, ctx: Context) -> list[Event]:
+async def notify(event: Input, ctx: Context) -> list[Emitted]:
     envs = ctx.fleet.notify.webhook_envs if ctx.fleet is not None else []
     text = message(event)
     results = await asyncio.gather(*(_deliver(env, text, event.id, ctx) for env in envs))
@@ -49,21 +54,21 @@ async def notify(event: Event, ctx: Context) -> list[Event]:
     return []
 
 
-def message(event: Event) -> str:
+def message(event: Input) -> str:
     """The one-line chat text for an event (Slack mrkdwn, vendor text escaped and shortened)."""
     d = event.data
-    if event.type == T.UPGRADE_SUCCEEDED:
+    if isinstance(d, UpgradeSucceeded):
         return f":white_check_mark: *{d.target}* ({d.kind}) upgraded {d.from_version} → {d.to_version}"
-    if event.type == T.UPGRADE_FAILED:
+    if isinstance(d, UpgradeFailed):
         return (
             f":x: *{d.target}* ({d.kind}) upgrade {d.from_version} → {d.to_version} failed at "
             f"{d.stage}: {_detail(d.code, d.message)}"
         )
-    if event.type == T.UPGRADE_HALTED:
+    if isinstance(d, UpgradeHalted):
         where = f" in window {d.window}" if d.window else ""
         culprit = f" ({d.failed_target} failed)" if d.failed_target else ""
         return f":octagonal_sign: waves after wave {d.wave}{where} halted{culprit}: {_escape(d.reason)}"
-    if event.type == T.STAGE_FAILED:
+    if isinstance(d, StageFailed):
         return f":warning: *{d.target}* ({d.kind}) stage {d.stage} to {d.to_version} failed: {_detail(d.code, d.message)}"
     return f"{event.type}: {_escape(str(event.subject or event.id))}"
 

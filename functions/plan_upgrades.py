@@ -22,21 +22,22 @@ from datetime import UTC, datetime
 
 from events import Event, T
 from events.catalog import UpgradePlanned, VersionReleased
-from events.envelope import consequence_id
+from events.envelope import consequence
 from shared.bus import Delayed, Emitted
 from shared.domain.plan import Decision, Release, decide
 from shared.domain.stages import run_id
 from shared.domain.waves import BUCKET, add_planned, window_key
 from shared.runtime.function import Context, upshift_function
+from shared.store.base import Value
 from shared.store.ledger import DROPPED, RunState, mutate
 
-__all__ = ["plan_upgrades"]
+__all__ = ["plan_upgrades", "planned_event"]
 
 
 @upshift_function
 async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emitted]:
     data = event.data
-    fleet = ctx.fleet
+    fleet = ctx.need_fleet()
     now = ctx.clock.now()
     released_at = _aware(data.released_at or event.time)
     release = Release(data.product, data.version, released_at)
@@ -62,7 +63,7 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
             if existing.get("state") not in DROPPED:
                 # A replay (DESIGN §6.7): this release planned the run, and a redelivery after the
                 # run moved on still emits its upgrade.planned (same id: dropped if published).
-                out.append(_planned(rid, d))
+                out.append(planned_event(rid, d))
             ctx.log.info("run exists", runid=rid, state=existing.get("state"))
             continue
         groups.setdefault(window_key(d.window), {})[rid] = d
@@ -86,7 +87,7 @@ async def plan_upgrades(event: Event[VersionReleased], ctx: Context) -> list[Emi
                 wave=d.wave,
                 planned_at=now.isoformat(),
             )
-            out.append(_planned(rid, d))
+            out.append(planned_event(rid, d))
 
     soaking = [d.soak_until for d in decisions if d.code == "soak" and d.soak_until is not None]
     if soaking:
@@ -111,32 +112,38 @@ def _entry(d: Decision, now: datetime) -> dict[str, object]:
     }
 
 
-def _planned(rid: str, d: Decision) -> Event:
-    data = UpgradePlanned(
-        target=d.target,
-        kind=d.kind,
-        from_version=d.from_version or "unknown",
-        to_version=d.version,
-        window=d.window,
-        wave=d.wave,
-        product=d.product,
+def planned_event(rid: str, d: Decision) -> Event[UpgradePlanned]:
+    """The run's ``upgrade.planned``: its id depends on the run alone."""
+    # Decision.kind is the target's kind as text: validated into the catalog's Kind here.
+    data = UpgradePlanned.model_validate(
+        {
+            "target": d.target,
+            "kind": d.kind,
+            "from_version": d.from_version or "unknown",
+            "to_version": d.version,
+            "window": d.window,
+            "wave": d.wave,
+            "product": d.product,
+        }
     )
-    return Event(
-        type=T.UPGRADE_PLANNED,
-        id=consequence_id(T.UPGRADE_PLANNED, rid),
+    return consequence(
+        T.UPGRADE_PLANNED,
+        data,
+        key=(T.UPGRADE_PLANNED, rid),
         subject=d.target,
-        data=data,
         runid=rid,
         target=d.target,
         kind=d.kind,
     )
 
 
-async def _join(ctx: Context, key: str, entries: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
+async def _join(
+    ctx: Context, key: str, entries: dict[str, dict[str, object]]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Add the runs to the window's waves document (CAS); (refused runs, superseded → new run)."""
     outcome: list[tuple[dict[str, str], dict[str, str]]] = []
 
-    def change(doc):
+    def change(doc: Value | None) -> Value:
         new, lost, superseded = add_planned(doc, key, entries)
         outcome[:] = [(lost, superseded)]  # the last attempt is the one that was written
         return new

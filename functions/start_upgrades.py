@@ -25,29 +25,52 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from events import Event, T
-from events.catalog import StageRequested, UpgradeHalted, WaveReady
-from events.envelope import consequence_id
+from events.catalog import (
+    StageRequested,
+    UpgradeFailed,
+    UpgradeHalted,
+    UpgradePlanned,
+    UpgradeSucceeded,
+    WaveReady,
+    WindowOpened,
+)
+from events.envelope import consequence, consequence_id
 from shared.bus import Delayed, Emitted
+from shared.domain.fleet import Fleet
 from shared.domain.stages import expected_duration, first_stage, run_id
 from shared.domain.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
 from shared.domain.windows import Gate, gate
 from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, mutate
 
-__all__ = ["stage_requested_id", "start_upgrades"]
+__all__ = ["halted_event", "stage_requested_id", "start_upgrades", "wave_ready"]
 
 #: Concurrency of targets without a window (a window's own is ``window.concurrency``).
 ANYTIME_CONCURRENCY = 10
 
 
+def _stage_requested_key(runid: str, stage: str, attempt: int) -> tuple[object, ...]:
+    return (T.STAGE_REQUESTED, runid, stage, attempt)
+
+
 def stage_requested_id(runid: str, stage: str, attempt: int) -> str:
     """The id of a run's ``stage.requested``: the same (run, stage, attempt) is the same event."""
-    return consequence_id(T.STAGE_REQUESTED, runid, stage, attempt)
+    return consequence_id(*_stage_requested_key(runid, stage, attempt))
+
+
+#: What start_upgrades consumes (serverless.yml).
+Input = (
+    Event[WindowOpened]
+    | Event[UpgradePlanned]
+    | Event[UpgradeSucceeded]
+    | Event[UpgradeFailed]
+    | Event[WaveReady]
+)
 
 
 @upshift_function
-async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
-    fleet = ctx.fleet
+async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
+    fleet = ctx.need_fleet()
     now = ctx.clock.now()
     key, ended = _window_of(event, fleet)
     if key is None:
@@ -60,11 +83,11 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
         history = await ctx.store.ledger.durations(kind, stage)
         expected[kind] = expected_duration(kind, stage, history=history, fleet=fleet)
 
-    gates: dict[str, Any] = {}
+    gates: dict[str, Gate] = {}
 
     names = {t.name for t in targets}
 
-    def fits(run: dict[str, Any]) -> Any:
+    def fits(run: dict[str, Any]) -> Gate:
         if run["target"] not in names or run["kind"] not in expected:
             return Gate(False, "target no longer in this window of the fleet")
         # Every target of a window shares it: one gate per kind is enough.
@@ -100,9 +123,9 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
                 out.append(released)
     halted = doc.get("halted")
     if halted is not None and halted.get("by") == event.id:
-        out.append(_halted(event, key, halted))
+        out.append(halted_event(event, key, halted))
     if sel.bake_until is not None and sel.wave is not None:
-        out.append(_wave_ready(ctx, event, key, sel.wave, sel.bake_until, now))
+        out.append(wave_ready(ctx, event, key, sel.wave, sel.bake_until, now))
     for rid, why in sel.waiting.items():
         ctx.log.info(
             "waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None
@@ -110,29 +133,31 @@ async def start_upgrades(event: Event, ctx: Context) -> list[Emitted]:
     return out
 
 
-def _window_of(event: Event, fleet: Any) -> tuple[str | None, tuple[str, bool, str] | None]:
+def _window_of(event: Input, fleet: Fleet) -> tuple[str | None, tuple[str, bool, str] | None]:
     """The waves document this event concerns, and the run it ends (runid, ok, reason) if any."""
     data = event.data
-    if event.type in (T.WINDOW_OPENED, T.WAVE_READY):
+    if isinstance(data, WindowOpened | WaveReady):
         return data.window, None
     try:
         target = fleet.target(data.target)
     except KeyError:
         return None, None
     key = window_key(target.window)
-    if event.type == T.UPGRADE_SUCCEEDED:
+    if isinstance(data, UpgradeSucceeded):
         return key, (event.runid or run_id(data.target, data.to_version), True, "")
-    if event.type == T.UPGRADE_FAILED:
+    if isinstance(data, UpgradeFailed):
         reason = f"{data.target} failed at {data.stage}: {data.code} {data.message}"
         return key, (event.runid or run_id(data.target, data.to_version), False, reason)
     return key, None
 
 
-def _concurrency(fleet: Any, key: str) -> int:
+def _concurrency(fleet: Fleet, key: str) -> int:
     return ANYTIME_CONCURRENCY if key == ANYTIME else fleet.windows[key].concurrency
 
 
-async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: datetime) -> Event | None:
+async def _release(
+    ctx: Context, key: str, rid: str, run: dict[str, Any], now: datetime
+) -> Event[StageRequested] | None:
     """Mark the ledger run running and request its first stage; None for a run cancelled meanwhile."""
 
     # A redelivery finds it released already (or further along, or dropped): left as it is.
@@ -156,11 +181,11 @@ async def _release(ctx: Context, key: str, rid: str, run: dict[str, Any], now: d
         attempt=1,
     )
     ctx.log.info("released", runid=rid, target=run["target"], wave=run["wave"], stage=stage)
-    return Event(
-        type=T.STAGE_REQUESTED,
-        id=stage_requested_id(rid, stage, 1),
+    return consequence(
+        T.STAGE_REQUESTED,
+        data,
+        key=_stage_requested_key(rid, stage, 1),
         subject=run["target"],
-        data=data,
         runid=rid,
         target=run["target"],
         kind=run["kind"],
@@ -177,31 +202,32 @@ async def _forget(ctx: Context, key: str, rid: str) -> None:
     await mutate(ctx.store.kv, BUCKET, key, change)
 
 
-def _halted(event: Event, key: str, halted: dict[str, Any]) -> Event:
+def halted_event(event: Input, key: str, halted: dict[str, Any]) -> Event[UpgradeHalted]:
+    """The window's ``upgrade.halted``: once per (window, failed run)."""
     data = UpgradeHalted(
         window=None if key == ANYTIME else key,
         wave=halted["wave"],
         reason=halted["reason"] or "a run failed",
         failed_target=halted["target"],
     )
-    return Event(
-        type=T.UPGRADE_HALTED,
-        id=consequence_id(T.UPGRADE_HALTED, key, halted["runid"]),
+    return consequence(
+        T.UPGRADE_HALTED,
+        data,
+        key=(T.UPGRADE_HALTED, key, halted["runid"]),
         subject=key,
-        data=data,
         runid=halted["runid"],
         target=halted["target"],
     )
 
 
-def _wave_ready(ctx: Context, event: Event, key: str, wave: int, until: datetime, now: datetime) -> Delayed:
+def wave_ready(ctx: Context, event: Input, key: str, wave: int, until: datetime, now: datetime) -> Delayed:
     # One look per (window, wave, bake end); a wave.ready that arrived early (the domain clock
     # behind) chains on its own id so it is not dropped as a duplicate of itself.
     chain = event.id if event.type == T.WAVE_READY else ""
-    ready = Event(
-        type=T.WAVE_READY,
-        id=consequence_id(T.WAVE_READY, key, wave, until.isoformat(), chain),
+    ready = consequence(
+        T.WAVE_READY,
+        WaveReady(window=key, wave=wave, not_before=until),
+        key=(T.WAVE_READY, key, wave, until.isoformat(), chain),
         subject=key,
-        data=WaveReady(window=key, wave=wave, not_before=until),
     )
     return Delayed(ready, ctx.clock.real_delay(max(timedelta(0), until - now).total_seconds()))

@@ -1,6 +1,6 @@
 """track_job (``job.poll``): ONE status call on a vendor job, then the next look or the outcome.
 
-* running → ``job.poll`` again, delayed per :func:`shared.engine.stage.poll_delay` (first
+* running → ``job.poll`` again, delayed per :func:`shared.engine.polling.poll_delay` (first
   look near the expected end, then every ~10% of the expected/elapsed time, at least 5 s of
   domain time) — a few looks per job, completion noticed within ~10% of its duration;
 * succeeded → ``stage.succeeded``; the stage's duration goes into the ledger's history, which
@@ -10,28 +10,23 @@
 
 Every look counts in the ledger (``status_calls`` of the run and of the stage). A transient
 error of the status call is retried by the bus; a permanent one fails the stage.
+
+The job's status call is the stage function's own ``CALL``, found through the manifest
+(:func:`shared.engine.calls.call_for`): this function imports no other function.
 """
 
 from __future__ import annotations
 
-from events.catalog import JobPoll, T
+from events.catalog import JobPoll
 from events.envelope import Event
-from functions.stages import call_for
 from shared import crashpoints
-from shared.bus.base import Delayed, Emitted
+from shared.bus.base import Emitted
 from shared.clouds.errors import CloudError, TransientCloudError
 from shared.domain.stages import run_id
-from shared.engine.stage import (
-    STUCK_AFTER,
-    VendorCall,
-    consequence,
-    expected_seconds,
-    iso,
-    note,
-    poll_delay,
-    stage_failed,
-    stage_succeeded,
-)
+from shared.engine.calls import JobCall, call_for
+from shared.engine.consequences import next_poll, stage_failed, stage_succeeded
+from shared.engine.polling import STUCK_AFTER, expected_seconds, poll_delay
+from shared.engine.vendor_clock import iso
 from shared.errors import RetryLater
 from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import TERMINAL
@@ -47,10 +42,11 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     if call is None:
         return [stage_failed(event, "unknown_stage", f"no stage {poll.stage!r} for kind {poll.kind!r}")]
     try:
-        target = ctx.fleet.target(poll.target)
+        target = ctx.need_fleet().target(poll.target)
     except KeyError:
         return [stage_failed(event, "unknown_target", f"target {poll.target!r} is not in the fleet")]
-    run = await ctx.store.ledger.run(rid)
+    ledger = ctx.store.ledger
+    run = await ledger.run(rid)
     if run is not None and run.get("state") in TERMINAL:
         ctx.log.info("job.poll_dropped", reason=f"run is {run['state']}")
         return []
@@ -58,7 +54,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     # The answer describes the job as it was when we asked: a slow answer is not time without progress.
     asked = ctx.clock.now()
     try:
-        status = await call.status(call.client(ctx.clouds), target, poll)
+        status = await call.poll_status(ctx.need_clouds(), target, poll)
     except TransientCloudError as exc:
         if exc.retry_after is not None:
             raise RetryLater(exc.retry_after, str(exc)) from exc
@@ -66,21 +62,22 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     except CloudError as exc:
         if exc.status == 404 and _young(poll, ctx, call):
             # Lists lag (TaurusDB: a new job is queryable "after a few seconds"): not yet, not gone.
-            raise RetryLater(max(0.2, call.client(ctx.clouds).reconcile.look_gap_s), str(exc)) from exc
-        await note(ctx, rid, poll.stage, status_calls=1, state="failed", code=exc.code, message=exc.message)
+            raise RetryLater(max(0.2, call.reconcile_policy(ctx.need_clouds()).look_gap_s), str(exc)) from exc
+        await ledger.note_stage(
+            rid, poll.stage, status_calls=1, state="failed", code=exc.code, message=exc.message
+        )
         return [stage_failed(event, exc.code, exc.message, job_id=poll.job_id, request_id=exc.request_id)]
 
     now = ctx.clock.now()
     started = poll.started_at or now
     elapsed = (now - started).total_seconds()
     if status.state == "succeeded":
-        await note(ctx, rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
-        await ctx.store.ledger.add_duration(poll.kind, poll.stage, elapsed)
+        await ledger.note_stage(rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
+        await ledger.add_duration(poll.kind, poll.stage, elapsed)
         crashpoints.hit("poll.noted")
         return [stage_succeeded(event, poll.job_id)]
     if status.state == "failed":
-        await note(
-            ctx,
+        await ledger.note_stage(
             rid,
             poll.stage,
             status_calls=1,
@@ -97,8 +94,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     still = (asked - moved_at).total_seconds()
     if still >= STUCK_AFTER * expected:
         reason = f"no progress for {still:.0f}s (expected the whole stage to take {expected:.0f}s); last: {status.progress}"
-        await note(
-            ctx,
+        await ledger.note_stage(
             rid,
             poll.stage,
             status_calls=1,
@@ -109,18 +105,17 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         )
         return [stage_failed(event, "stuck", reason, job_id=poll.job_id)]
 
-    await note(ctx, rid, poll.stage, status_calls=1, progress=status.progress)
+    await ledger.note_stage(rid, poll.stage, status_calls=1, progress=status.progress)
     crashpoints.hit("poll.noted")
     nxt = poll.model_copy(
         update={"poll": poll.poll + 1, "last_progress": status.progress, "last_progress_at": moved_at}
     )
-    again = consequence(event, T.JOB_POLL, nxt, poll.stage, poll.poll + 1)
-    return [Delayed(again, ctx.clock.real_delay(poll_delay(expected, elapsed)))]
+    return [next_poll(event, nxt, poll_delay(expected, elapsed), ctx.clock)]
 
 
-def _young(poll: JobPoll, ctx: Context, call: VendorCall) -> bool:
+def _young(poll: JobPoll, ctx: Context, call: JobCall) -> bool:
     """Did the job start less than the vendor's settle time ago (real seconds)?"""
     if poll.started_at is None:
         return False
     elapsed_real = (ctx.clock.now() - poll.started_at).total_seconds() / ctx.clock.speed
-    return elapsed_real < call.client(ctx.clouds).reconcile.settle_s
+    return elapsed_real < call.reconcile_policy(ctx.need_clouds()).settle_s

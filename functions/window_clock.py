@@ -17,7 +17,7 @@ from datetime import UTC, timedelta
 
 from events import Event, T
 from events.catalog import Tick, WindowClosing, WindowOpened
-from events.envelope import consequence_id
+from events.envelope import consequence
 from shared.domain.windows import occurrences
 from shared.runtime.function import Context, upshift_function
 
@@ -28,32 +28,24 @@ GRACE = timedelta(minutes=10)
 
 
 @upshift_function
-async def window_clock(event: Event[Tick], ctx: Context) -> list[Event]:
+async def window_clock(event: Event[Tick], ctx: Context) -> list[Event[WindowOpened] | Event[WindowClosing]]:
     at = event.data.at
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    out: list[Event] = []
+    out: list[Event[WindowOpened] | Event[WindowClosing]] = []
     for name, window in (ctx.fleet.windows if ctx.fleet is not None else {}).items():
         for occ in occurrences(window, at - window.duration - GRACE, at + timedelta(microseconds=1)):
             if occ.opens_at <= at < occ.cutoff_at:
-                data = WindowOpened(
+                opened = WindowOpened(
                     window=name, opens_at=occ.opens_at, closes_at=occ.closes_at, cutoff_at=occ.cutoff_at
                 )
                 out.append(
-                    Event(
-                        type=T.WINDOW_OPENED,
-                        id=consequence_id(T.WINDOW_OPENED, name, occ.key),
-                        subject=name,
-                        data=data,
-                    )
+                    consequence(T.WINDOW_OPENED, opened, key=(T.WINDOW_OPENED, name, occ.key), subject=name)
                 )
             elif occ.cutoff_at <= at < occ.closes_at + GRACE:
-                data = WindowClosing(window=name, cutoff_at=occ.cutoff_at, closes_at=occ.closes_at)
+                closing = WindowClosing(window=name, cutoff_at=occ.cutoff_at, closes_at=occ.closes_at)
                 out.append(
-                    Event(
-                        type=T.WINDOW_CLOSING,
-                        id=consequence_id(T.WINDOW_CLOSING, name, occ.key),
-                        subject=name,
-                        data=data,
+                    consequence(
+                        T.WINDOW_CLOSING, closing, key=(T.WINDOW_CLOSING, name, occ.key), subject=name
                     )
                 )
     return out

@@ -1,5 +1,5 @@
 """CCE and CCE Autopilot share their cluster calls (Autopilot's client is CCE's under another
-prefix): precheck, upgrade, postcheck. The per-kind modules only name the kind.
+prefix): precheck, upgrade, postcheck. The per-kind modules only name the kind and its client.
 
 Where an impossible target is refused: not at plan time — ``plan_upgrades`` is pure policy and
 makes no vendor call — but by the run's first stage, in its window, just before it starts
@@ -12,23 +12,20 @@ cluster's current patch version).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from events.catalog import JobPoll, StageRequested
 from shared.clouds.errors import TransientCloudError
+from shared.clouds.huawei.cce import ClusterUpgradeClient
 from shared.clouds.huawei.models.cce import CheckTask, UpgradeInfo
-from shared.engine.stage import (
-    ALREADY_DONE,
-    Done,
-    Job,
-    JobStatus,
-    Refused,
-    Since,
-    VendorCall,
-    names,
-    reached,
-    recent,
-)
+from shared.domain.fleet import Target
+from shared.domain.versions import names, reached
+from shared.engine.contract import ALREADY_DONE, Done, Job, JobStatus, Refused, VendorCall, required
+from shared.engine.vendor_clock import Since, recent
+
+#: The cluster client of the kind: ``CceClient`` or ``AutopilotClient`` (each stage module names
+#: its kind and returns its client from ``ctx.clouds``).
+H = TypeVar("H", bound=ClusterUpgradeClient)
 
 __all__ = [
     "NOT_ALLOWED",
@@ -36,6 +33,7 @@ __all__ = [
     "ClusterPrecheck",
     "ClusterUpgrade",
     "allowed_target",
+    "cluster_id",
     "offered",
     "precheck_failure",
     "task_status",
@@ -45,6 +43,10 @@ __all__ = [
 _FAILED = frozenset({"Failed", "Error"})
 #: ``stage.failed`` code of a target CCE does not offer this cluster.
 NOT_ALLOWED = "upgrade.target_not_allowed"
+
+
+def cluster_id(target: Target) -> str:
+    return required(target, "cluster_id", target.cluster_id)
 
 
 def task_status(phase: str, progress: str | None, message: str | None, code: str) -> JobStatus:
@@ -60,13 +62,15 @@ def offered(kind: str, targets: list[str], to: str) -> bool:
     return any(names(kind, t, to) or names(kind, to, t) for t in targets)
 
 
-async def allowed_target(kind: str, client: Any, target: Any, req: StageRequested) -> UpgradeInfo:
+async def allowed_target(
+    kind: str, client: ClusterUpgradeClient, target: Target, req: StageRequested
+) -> UpgradeInfo:
     """The cluster's ``upgradeinfo``; :class:`Refused` when ``req.to_version`` is not among the
     versions CCE offers it: ``versionInfo.targetVersions``, or, when that answer carries no list,
     the region's ``clusterupgradepaths`` entry for the cluster's version. With neither (nothing
     to judge by) the vendor's own checks decide."""
     try:
-        info = await client.upgrade_info(target.cluster_id)
+        info = await client.upgrade_info(cluster_id(target))
         targets, source = info.target_versions, "upgradeinfo versionInfo.targetVersions"
         current = info.current_version or req.from_version
         if targets is None and current:
@@ -81,7 +85,7 @@ async def allowed_target(kind: str, client: Any, target: Any, req: StageRequeste
     if targets is not None and not offered(kind, targets, req.to_version):
         raise Refused(
             NOT_ALLOWED,
-            f"{req.to_version} is not an upgrade target of cluster {target.cluster_id} at {current};"
+            f"{req.to_version} is not an upgrade target of cluster {cluster_id(target)} at {current};"
             f" CCE offers {', '.join(targets) or 'none'} ({source})",
         )
     return info
@@ -99,14 +103,7 @@ def precheck_failure(task: CheckTask) -> JobStatus:
     return JobStatus("failed", status.phase, "; ".join(parts), codes[0] if codes else "precheck.failed")
 
 
-class _Cluster(VendorCall):
-    """``kind`` is also the name of the client on ``ctx.clouds`` (``cce`` / ``autopilot``)."""
-
-    def client(self, clouds: Any) -> Any:
-        return getattr(clouds, self.kind)
-
-
-class ClusterPrecheck(_Cluster):
+class ClusterPrecheck(VendorCall[H]):
     """Refuses a target CCE does not offer (``upgradeinfo``), then starts a pre-check task with
     the current version it reports; followed with ``get_precheck``. A failed check fails the
     stage with its items (:func:`precheck_failure`).
@@ -117,30 +114,30 @@ class ClusterPrecheck(_Cluster):
     stage = "precheck"
     safe_to_repeat = True
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+    async def start(self, client: H, target: Target, req: StageRequested) -> Job:
         info = await allowed_target(self.kind, client, target, req)
-        current = info.current_version or (await client.get_cluster(target.cluster_id)).version
+        current = info.current_version or (await client.get_cluster(cluster_id(target))).version
         task = await client.precheck(
-            target.cluster_id, cluster_version=current, target_version=req.to_version
+            cluster_id(target), cluster_version=current, target_version=req.to_version
         )
         return Job(task.uid)
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
-        task = await client.get_precheck(target.cluster_id, poll.job_id)
+    async def status(self, client: H, target: Target, poll: JobPoll) -> JobStatus:
+        task = await client.get_precheck(cluster_id(target), poll.job_id)
         if task.status.phase in _FAILED:
             return precheck_failure(task)
         return task_status(task.status.phase, task.status.progress, task.status.message, "precheck.failed")
 
 
-class ClusterUpgrade(_Cluster):
+class ClusterUpgrade(VendorCall[H]):
     """Starts the in-place rolling upgrade with the target's step and ``cce:`` options;
     reconciled from the task list and the cluster version."""
 
     stage = "upgrade"
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+    async def start(self, client: H, target: Target, req: StageRequested) -> Job:
         answer = await client.upgrade(
-            target.cluster_id,
+            cluster_id(target),
             req.to_version,
             user_defined_step=target.strategy.user_defined_step,
             options=target.cce,
@@ -148,11 +145,11 @@ class ClusterUpgrade(_Cluster):
         return Job(answer.metadata.uid)
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: Since
+        self, client: H, target: Target, req: StageRequested, since: Since
     ) -> Job | Done | None:
         tasks = [
             t
-            for t in await client.list_upgrade_tasks(target.cluster_id)
+            for t in await client.list_upgrade_tasks(cluster_id(target))
             if names(self.kind, t.spec.get("targetVersion"), req.to_version)
         ]
         tasks.sort(key=lambda t: t.metadata.creationTimestamp or "")
@@ -161,15 +158,15 @@ class ClusterUpgrade(_Cluster):
                 return Done(task.uid)
             if task.status.phase not in _FAILED or recent(task.metadata.creationTimestamp, since):
                 return Job(task.uid)  # running, or failed after our claim: its outcome is ours
-        cluster = await client.get_cluster(target.cluster_id)
+        cluster = await client.get_cluster(cluster_id(target))
         return ALREADY_DONE if reached(self.kind, cluster.version, req.to_version) else None
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
-        task = await client.get_upgrade_task(target.cluster_id, poll.job_id)
+    async def status(self, client: H, target: Target, poll: JobPoll) -> JobStatus:
+        task = await client.get_upgrade_task(cluster_id(target), poll.job_id)
         return task_status(task.status.phase, task.status.progress, task.status.message, "upgrade.failed")
 
 
-class ClusterPostcheck(_Cluster):
+class ClusterPostcheck(VendorCall[H]):
     """The post-check is synchronous (vendor-facts §2.3: the answer's ``status.phase`` is
     Success | Failed | Error, and there is no post-check task to query): one unclaimed call that
     ends the stage either way. ``clusterVersion`` is the version before the upgrade,
@@ -178,9 +175,9 @@ class ClusterPostcheck(_Cluster):
     stage = "postcheck"
     claimed = False
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
+    async def start(self, client: H, target: Target, req: StageRequested) -> Done:
         task = await client.postcheck(
-            target.cluster_id, cluster_version=req.from_version or None, target_version=req.to_version
+            cluster_id(target), cluster_version=req.from_version or None, target_version=req.to_version
         )
         phase = task.status.phase
         if phase == "Success":

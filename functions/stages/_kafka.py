@@ -17,16 +17,20 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.clouds.errors import TransientCloudError, ValidationFailed
-from shared.clouds.ncloud.client import VENDOR
+from shared.clouds.ncloud.client import VENDOR, NcloudClient
 from shared.clouds.ncloud.models import KafkaVersion
+from shared.domain.fleet import Target
 from shared.domain.options.kafka import is_version_code, version_key
-from shared.engine.stage import VendorCall
+from shared.engine.contract import VendorCall, required
 from shared.errors import ConfigError
 
-__all__ = ["KafkaCall", "Version", "config_group", "newer_or_same", "read", "resolve_version"]
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
+
+__all__ = ["KafkaCall", "Version", "cluster_no", "config_group", "newer_or_same", "read", "resolve_version"]
 
 T = TypeVar("T")
 
@@ -40,6 +44,11 @@ class Version:
 
     def label(self) -> str:
         return f"{self.name} (code {self.code})" if self.name else f"code {self.code}"
+
+
+def cluster_no(target: Target) -> int:
+    """The target's ``serviceGroupInstanceNo`` (``targets[].cluster``)."""
+    return required(target, "cluster", target.cluster)
 
 
 async def read(call: Awaitable[T]) -> T:
@@ -63,7 +72,7 @@ def _matches(entry: KafkaVersion, text: str) -> bool:
     return bool(entry.applicationVersionName) and _spelling(entry.applicationVersionName) == _spelling(text)
 
 
-async def resolve_version(client: Any, to_version: str) -> Version:
+async def resolve_version(client: NcloudClient, to_version: str) -> Version:
     """``to_version`` as NAVER's code. A code is taken as is (no call: the vendor refuses codes it
     does not offer); a name is looked up, and must match exactly one listed version — else
     ValidationFailed naming ``to_version`` (nothing but the lookup was sent)."""
@@ -96,14 +105,14 @@ async def resolve_version(client: Any, to_version: str) -> Version:
     return Version(found[0].kafkaVersionCode, found[0].kafkaVersionName or None)
 
 
-async def _name_of(client: Any, code: int) -> str | None:
+async def _name_of(client: NcloudClient, code: int) -> str | None:
     for v in await read(client.kafka_versions()):
         if v.kafkaVersionCode == code:
             return v.kafkaVersionName or None
     return None
 
 
-async def newer_or_same(client: Any, current: int, target: Version) -> bool:
+async def newer_or_same(client: NcloudClient, current: int, target: Version) -> bool:
     """Does a cluster at code ``current`` already run ``target`` or later? Equal codes do; else
     the two ``kafkaVersionName``s from the version list are compared (codes are not ordered by
     any document); unknown names: no."""
@@ -117,7 +126,9 @@ async def newer_or_same(client: Any, current: int, target: Version) -> bool:
     return now is not None and then is not None and now > then
 
 
-async def config_group(client: Any, target: Any, version: Version, *, after_precheck: bool = False) -> int:
+async def config_group(
+    client: NcloudClient, target: Target, version: Version, *, after_precheck: bool = False
+) -> int:
     """The configGroupNo to upgrade ``target`` to ``version`` with (``shared.domain.options.kafka``).
     ``after_precheck``: the group of this client's passing precheck to the version, when it
     remembers one, is taken before any lookup (the upgrade must use that very group)."""
@@ -130,7 +141,7 @@ async def config_group(client: Any, target: Any, version: Version, *, after_prec
     if mapped is not None:
         return int(mapped)
     if after_precheck:
-        passed = client.prechecked_group(target.cluster, version.code)
+        passed = client.prechecked_group(cluster_no(target), version.code)
         if passed is not None:
             return int(passed)
     label = Version(version.code, name).label()
@@ -161,14 +172,14 @@ async def config_group(client: Any, target: Any, version: Version, *, after_prec
     )
 
 
-class KafkaCall(VendorCall):
+class KafkaCall(VendorCall[NcloudClient]):
     kind = "ncloud-kafka"
 
-    def client(self, clouds: Any) -> Any:
+    def client(self, clouds: CloudClients) -> NcloudClient:
         return clouds.ncloud
 
     async def plan(
-        self, client: Any, target: Any, to_version: str, *, after_precheck: bool = False
+        self, client: NcloudClient, target: Target, to_version: str, *, after_precheck: bool = False
     ) -> tuple[Version, int]:
         """The target version and the config group to reach it with."""
         version = await resolve_version(client, to_version)

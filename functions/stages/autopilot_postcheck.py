@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from events.catalog import StageRequested
 from events.envelope import Event
 from functions.stages._huawei import ClusterPostcheck
 from shared.bus.base import Emitted
+from shared.clouds.huawei.autopilot import AutopilotClient
 from shared.engine.stage import run_stage
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "autopilot_postcheck"]
 
 
-class AutopilotPostcheck(ClusterPostcheck):
+class AutopilotPostcheck(ClusterPostcheck[AutopilotClient]):
     kind = "autopilot"
+
+    def client(self, clouds: CloudClients) -> AutopilotClient:
+        return clouds.autopilot
 
 
 CALL = AutopilotPostcheck()

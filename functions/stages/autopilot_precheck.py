@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._huawei import ClusterPrecheck
+from functions.stages._huawei import ClusterPrecheck, cluster_id
 from shared.bus.base import Emitted
-from shared.engine.stage import Job, Since, recent, run_stage
+from shared.clouds.huawei.autopilot import AutopilotClient
+from shared.domain.fleet import Target
+from shared.engine.contract import Job
+from shared.engine.stage import run_stage
+from shared.engine.vendor_clock import Since, recent
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "autopilot_precheck"]
 
 
-class AutopilotPrecheck(ClusterPrecheck):
+class AutopilotPrecheck(ClusterPrecheck[AutopilotClient]):
     """Unlike CCE, a lost answer can be found again: the open upgrade workflow names the
     pre-check task started after it (``pointStatuses[PreCheck].taskID``)."""
 
     kind = "autopilot"
 
-    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Job | None:
-        for workflow in await client.list_workflows(target.cluster_id):
+    def client(self, clouds: CloudClients) -> AutopilotClient:
+        return clouds.autopilot
+
+    async def find_existing(
+        self, client: AutopilotClient, target: Target, req: StageRequested, since: Since
+    ) -> Job | None:
+        for workflow in await client.list_workflows(cluster_id(target)):
             if workflow.status.phase in ("Success", "Cancel"):
                 continue
             point = workflow.status.point("PreCheck")

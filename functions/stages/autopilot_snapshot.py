@@ -9,41 +9,51 @@ whose ``metadata.uid`` is that id, its ``status.phase`` Success (done), Failed, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
+from functions.stages._huawei import cluster_id
 from shared.bus.base import Emitted
-from shared.engine.stage import Job, JobStatus, Since, VendorCall, recent, run_stage
+from shared.clouds.huawei.autopilot import AutopilotClient
+from shared.domain.fleet import Target
+from shared.engine.contract import Job, JobStatus, VendorCall
+from shared.engine.stage import run_stage
+from shared.engine.vendor_clock import Since, recent
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "autopilot_snapshot"]
 
 
-class AutopilotSnapshot(VendorCall):
+class AutopilotSnapshot(VendorCall[AutopilotClient]):
     """Claimed (each call takes another snapshot); a lost answer is found in the snapshot task
     list: the newest task whose ``metadata.creationTimestamp`` is since the claim."""
 
     kind = "autopilot"
     stage = "snapshot"
 
-    def client(self, clouds: Any) -> Any:
+    def client(self, clouds: CloudClients) -> AutopilotClient:
         return clouds.autopilot
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
-        return Job(await client.snapshot(target.cluster_id))
+    async def start(self, client: AutopilotClient, target: Target, req: StageRequested) -> Job:
+        return Job(await client.snapshot(cluster_id(target)))
 
-    async def find_existing(self, client: Any, target: Any, req: StageRequested, since: Since) -> Job | None:
+    async def find_existing(
+        self, client: AutopilotClient, target: Target, req: StageRequested, since: Since
+    ) -> Job | None:
         tasks = [
             t
-            for t in await client.list_snapshot_tasks(target.cluster_id)
+            for t in await client.list_snapshot_tasks(cluster_id(target))
             if t.uid and recent(t.metadata.creationTimestamp, since)
         ]
         tasks.sort(key=lambda t: t.metadata.creationTimestamp or "")
         return Job(tasks[-1].uid) if tasks else None
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
-        task = await client.get_snapshot_task(target.cluster_id, poll.job_id)
+    async def status(self, client: AutopilotClient, target: Target, poll: JobPoll) -> JobStatus:
+        task = await client.get_snapshot_task(cluster_id(target), poll.job_id)
         phase = task.status.phase
         if phase == "Success":
             return JobStatus("succeeded", phase)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from events.catalog import StageRequested
 from events.envelope import Event
 from functions.stages._huawei import ClusterPostcheck
 from shared.bus.base import Emitted
+from shared.clouds.huawei.cce import CceClient
 from shared.engine.stage import run_stage
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "cce_postcheck"]
 
 
-class CcePostcheck(ClusterPostcheck):
+class CcePostcheck(ClusterPostcheck[CceClient]):
     kind = "cce"
+
+    def client(self, clouds: CloudClients) -> CceClient:
+        return clouds.cce
 
 
 CALL = CcePostcheck()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from events.catalog import StageRequested
 from events.envelope import Event
 from functions.stages._huawei import ClusterUpgrade
 from shared.bus.base import Emitted
+from shared.clouds.huawei.cce import CceClient
 from shared.engine.stage import run_stage
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "cce_upgrade"]
 
 
-class CceUpgrade(ClusterUpgrade):
+class CceUpgrade(ClusterUpgrade[CceClient]):
     kind = "cce"
+
+    def client(self, clouds: CloudClients) -> CceClient:
+        return clouds.cce
 
 
 CALL = CceUpgrade()

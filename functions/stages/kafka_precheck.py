@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._kafka import KafkaCall
+from functions.stages._kafka import KafkaCall, cluster_no
 from shared.bus.base import Emitted
-from shared.engine.stage import Done, Refused, run_stage
+from shared.clouds.ncloud.client import NcloudClient
+from shared.domain.fleet import Target
+from shared.engine.contract import Done, Refused
+from shared.engine.stage import run_stage
 from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "kafka_precheck"]
@@ -22,9 +23,9 @@ class KafkaPrecheck(KafkaCall):
     stage = "precheck"
     claimed = False
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
+    async def start(self, client: NcloudClient, target: Target, req: StageRequested) -> Done:
         version, group = await self.plan(client, target, req.to_version)
-        if not await client.precheck(target.cluster, version.code, group):
+        if not await client.precheck(cluster_no(target), version.code, group):
             raise Refused(
                 "precheck.failed",
                 f"rolling-upgrade precheck to {version.label()} with config group {group} did not pass",

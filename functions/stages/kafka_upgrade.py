@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
-from functions.stages._kafka import KafkaCall, newer_or_same, read, resolve_version
+from functions.stages._kafka import KafkaCall, cluster_no, newer_or_same, read, resolve_version
 from shared.bus.base import Emitted
-from shared.engine.stage import ALREADY_DONE, Done, Job, JobStatus, Refused, Since, run_stage
+from shared.clouds.ncloud.client import NcloudClient
+from shared.domain.fleet import Target
+from shared.engine.contract import ALREADY_DONE, Done, Job, JobStatus, Refused
+from shared.engine.stage import run_stage
+from shared.engine.vendor_clock import Since
 from shared.runtime.function import Context, upshift_function
 
 __all__ = ["CALL", "job_id", "kafka_upgrade"]
@@ -50,37 +53,37 @@ class KafkaUpgrade(KafkaCall):
 
     stage = "upgrade"
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+    async def start(self, client: NcloudClient, target: Target, req: StageRequested) -> Job:
         version, group = await self.plan(client, target, req.to_version, after_precheck=True)
-        if not await client.rolling_upgrade(target.cluster, version.code, group):
+        if not await client.rolling_upgrade(cluster_no(target), version.code, group):
             raise Refused("upgrade.refused", f"rolling upgrade to {version.label()} was not accepted")
         return Job(job_id(version.code))
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: Since
+        self, client: NcloudClient, target: Target, req: StageRequested, since: Since
     ) -> Job | Done | None:
         version = await resolve_version(client, req.to_version)
-        info = await client.get_cluster_info(target.cluster)
+        info = await client.get_cluster_info(cluster_no(target))
         if await newer_or_same(client, info.kafkaVersionCode, version):
             return ALREADY_DONE
         if info.state in BUSY_STATES or info.state == "error":
             return Job(job_id(version.code))
         return None
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
+    async def status(self, client: NcloudClient, target: Target, poll: JobPoll) -> JobStatus:
         version = await resolve_version(client, poll.to_version)
-        progress = await client.upgrade_progress(target.cluster)
+        progress = await client.upgrade_progress(cluster_no(target))
         colour = progress.colour
         brokers = f"{colour} {progress.brokerNumber}/{progress.brokerNodeTotalNumber} brokers"
         finished = colour == "green" and progress.all_up
         if not finished and colour not in ABNORMAL:
             return JobStatus("running", brokers)
-        info = await read(client.get_cluster_info(target.cluster))
+        info = await read(client.get_cluster_info(cluster_no(target)))
         seen = f"{brokers}, cluster {info.state} at {info.kafkaVersionCode}"
         if info.state == "error":
             red = [n.hostname for n in progress.brokerStatusPerNode if n.status.strip().lower() in ABNORMAL]
             hosts = f"; {colour} brokers: {', '.join(red)}" if red else ""
-            reason = f"cluster {info.clusterName or target.cluster} is in error ({brokers}{hosts})"
+            reason = f"cluster {info.clusterName or cluster_no(target)} is in error ({brokers}{hosts})"
             return JobStatus("failed", seen, reason, "upgrade.failed")
         if info.state in GONE_STATES:
             return JobStatus(

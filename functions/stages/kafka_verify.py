@@ -3,13 +3,14 @@ and its brokers are healthy."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from events.catalog import StageRequested
 from events.envelope import Event
-from functions.stages._kafka import KafkaCall, read, resolve_version
+from functions.stages._kafka import KafkaCall, cluster_no, read, resolve_version
 from shared.bus.base import Emitted
-from shared.engine.stage import Done, Refused, run_stage
+from shared.clouds.ncloud.client import NcloudClient
+from shared.domain.fleet import Target
+from shared.engine.contract import Done, Refused
+from shared.engine.stage import run_stage
 from shared.errors import RetryLater
 from shared.runtime.function import Context, upshift_function
 
@@ -28,9 +29,9 @@ class KafkaVerify(KafkaCall):
     stage = "verify"
     claimed = False
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Done:
+    async def start(self, client: NcloudClient, target: Target, req: StageRequested) -> Done:
         version = await resolve_version(client, req.to_version)
-        info = await client.get_cluster_info(target.cluster)
+        info = await client.get_cluster_info(cluster_no(target))
         if info.state in ("changing", "creating"):
             raise RetryLater(AGAIN_S, f"cluster is still {info.state}")
         if info.state != "running" or info.kafkaVersionCode != version.code:
@@ -38,7 +39,7 @@ class KafkaVerify(KafkaCall):
                 "verify.failed",
                 f"cluster is {info.state} at version code {info.kafkaVersionCode}, not at {version.label()}",
             )
-        status = await read(client.get_cluster_status(target.cluster))
+        status = await read(client.get_cluster_status(cluster_no(target)))
         if status.colour == "green" and status.all_up:
             return Done()
         brokers = f"{status.brokerNumber}/{status.brokerNodeTotalNumber} brokers up, {status.colour}"

@@ -3,31 +3,33 @@ followed as a task DAG."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
 from shared.bus.base import Emitted
 from shared.clouds.errors import CloudError
-from shared.clouds.oceanbase.client import OceanBaseRefused
-from shared.engine.stage import (
-    ALREADY_DONE,
-    Done,
-    Job,
-    JobStatus,
-    Since,
-    VendorCall,
-    reached,
-    recent,
-    run_stage,
-    target_options,
-)
+from shared.clouds.oceanbase.client import OceanBaseClient, OceanBaseRefused
+from shared.clouds.oceanbase.models import TaskInstance
+from shared.domain.fleet import Target
+from shared.domain.options import OceanBaseOptions, target_options
+from shared.domain.versions import reached
+from shared.engine.contract import ALREADY_DONE, Done, Job, JobStatus, VendorCall, required
+from shared.engine.stage import run_stage
+from shared.engine.vendor_clock import Since, recent
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "oceanbase_upgrade"]
 
 
-class OceanBaseUpgrade(VendorCall):
+def _cluster_id(target: Target) -> str:
+    return required(target, "cluster_id", target.cluster_id)
+
+
+class OceanBaseUpgrade(VendorCall[OceanBaseClient]):
     """``POST /api/v2/ob/clusters/{id}/upgrade`` with the body the target's options choose
     (``targets[].oceanbase.body``): the new ``{upgradeMode, destVersion, operatingSystem, …}``,
     the legacy ``{rpmFileName}``, or ``auto`` — new, and legacy when OCP refuses the new one as
@@ -42,40 +44,40 @@ class OceanBaseUpgrade(VendorCall):
     kind = "oceanbase"
     stage = "upgrade"
 
-    def client(self, clouds: Any) -> Any:
+    def client(self, clouds: CloudClients) -> OceanBaseClient:
         return clouds.oceanbase
 
     @staticmethod
-    def _options(target: Any) -> Any:
+    def _options(target: Target) -> OceanBaseOptions:
         return target_options(target, "oceanbase")
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+    async def start(self, client: OceanBaseClient, target: Target, req: StageRequested) -> Job:
         options = self._options(target)
         if options.body == "legacy":
-            task = await client.upgrade(target.cluster_id, options.legacy_body(target, req.to_version))
+            task = await client.upgrade(_cluster_id(target), options.legacy_body(target, req.to_version))
             return Job(str(task.id))
         try:
-            task = await client.upgrade(target.cluster_id, options.new_body(target, req.to_version))
+            task = await client.upgrade(_cluster_id(target), options.new_body(target, req.to_version))
         except OceanBaseRefused as exc:
             if options.body != "auto" or not options.fallback.matches(exc.status, exc.error_text):
                 raise
-            task = await client.upgrade(target.cluster_id, options.legacy_body(target, req.to_version))
+            task = await client.upgrade(_cluster_id(target), options.legacy_body(target, req.to_version))
         return Job(str(task.id))
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: Since
+        self, client: OceanBaseClient, target: Target, req: StageRequested, since: Since
     ) -> Job | Done | None:
-        tasks = await client.list_tasks(target.cluster_id)  # the upgrade task, newest first
+        tasks = await client.list_tasks(_cluster_id(target))  # the upgrade task, newest first
         running = next((t for t in tasks if t.status == "RUNNING"), None)
         if running is not None:
             return Job(str(running.id))
-        cluster = await client.get_cluster(target.cluster_id)
+        cluster = await client.get_cluster(_cluster_id(target))
         if reached(self.kind, cluster.obVersion, req.to_version):
             return ALREADY_DONE
         failed = next((t for t in tasks if t.status == "FAILED" and recent(t.startTime, since)), None)
         return Job(str(failed.id)) if failed is not None else None
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
+    async def status(self, client: OceanBaseClient, target: Target, poll: JobPoll) -> JobStatus:
         task = await client.get_task(poll.job_id)
         done = sum(1 for s in task.subtasks if s.status == "SUCCESSFUL")
         if task.status == "SUCCESSFUL":
@@ -86,7 +88,7 @@ class OceanBaseUpgrade(VendorCall):
         return JobStatus("running", f"{done}/{len(task.subtasks)}:{running}")
 
     @staticmethod
-    async def _reason(client: Any, task: Any) -> str:
+    async def _reason(client: OceanBaseClient, task: TaskInstance) -> str:
         """Why a FAILED task failed: the failed subtask's log (the documented source; one more
         read, on this terminal path only), else the failed subtasks' names."""
         failed = task.failed_subtasks

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from events.catalog import JobPoll, StageRequested
 from events.envelope import Event
 from shared.bus.base import Emitted
 from shared.clouds.errors import ValidationFailed
-from shared.engine.stage import (
-    ALREADY_DONE,
-    Done,
-    Job,
-    JobStatus,
-    Since,
-    VendorCall,
-    reached,
-    recent,
-    run_stage,
-    target_options,
-)
+from shared.clouds.huawei.models.taurusdb import StarRocksInstance
+from shared.clouds.huawei.taurusdb import TaurusDbClient
+from shared.domain.fleet import Target
+from shared.domain.options import StarRocksOptions, target_options
+from shared.domain.versions import reached
+from shared.engine.contract import ALREADY_DONE, Done, Job, JobStatus, VendorCall, required
+from shared.engine.stage import run_stage
+from shared.engine.vendor_clock import Since, recent
 from shared.runtime.function import Context, upshift_function
+
+if TYPE_CHECKING:
+    from shared.clouds.registry import CloudClients
 
 __all__ = ["CALL", "starrocks_upgrade"]
 
 
-class StarRocksUpgrade(VendorCall):
+class StarRocksUpgrade(VendorCall[TaurusDbClient]):
     """The API takes no version (the vendor upgrades to its newest kernel); the stage succeeds
     when the job completes. A lost answer is found again from the vendor's own records, never
     guessed from the instance's state (a job that failed leaves the instance back at "normal"
@@ -46,24 +46,26 @@ class StarRocksUpgrade(VendorCall):
     kind = "starrocks"
     stage = "upgrade"
 
-    def client(self, clouds: Any) -> Any:
+    def client(self, clouds: CloudClients) -> TaurusDbClient:
         return clouds.taurusdb
 
     @staticmethod
-    def _options(target: Any) -> Any:
+    def _options(target: Target) -> StarRocksOptions:
         return target_options(target, "starrocks")
 
     @staticmethod
-    def _instance(client: Any, target: Any) -> Any:
+    def _instance(client: TaurusDbClient, target: Target) -> Awaitable[StarRocksInstance]:
         if not target.starrocks_instance_id:  # a refusal, not a crash, when reconciling
             raise ValidationFailed(
                 "the instance query needs the StarRocks id (in17)",
                 vendor="taurusdb",
                 field="starrocks_instance_id",
             )
-        return client.get_starrocks_instance(target.instance_id, target.starrocks_instance_id)
+        return client.get_starrocks_instance(
+            required(target, "instance_id", target.instance_id), target.starrocks_instance_id
+        )
 
-    async def start(self, client: Any, target: Any, req: StageRequested) -> Job:
+    async def start(self, client: TaurusDbClient, target: Target, req: StageRequested) -> Job:
         options = self._options(target)
         job_id = await client.upgrade_starrocks(
             options.upgrade_id(target), delay=options.delay, skip_validate=options.is_skip_validate
@@ -71,7 +73,7 @@ class StarRocksUpgrade(VendorCall):
         return Job(job_id)
 
     async def find_existing(
-        self, client: Any, target: Any, req: StageRequested, since: Since
+        self, client: TaurusDbClient, target: Target, req: StageRequested, since: Since
     ) -> Job | Done | None:
         instance = await self._instance(client, target)
         for action in instance.actions:
@@ -96,7 +98,7 @@ class StarRocksUpgrade(VendorCall):
             return ALREADY_DONE
         return None
 
-    async def status(self, client: Any, target: Any, poll: JobPoll) -> JobStatus:
+    async def status(self, client: TaurusDbClient, target: Target, poll: JobPoll) -> JobStatus:
         job = await client.get_job(poll.job_id)
         if job.status == "Completed":
             return JobStatus("succeeded", "Completed")

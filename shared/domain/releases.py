@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from events.catalog import T, VersionReleased
-from events.envelope import Event, consequence_id
+from events.envelope import Event, consequence, consequence_id
 from shared.domain.fleet import Fleet
 from shared.domain.versions import BadVersion, parse_version
 from shared.runtime.function import HttpReply
@@ -74,13 +74,13 @@ def release_event(release: Release, now: datetime) -> Event[VersionReleased]:
         url=release.url,
         origin=release.origin,
     )
-    return Event(
-        type=T.VERSION_RELEASED,
-        id=release_id(release.product, release.version),
+    return consequence(
+        T.VERSION_RELEASED,
+        data,
+        key=(T.VERSION_RELEASED, release.product, release.version),  # release_id's
         source=f"/upshift/{release.origin}",
         subject=release.product,
         time=now,
-        data=data,
     )
 
 

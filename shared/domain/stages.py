@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import statistics
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from events.envelope import consequence_id
+
+if TYPE_CHECKING:
+    from shared.domain.fleet import Fleet
 
 __all__ = [
     "DEFAULT_DURATIONS",
@@ -80,12 +83,14 @@ def run_id(target: str, to_version: str) -> str:
 
 
 def expected_duration(
-    kind: str, stage: str, *, history: list[float] | None = None, fleet: Any = None
+    kind: str, stage: str, *, history: list[float] | None = None, fleet: Fleet | None = None
 ) -> timedelta:
     """Median of past durations (seconds) if any, else the fleet's setting, else the default."""
     if history:
         return timedelta(seconds=statistics.median(history))
-    configured = getattr(fleet, "durations", {}).get(kind, {}).get(stage) if fleet is not None else None
-    if configured is not None:
-        return configured
+    # the fleet's durations are keyed by Kind; ``kind`` is any text (an unknown one has none)
+    for of_kind, by_stage in (fleet.durations if fleet is not None else {}).items():
+        configured = by_stage.get(stage) if of_kind == kind else None
+        if configured is not None:
+            return configured
     return DEFAULT_DURATIONS[kind][stage]

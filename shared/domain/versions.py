@@ -20,7 +20,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["BadVersion", "Version", "compare", "is_newer", "on_track", "parse_version", "scheme_for"]
+__all__ = [
+    "BadVersion",
+    "Version",
+    "compare",
+    "is_newer",
+    "names",
+    "on_track",
+    "parse_version",
+    "reached",
+    "scheme_for",
+]
 
 #: Products/kinds and the scheme that parses their versions.
 _SCHEMES = {
@@ -63,7 +73,7 @@ class Version:
     release: tuple[int, ...]
     build: int = 0
     pre: tuple[tuple[int, int, str], ...] = ()
-    key: tuple = field(init=False, repr=False, compare=False)
+    key: tuple[object, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         padded = self.release + (0,) * max(0, _WIDTH - len(self.release))
@@ -150,3 +160,25 @@ def on_track(kind: str, version: str | Version, track: str | None) -> bool:
     t = parse_version(kind, str(track).strip().rstrip(".x").rstrip("."))
     v = _v(kind, version)
     return v.release[: len(t.release)] == t.release
+
+
+def reached(kind: str, current: str | None, to: str) -> bool:
+    """Does a target running ``current`` already run ``to`` (or newer)? A text that does not
+    parse reaches only itself."""
+    if not current:
+        return False
+    try:
+        return compare(kind, current, to) >= 0
+    except BadVersion:
+        return current == to
+
+
+def names(kind: str, version: str | None, to: str) -> bool:
+    """Is ``version`` (as a vendor spells it in a task) what we asked for with ``to``? ``to`` may
+    name a line (``v1.29``) that the vendor resolved to a full version (``v1.29.3-r0``)."""
+    if not version:
+        return False
+    try:
+        return compare(kind, version, to) == 0 or on_track(kind, version, to)
+    except BadVersion:
+        return version == to

@@ -27,18 +27,23 @@ from __future__ import annotations
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from events.envelope import Event
 from shared.bus.base import Emitted
 from shared.clock import Clock
+from shared.errors import ConfigError
 from shared.store import Store
 
-__all__ = ["Context", "FunctionCallable", "HttpReply", "HttpRequest", "UpshiftFunction", "upshift_function"]
+if TYPE_CHECKING:  # kept out of a cold import: the fleet and the vendor clients are heavy
+    from structlog.typing import FilteringBoundLogger
 
-FunctionCallable = Callable[..., Awaitable[Sequence[Emitted] | None]]
+    from shared.clouds.registry import CloudClients
+    from shared.domain.fleet import Fleet
+
+__all__ = ["Context", "FunctionCallable", "HttpReply", "HttpRequest", "UpshiftFunction", "upshift_function"]
 
 
 @dataclass
@@ -48,12 +53,25 @@ class Context:
     function: str
     store: Store
     clock: Clock
-    log: Any
+    #: ``shared.log.get_logger(...)``: structlog's filtering bound logger.
+    log: FilteringBoundLogger
     #: The loaded fleet config (targets, windows, policies, clouds); None where not configured.
-    fleet: Any = None
+    fleet: Fleet | None = None
     #: Vendor API clients, built lazily from the fleet's cloud config.
-    clouds: Any = None
+    clouds: CloudClients | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def need_fleet(self) -> Fleet:
+        """The fleet, for functions that cannot work without one (ConfigError where none is loaded)."""
+        if self.fleet is None:
+            raise ConfigError("fleet", f"{self.function} needs a fleet file and none is loaded")
+        return self.fleet
+
+    def need_clouds(self) -> CloudClients:
+        """The vendor clients, for functions that call vendors (ConfigError where none are built)."""
+        if self.clouds is None:
+            raise ConfigError("clouds", f"{self.function} calls vendors and no cloud clients are built")
+        return self.clouds
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,11 @@ class HttpReply:
     status: int
     body: dict[str, Any]
     events: Sequence[Emitted] = ()
+
+
+#: An Upshift function: ``(event, ctx)`` → the events to emit, or, for an ``http`` function,
+#: ``(request, ctx)`` → its :class:`HttpReply`.
+FunctionCallable = Callable[..., Awaitable[Sequence[Emitted] | HttpReply | None]]
 
 
 @dataclass(frozen=True)

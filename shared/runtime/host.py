@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from events.catalog import T, Tick
-from events.envelope import Event, consequence_id
+from events.envelope import Event, consequence
 from shared.bus import Bus, Emitted, Handler, Subscription, publish_all
 from shared.clock import Clock
 from shared.errors import ConfigError
@@ -181,9 +181,7 @@ class Runtime:
             now = self.clock.timestamp()
             slot = math.floor(now / every) * every
             at = datetime.fromtimestamp(slot, UTC)
-            tick = Event(
-                type=T.CLOCK_TICK, id=consequence_id("tick", name, slot), subject=name, data=Tick(at=at)
-            )
+            tick = consequence(T.CLOCK_TICK, Tick(at=at), key=("tick", name, slot), subject=name)
             try:
                 await self.bus.publish(tick)
             except Exception as exc:  # a bus hiccup skips one tick; the next period publishes again

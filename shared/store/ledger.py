@@ -64,7 +64,7 @@ async def mutate(
     if outbox:
         defer = getattr(kv, "defer", None)
         if defer is not None:
-            guess = await defer(bucket, key, change)
+            guess: Value | None = await defer(bucket, key, change)
             if guess is not None:
                 return guess
     for _ in range(tries):
@@ -82,6 +82,11 @@ async def mutate(
 
 
 class Ledger:
+    """The runs, versions and durations buckets. Every change to a run goes through one of these
+    methods — the lifecycle transitions (``open_run`` → ``start_run`` → ``end_run``, or
+    ``supersede_run``) and ``note_stage`` for what a stage learnt — and nothing outside
+    ``shared/store`` writes the runs bucket."""
+
     def __init__(self, kv: KV) -> None:
         self.kv = kv
 
@@ -150,6 +155,39 @@ class Ledger:
             stages = dict(base.get("stages", {}))
             stages[stage] = {**stages.get(stage, {}), **fields, "updated_at": time.time()}
             return {**base, "stages": stages, "updated_at": time.time()}
+
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
+    async def note_stage(
+        self,
+        run_id: str,
+        stage: str,
+        *,
+        calls: int = 0,
+        status_calls: int = 0,
+        upgrade: bool = False,
+        **fields: Any,
+    ) -> Value:
+        """What a stage function or ``track_job`` learnt: merge ``fields`` into the run's entry
+        for ``stage`` and count the vendor calls made — ``calls`` (of the stage, and of the run's
+        ``upgrade_calls`` when ``upgrade``) and ``status_calls`` (of the stage and the run) — in
+        one compare-and-set. The run's own state is not touched."""
+
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            stages = dict(base.get("stages", {}))
+            entry = {**stages.get(stage, {}), **fields}
+            if calls:
+                entry["calls"] = entry.get("calls", 0) + calls
+            if status_calls:
+                entry["status_calls"] = entry.get("status_calls", 0) + status_calls
+            stages[stage] = entry
+            out = {**base, "stages": stages, "updated_at": time.time()}
+            if calls and upgrade:
+                out["upgrade_calls"] = out.get("upgrade_calls", 0) + calls
+            if status_calls:
+                out["status_calls"] = out.get("status_calls", 0) + status_calls
+            return out
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 

@@ -12,17 +12,17 @@ import pytest
 
 from events import Event, T
 from events.catalog import Echo, JobPoll, StageFailed, StageRequested, StageSucceeded, Tick, VersionReleased
-from events.envelope import consequence_id
+from events.envelope import consequence
 from functions.advance import advance
-from functions.plan_upgrades import _planned
-from functions.start_upgrades import _halted, _wave_ready, stage_requested_id
+from functions.plan_upgrades import planned_event
+from functions.start_upgrades import halted_event, stage_requested_id, wave_ready
 from functions.window_clock import window_clock
 from shared.bus.base import Delayed, Emitted
 from shared.clock import FakeClock
 from shared.domain.fleet import parse_fleet
 from shared.domain.plan import Decision
 from shared.domain.releases import Release, release_event
-from shared.engine.stage import _started, consequence, iso, stage_failed, stage_succeeded
+from shared.engine.consequences import next_poll, stage_failed, stage_started, stage_succeeded, stage_waiting
 from shared.log import get_logger
 from shared.runtime.function import Context
 from shared.store import Store, open_store
@@ -72,18 +72,15 @@ def ids(emitted: Sequence[Emitted]) -> list[str]:
 def test_stage_engine_ids() -> None:
     assert stage_succeeded(REQUESTED, "job-1").id == "face29e9e99c76ec3231a736fc3030fe"
     assert stage_failed(REQUESTED, "c", "m").id == "ca34d09fb9b2992057750402992a5baa"
-    assert ids(_started(REQUESTED, "job-1", AT, 600.0, context())) == [
+    assert ids(stage_started(REQUESTED, "job-1", AT, 600.0, context().clock)) == [
         "a0fbc48cd2d22d7fd6232a1f90d37169",
         "ff4ca6abc3e46f081e5a9e964b75f0e2",
     ]
-    waiting = consequence(REQUESTED, T.STAGE_REQUESTED, REQ, REQ.stage, REQ.attempt, "window", iso(AT))
-    assert waiting.id == "efc4e5248e00f3f81a8244e261a7f1e8"
+    waiting = stage_waiting(REQUESTED, AT, AT, context().clock)
+    assert waiting.event.id == "efc4e5248e00f3f81a8244e261a7f1e8"
     assert stage_failed(POLLED, "stuck", "m").id == "ca34d09fb9b2992057750402992a5baa"
     nxt = POLL.model_copy(update={"poll": 4})
-    assert (
-        consequence(POLLED, T.JOB_POLL, nxt, POLL.stage, POLL.poll + 1).id
-        == "51bd3e41d2cb831a224b9b0d63fe287e"
-    )
+    assert next_poll(POLLED, nxt, 30.0, context().clock).event.id == "51bd3e41d2cb831a224b9b0d63fe287e"
 
 
 async def test_advance_ids(store: Store) -> None:
@@ -109,11 +106,11 @@ async def test_advance_ids(store: Store) -> None:
 
 def test_planning_ids() -> None:
     decision = Decision("t1", "cce", "cce", TO, True, "ok", "", "v1.28.5-r0", "w", 1)
-    assert _planned(RID, decision).id == "f7f5dcbc8b7376ddbfdb39c7d0f07fca"
+    assert planned_event(RID, decision).id == "f7f5dcbc8b7376ddbfdb39c7d0f07fca"
     assert stage_requested_id(RID, "precheck", 1) == "1964bcd814e3b8309182ea0b1e32ae3e"
     halted = {"wave": 1, "reason": "x", "target": "t1", "runid": RID}
-    assert _halted(REQUESTED, "w", halted).id == "a762489d162dbd3a9d4d090d761174f3"
-    assert _wave_ready(context(), REQUESTED, "w", 2, AT, AT).event.id == "226f124a2330a6e4ac8172c18656e78b"
+    assert halted_event(REQUESTED, "w", halted).id == "a762489d162dbd3a9d4d090d761174f3"
+    assert wave_ready(context(), REQUESTED, "w", 2, AT, AT).event.id == "226f124a2330a6e4ac8172c18656e78b"
 
 
 async def test_edge_ids() -> None:
@@ -128,5 +125,6 @@ async def test_edge_ids() -> None:
     released = Event(type=T.VERSION_RELEASED, id="in-7", data=VersionReleased(product="cce", version="v1"))
     soak = released.follow(T.VERSION_RELEASED, released.data, id_parts=("soak", AT.isoformat()))
     assert soak.id == "b22ac9365f65a04a7ca51ba8e5ae15c1"
-    # the runtime's tick of a scheduled function (shared/runtime/host.py)
-    assert consequence_id("tick", "window_clock", 1772330400.0) == "598df60f3e0c80146cdfa2a5b727b89c"
+    # the runtime's tick of a scheduled function (shared/runtime/host.py builds it with this key)
+    tick_out = consequence(T.CLOCK_TICK, Tick(at=AT), key=("tick", "window_clock", 1772330400.0), subject="x")
+    assert tick_out.id == "598df60f3e0c80146cdfa2a5b727b89c"

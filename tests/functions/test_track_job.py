@@ -10,7 +10,7 @@ import pytest
 
 from events import T
 from shared.domain.stages import run_id
-from shared.engine.stage import FLOOR, STUCK_AFTER, poll_delay
+from shared.engine.polling import FLOOR, STUCK_AFTER, poll_delay
 from tests.functions._stages_harness import ENV, KINDS, TARGETS, pipeline
 
 #: The simulator endpoint a kind's upgrade job is read through.
