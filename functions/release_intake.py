@@ -116,7 +116,7 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
         validate_release(ctx.fleet, release)
     except Refused as exc:
         ctx.log.info("release refused", status=exc.status, reason=exc.error, field=exc.field)
-        return exc.reply()
+        return HttpReply(exc.status, exc.body())
     except Ignored as exc:
         return HttpReply(202, {"status": "ignored", "reason": str(exc)})
 

@@ -34,22 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Violations known when this test was written, in files other work of issue 9 owns: (rule, file,
 #: what). The test fails on any violation not listed here, and also when a listed one is gone —
 #: then delete its line, so this set only ever shrinks. Empty is the goal.
-KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # d: the domain's release check answers with the runtime's HttpReply
-    ("d", "shared/domain/releases.py", "imports shared.runtime.function"),
-    # e: a package without __all__, and names taken that their module does not export
-    ("e", "shared/domain/__init__.py", "defines no __all__"),
-    ("e", "shared/ops/demo.py", "imports DEFAULT_PRODUCT from shared.domain.fleet, not in its __all__"),
-    ("e", "bench/_rollout.py", "imports DEFAULT_PRODUCT from shared.domain.fleet, not in its __all__"),
-    ("e", "functions/feed_poller.py", "imports Feed from shared.domain.fleet, not in its __all__"),
-    ("e", "functions/release_intake.py", "imports Feed from shared.domain.fleet, not in its __all__"),
-    ("e", "tests/shared/test_serve.py", "imports MAX_BODY from shared.runtime.server, not in its __all__"),
-    (
-        "e",
-        "tests/simulator/test_demo_fleet.py",
-        "imports _DEMO_FAULTS from shared.ops.demo, not in its __all__",
-    ),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AliasChoices,
@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from events.catalog import Kind
 from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.ncloud.client import NcloudConfig
 from shared.clouds.oceanbase.client import OceanBaseConfig
@@ -46,7 +47,9 @@ from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
 
 __all__ = [
+    "DEFAULT_PRODUCT",
     "KINDS",
+    "Feed",
     "Fleet",
     "Policy",
     "Target",
@@ -56,8 +59,8 @@ __all__ = [
     "parse_fleet",
 ]
 
-Kind = Literal["cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"]
-KINDS: tuple[str, ...] = ("cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka")
+#: The kinds of target, as the event catalog names them (one Literal for fleet and events).
+KINDS: tuple[str, ...] = get_args(Kind)
 #: The product whose releases a kind follows, unless a target says otherwise.
 DEFAULT_PRODUCT = {
     "cce": "cce",

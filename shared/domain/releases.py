@@ -15,7 +15,6 @@ from events.catalog import T, VersionReleased
 from events.envelope import Event, consequence, consequence_id
 from shared.domain.fleet import Fleet
 from shared.domain.versions import BadVersion, parse_version
-from shared.runtime.function import HttpReply
 
 __all__ = ["Refused", "Release", "kind_of", "release_event", "release_id", "validate_release"]
 
@@ -29,9 +28,9 @@ class Refused(Exception):
         self.error = error
         self.field = field
 
-    def reply(self) -> HttpReply:
-        body = {"error": self.error} | ({"field": self.field} if self.field else {})
-        return HttpReply(self.status, body)
+    def body(self) -> dict[str, str]:
+        """The answer's JSON body: ``{"error": ..., "field": ...}``."""
+        return {"error": self.error} | ({"field": self.field} if self.field else {})
 
 
 class Release(BaseModel):

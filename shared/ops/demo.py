@@ -37,7 +37,16 @@ from simulator.core import SimCredentials, SimTarget
 if TYPE_CHECKING:
     from shared.runtime.host import Runtime
 
-__all__ = ["DEMO_ENV", "DEMO_RECONCILE", "DemoFleet", "build_demo_fleet", "demo", "run_demo", "window_start"]
+__all__ = [
+    "DEMO_ENV",
+    "DEMO_FAULTS",
+    "DEMO_RECONCILE",
+    "DemoFleet",
+    "build_demo_fleet",
+    "demo",
+    "run_demo",
+    "window_start",
+]
 
 WINDOW_TZ = "Asia/Seoul"
 #: (kind, from, to, simulated job seconds, extra) — versions the simulator knows how to reach.
@@ -224,7 +233,7 @@ async def run_demo(
     demo_fleet = fleet_at(sim.url)
     demo_fleet.sim_targets = sim_targets
     if faults:
-        sim.state.faults.update(_DEMO_FAULTS if faults is True else faults)
+        sim.state.faults.update(DEMO_FAULTS if faults is True else faults)
     for env, field in DEMO_ENV.items():
         os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
@@ -269,7 +278,7 @@ async def run_demo(
 #: the job started (dropped, 1 s late: under the clients' 30 s timeout, or a 5xx), new jobs missing
 #: from lists and status views for 1 s, and two vendors whose clocks are off (+90 s, -45 s).
 _DEMO_SKEW = {"cce": 90.0, "ocp": -45.0}
-_DEMO_FAULTS = {
+DEMO_FAULTS = {
     svc: {
         "error_rates": {"500": 0.03, "503": 0.03, "429": 0.03},
         "retry_after": 1,

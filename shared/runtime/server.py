@@ -19,7 +19,7 @@ from shared.log import get_logger
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
 
-__all__ = ["build_app"]
+__all__ = ["MAX_BODY", "build_app"]
 
 MAX_BODY = 1 << 20
 log = get_logger("upshift.serve")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from shared.domain.fleet import parse_fleet
-from shared.ops.demo import _DEMO_FAULTS, build_demo_fleet
+from shared.ops.demo import DEMO_FAULTS, build_demo_fleet
 from simulator.core import SimCredentials
 from simulator.testing import run_simulator
 from tests.simulator._vendor import Vendor
@@ -36,7 +36,7 @@ async def test_the_demo_starrocks_target_is_readable_through_the_instance_route(
 
 
 async def test_the_demo_fault_mix_is_accepted_and_skews_two_clocks() -> None:
-    async with run_simulator(faults=_DEMO_FAULTS) as sim:
+    async with run_simulator(faults=DEMO_FAULTS) as sim:
         skews = {key: spec.clock_skew_s for key, spec in sim.state.faults.specs.items()}
         assert sorted(s for s in skews.values() if s) == [-45.0, 90.0]
         for spec in sim.state.faults.specs.values():
