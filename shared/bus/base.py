@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from events.catalog import DeadLettered, T
-from events.envelope import Event, consequence_id
+from events.envelope import Event, consequence
 
 __all__ = [
     "Bus",
@@ -120,16 +120,16 @@ def dead_letter_event(consumer: str, event: Event[Any], attempts: int, error: st
             "to_version": getattr(d, "to_version", None),
         }
     )
-    return Event(
-        type=T.EVENT_DEAD_LETTERED,
-        id=consequence_id("deadletter", consumer, event.id),
+    return consequence(
+        T.EVENT_DEAD_LETTERED,
+        data,
+        key=("deadletter", consumer, event.id),
         source="/upshift/bus",
         subject=event.subject,
         runid=event.runid,
         target=data.target,
         kind=data.kind,
         stage=data.stage,
-        data=data,
     )
 
 
