@@ -114,17 +114,14 @@ def _entry(d: Decision, now: datetime) -> dict[str, object]:
 
 def planned_event(rid: str, d: Decision) -> Event[UpgradePlanned]:
     """The run's ``upgrade.planned``: its id depends on the run alone."""
-    # Decision.kind is the target's kind as text: validated into the catalog's Kind here.
-    data = UpgradePlanned.model_validate(
-        {
-            "target": d.target,
-            "kind": d.kind,
-            "from_version": d.from_version or "unknown",
-            "to_version": d.version,
-            "window": d.window,
-            "wave": d.wave,
-            "product": d.product,
-        }
+    data = UpgradePlanned(
+        target=d.target,
+        kind=d.kind,
+        from_version=d.from_version or "unknown",
+        to_version=d.version,
+        window=d.window,
+        wave=d.wave,
+        product=d.product,
     )
     return consequence(
         T.UPGRADE_PLANNED,

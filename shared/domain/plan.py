@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from events.catalog import Kind
 from shared.domain.versions import BadVersion, compare, on_track, parse_version
 from shared.domain.windows import next_open, window_at
 
@@ -50,7 +51,7 @@ class Decision:
     """What happens to one target for one release."""
 
     target: str
-    kind: str
+    kind: Kind
     product: str
     version: str
     take: bool
