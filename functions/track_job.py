@@ -63,10 +63,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         if exc.status == 404 and _young(poll, ctx, call):
             # Lists lag (TaurusDB: a new job is queryable "after a few seconds"): not yet, not gone.
             raise RetryLater(max(0.2, call.reconcile_policy(ctx.need_clouds()).look_gap_s), str(exc)) from exc
-        await ledger.note_stage(
-            rid, poll.stage, status_calls=1, state="failed", code=exc.code, message=exc.message
-        )
-        return [stage_failed(event, exc.code, exc.message, job_id=poll.job_id, request_id=exc.request_id)]
+        return await _failed(ctx, event, rid, exc.code, exc.message, request_id=exc.request_id)
 
     now = ctx.clock.now()
     started = poll.started_at or now
@@ -77,33 +74,14 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         crashpoints.hit("poll.noted")
         return [stage_succeeded(event, poll.job_id)]
     if status.state == "failed":
-        await ledger.note_stage(
-            rid,
-            poll.stage,
-            status_calls=1,
-            state="failed",
-            ended_at=iso(now),
-            code=status.code,
-            message=status.reason,
-        )
-        crashpoints.hit("poll.noted")
-        return [stage_failed(event, status.code, status.reason, job_id=poll.job_id)]
+        return await _failed(ctx, event, rid, status.code, status.reason)
 
     expected = await expected_seconds(ctx, poll.kind, poll.stage)
     moved_at = asked if status.progress != poll.last_progress else (poll.last_progress_at or started)
     still = (asked - moved_at).total_seconds()
     if still >= STUCK_AFTER * expected:
         reason = f"no progress for {still:.0f}s (expected the whole stage to take {expected:.0f}s); last: {status.progress}"
-        await ledger.note_stage(
-            rid,
-            poll.stage,
-            status_calls=1,
-            state="failed",
-            ended_at=iso(now),
-            code="stuck",
-            message=reason,
-        )
-        return [stage_failed(event, "stuck", reason, job_id=poll.job_id)]
+        return await _failed(ctx, event, rid, "stuck", reason)
 
     await ledger.note_stage(rid, poll.stage, status_calls=1, progress=status.progress)
     crashpoints.hit("poll.noted")
@@ -111,6 +89,25 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
         update={"poll": poll.poll + 1, "last_progress": status.progress, "last_progress_at": moved_at}
     )
     return [next_poll(event, nxt, poll_delay(expected, elapsed), ctx.clock)]
+
+
+async def _failed(
+    ctx: Context, event: Event[JobPoll], rid: str, code: str, message: str, *, request_id: str | None = None
+) -> list[Emitted]:
+    """The job failed (the vendor says so, its status cannot be read, or it is stuck): the ledger
+    notes it, then the same ``stage.failed`` on every delivery."""
+    poll = event.data
+    await ctx.store.ledger.note_stage(
+        rid,
+        poll.stage,
+        status_calls=1,
+        state="failed",
+        ended_at=iso(ctx.clock.now()),
+        code=code,
+        message=message,
+    )
+    crashpoints.hit("poll.noted")
+    return [stage_failed(event, code, message, job_id=poll.job_id, request_id=request_id)]
 
 
 def _young(poll: JobPoll, ctx: Context, call: JobCall) -> bool:
