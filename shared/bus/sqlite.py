@@ -52,7 +52,7 @@ from shared.bus.base import (
 from shared.errors import RetryLater
 from shared.log import bind_event, get_logger
 
-__all__ = ["OutboxWrite", "SqliteBus", "connect", "deferred"]
+__all__ = ["OutboxWrite", "SqliteBus", "connect", "deferred", "transaction"]
 
 #: A write applied inside the outbox transaction, on the bus's connection.
 OutboxWrite = Callable[[sqlite3.Connection], None]
@@ -100,6 +100,21 @@ class _Delivery:
 
 #: The delivery being handled in this task, and the database file its bus writes.
 _HANDLING: ContextVar[tuple[str, _Delivery] | None] = ContextVar("upshift_sqlite_handling", default=None)
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on an autocommit connection (see :func:`connect`), rolled
+    back if the body raises: the writer lock is taken up front, so a read-modify-write inside
+    sees no other writer's change."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
 
 
 def deferred(path: str) -> list[OutboxWrite] | None:
@@ -191,17 +206,8 @@ class SqliteBus:
             )
         return True
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.conn)
 
     # -- consuming -----------------------------------------------------------------------------
 

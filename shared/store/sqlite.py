@@ -16,7 +16,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from shared.bus.sqlite import connect, deferred
+from shared.bus.sqlite import connect, deferred, transaction
 from shared.errors import Conflict
 from shared.store.base import Entry, Value
 
@@ -53,9 +53,6 @@ class SqliteKV:
             raise RuntimeError("SqliteKV used before start()")
         return self._conn
 
-    def _next_revision(self) -> int:
-        return _next_revision(self.conn)
-
     async def defer(self, bucket: str, key: str, change: Callable[[Value | None], Value]) -> Value | None:
         """Hand ``change`` to the outbox of the handler running now, when its bus writes this file:
         returns the value it would make of the current one (the handler may use it; the committed
@@ -69,11 +66,7 @@ class SqliteKV:
         def apply(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT value FROM kv WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
             new = change(None if row is None else json.loads(row[0]))
-            conn.execute(
-                "INSERT INTO kv(bucket, key, value, revision) VALUES (?,?,?,?) "
-                "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
-                (bucket, key, json.dumps(new), _next_revision(conn)),
-            )
+            conn.execute(_UPSERT, (bucket, key, json.dumps(new), _next_revision(conn)))
 
         writes.append(apply)
         return guess
@@ -85,20 +78,14 @@ class SqliteKV:
         return Entry(key, json.loads(row[0]), row[1]) if row else None
 
     async def create(self, bucket: str, key: str, value: Value) -> int:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rev = self._next_revision()
+        with transaction(self.conn) as conn:
+            rev = _next_revision(conn)
             cur = conn.execute(
                 "INSERT OR IGNORE INTO kv(bucket, key, value, revision) VALUES (?,?,?,?)",
                 (bucket, key, json.dumps(value), rev),
             )
             if cur.rowcount == 0:
                 raise Conflict(f"{bucket}/{key} exists")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return rev
 
     async def update(self, bucket: str, key: str, value: Value, revision: int) -> int:
@@ -108,16 +95,10 @@ class SqliteKV:
         return self._write(bucket, key, value, None)
 
     def _write(self, bucket: str, key: str, value: Value, revision: int | None) -> int:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rev = self._next_revision()
+        with transaction(self.conn) as conn:
+            rev = _next_revision(conn)
             if revision is None:
-                conn.execute(
-                    "INSERT INTO kv(bucket, key, value, revision) VALUES (?,?,?,?) "
-                    "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
-                    (bucket, key, json.dumps(value), rev),
-                )
+                conn.execute(_UPSERT, (bucket, key, json.dumps(value), rev))
             else:
                 cur = conn.execute(
                     "UPDATE kv SET value = ?, revision = ? WHERE bucket = ? AND key = ? AND revision = ?",
@@ -125,10 +106,6 @@ class SqliteKV:
                 )
                 if cur.rowcount == 0:
                     raise Conflict(f"{bucket}/{key} is not at revision {revision}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return rev
 
     async def delete(self, bucket: str, key: str, revision: int | None = None) -> None:
@@ -147,6 +124,13 @@ class SqliteKV:
             (bucket, len(prefix), prefix),
         ).fetchall()
         return [r[0] for r in rows]
+
+
+#: Write ``value`` at ``revision`` whether or not the key exists (``put`` and deferred writes).
+_UPSERT = (
+    "INSERT INTO kv(bucket, key, value, revision) VALUES (?,?,?,?) "
+    "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision"
+)
 
 
 def _next_revision(conn: sqlite3.Connection) -> int:
