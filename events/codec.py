@@ -10,6 +10,17 @@ from a newer producer: inside (the bus, a functions-framework target) unknown at
 caller's unknown field is a typo to report, not data to drop: ``strict=True`` refuses it as a
 :class:`BadEvent` naming the field.
 
+**Extension attributes** follow the CloudEvents spec: a producer may add any attribute whose name
+is lower-case ASCII letters and digits, at most 20 characters (``comexampleextension1``), with a
+string, integer or boolean value. Such an attribute is accepted in both modes and carried in
+:attr:`Event.extensions`; an attribute whose *name* is not valid is refused at the edge (naming
+it) and ignored inside.
+
+**Strict also means the spec's own rules**: ``specversion`` is required, ``data`` and
+``data_base64`` are exclusive, ``time`` carries a UTC offset (RFC 3339). Everywhere: ``type`` is a
+string, no text holds invalid Unicode (a ``ce-*`` header's non-UTF-8 bytes, a lone surrogate
+escape), and JSON nesting stops at :data:`shared.limits.LIMITS` ``.max_depth``.
+
 An event read off the wire is an ``Event[Any]``: its ``data`` model is chosen at run time from
 the catalog by ``type``; a handler's ``Event[StageRequested]`` annotation is what narrows it.
 """
@@ -17,6 +28,7 @@ the catalog by ``type``; a handler's ``Event[StageRequested]`` annotation is wha
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +37,8 @@ from cloudevents.http import CloudEvent, from_http
 from pydantic import BaseModel, ValidationError
 
 from events.catalog import CATALOG
-from events.envelope import Event
+from events.envelope import EXTENSION_NAME, Event
+from shared.limits import LIMITS, JsonRefused, check_bounded, loads_bounded
 
 __all__ = [
     "BadEvent",
@@ -62,29 +75,83 @@ def _known(model: type[BaseModel]) -> set[str]:
     return names
 
 
-def _refuse_unknown(obj: Mapping[str, Any], model: type[BaseModel]) -> None:
-    """Strict edge: the first attribute or ``data`` field no model reads, as a :class:`BadEvent`."""
-    attrs = sorted(set(obj) - _known(Event) - {"data_base64"})
-    if attrs:
-        raise BadEvent(attrs[0], "unknown attribute (not a CloudEvents or Upshift attribute)")
+#: What a structured-mode object may hold besides the envelope's fields (``extensions`` is not an
+#: attribute: it is where the others are carried).
+_ATTRIBUTES = frozenset(_known(Event) - {"extensions"}) | {"data_base64"}
+
+
+def _extensions(obj: Mapping[str, Any], *, strict: bool) -> dict[str, str | int | bool]:
+    """The extension attributes of ``obj``: validly named ones kept, others refused (strict) or
+    dropped."""
+    out: dict[str, str | int | bool] = {}
+    for name in sorted(set(obj) - _ATTRIBUTES):
+        value = obj[name]
+        if not isinstance(name, str) or not EXTENSION_NAME.match(name):
+            if strict:
+                raise BadEvent(
+                    str(name),
+                    "not a valid attribute name (CloudEvents: lower-case letters and digits, at most "
+                    f"{LIMITS.max_extension_name} characters)",
+                )
+            continue
+        if value is None:
+            continue  # the spec: an attribute with a null value is absent
+        if not isinstance(value, str | int | bool) or isinstance(value, float):
+            if strict:
+                raise BadEvent(name, "an extension attribute is a string, an integer or a boolean")
+            continue
+        if isinstance(value, str) and len(value) > LIMITS.max_extension_value:
+            if strict:
+                raise BadEvent(name, f"longer than {LIMITS.max_extension_value} characters")
+            continue
+        out[name] = value
+    if len(out) > LIMITS.max_extensions and strict:
+        raise BadEvent(sorted(out)[LIMITS.max_extensions], f"more than {LIMITS.max_extensions} extensions")
+    return out
+
+
+def _strict_spec(obj: Mapping[str, Any], model: type[BaseModel]) -> None:
+    """The spec's rules a tolerant reader lets pass, and unknown ``data`` fields."""
+    if "specversion" not in obj:
+        raise BadEvent("specversion", "required attribute is missing")
+    if "data_base64" in obj:
+        raise BadEvent("data_base64", "give data (a JSON object), not data_base64")
+    time = obj.get("time")
+    if isinstance(time, str) and not _OFFSET.search(time):
+        raise BadEvent("time", "must carry a UTC offset (RFC 3339), e.g. 2026-01-05T00:00:00Z")
     data = obj["data"]
     fields = sorted(set(data) - _known(model)) if isinstance(data, Mapping) else []
     if fields:
         raise BadEvent(f"data.{fields[0]}", "unknown field for this event type")
 
 
+_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _text(obj: Mapping[str, Any]) -> None:
+    """No attribute is text that is not Unicode; the document's nesting is bounded."""
+    try:
+        check_bounded(obj)
+    except JsonRefused as exc:
+        raise BadEvent(exc.field, exc.message) from None
+
+
 def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event[Any]:
     """Parse a structured-mode dict into a typed ``Event``; raises :class:`BadEvent` naming the field.
 
-    ``strict`` (the external edge) refuses unknown attributes and ``data`` fields; otherwise they
-    are ignored (a tolerant reader of newer producers)."""
+    ``strict`` (the external edge) refuses unknown ``data`` fields, invalid attribute names and
+    what the spec forbids (see the module); otherwise those are ignored (a tolerant reader of
+    newer producers). Validly named extension attributes are carried either way."""
     if not isinstance(obj, Mapping):
         raise BadEvent("", "an event must be a JSON object")
+    _text(obj)
     type_ = obj.get("type")
     if not type_:
         raise BadEvent("type", "required attribute is missing")
+    if not isinstance(type_, str):
+        raise BadEvent("type", "must be a string")
     if type_ not in CATALOG:
-        raise BadEvent("type", f"unknown event type {type_!r} (see `upshift events list`)")
+        raise BadEvent("type", f"unknown event type {type_[:100]!r} (see `upshift events list`)")
     if "data" not in obj:
         raise BadEvent("data", "required: the event's payload")
     model = CATALOG[type_].model
@@ -92,23 +159,24 @@ def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event[Any]:
         if not obj.get(attr):
             raise BadEvent(attr, "required attribute is missing")
     if strict:
-        _refuse_unknown(obj, model)
+        _strict_spec(obj, model)
+    extensions = _extensions(obj, strict=strict)
     try:
         data = model.model_validate(obj["data"])
     except ValidationError as exc:
         raise _first_error(exc, "data.") from None
-    attrs = {k: v for k, v in obj.items() if k not in ("data", "data_base64")}
+    attrs = {k: v for k, v in obj.items() if k in _ATTRIBUTES and k not in ("data", "data_base64")}
     try:
-        return Event[model](data=data, **attrs)  # type: ignore[valid-type]
+        return Event[model](data=data, extensions=extensions, **attrs)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise _first_error(exc) from None
 
 
 def from_json(raw: str | bytes, *, strict: bool = False) -> Event[Any]:
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadEvent("", f"malformed JSON: {exc}") from None
+        obj = loads_bounded(raw)
+    except JsonRefused as exc:
+        raise BadEvent(exc.field, exc.message) from None
     return from_dict(obj, strict=strict)
 
 
@@ -126,9 +194,9 @@ def from_cloudevent(ce: CloudEvent, *, strict: bool = False) -> Event[Any]:
     data = ce.get_data()
     if isinstance(data, bytes | str):
         try:
-            data = json.loads(data)
-        except ValueError:
-            raise BadEvent("data", "must be a JSON object") from None
+            data = loads_bounded(data)
+        except JsonRefused as exc:
+            raise BadEvent("data", exc.message) from None
     obj["data"] = data
     return from_dict(obj, strict=strict)
 
@@ -136,6 +204,9 @@ def from_cloudevent(ce: CloudEvent, *, strict: bool = False) -> Event[Any]:
 def from_http_request(headers: Mapping[str, str], body: bytes, *, strict: bool = False) -> Event[Any]:
     """Parse an HTTP request in binary (``ce-*`` headers) or structured mode."""
     lower = {k.lower(): v for k, v in headers.items()}
+    for name, value in lower.items():
+        if name.startswith("ce-") and not _unicode(value):
+            raise BadEvent(name[3:], f"header {name} is not valid UTF-8")
     if "ce-specversion" not in lower:
         # Structured mode (application/cloudevents+json), or plain JSON: the body is the event.
         return from_json(body, strict=strict)
@@ -148,6 +219,15 @@ def from_http_request(headers: Mapping[str, str], body: bytes, *, strict: bool =
     except Exception as exc:  # the SDK raises a zoo of types; all mean "not a CloudEvent"
         raise BadEvent(_sdk_field(exc), _sdk_message(exc)) from None
     return from_cloudevent(ce, strict=strict)
+
+
+def _unicode(text: str) -> bool:
+    """False for text holding surrogates (aiohttp decodes a header's non-UTF-8 bytes to them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sdk_field(exc: Exception) -> str:

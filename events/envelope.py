@@ -1,7 +1,10 @@
 """The typed CloudEvents 1.0 envelope every Upshift event travels in.
 
 ``Event[D]`` carries the CloudEvents context attributes, the correlation extensions
-(``runid``, ``target``, ``stage``, ``kind``) and a typed ``data`` payload.
+(``runid``, ``target``, ``stage``, ``kind``) and a typed ``data`` payload. Any other extension
+attribute a producer added (the spec allows them: a lower-case alphanumeric name of at most 20
+characters, a string, integer or boolean value) is carried in ``extensions``, written back as a
+top-level attribute; Upshift reads none of them.
 
 Causes (webhooks, timers, chat) get a random id (:func:`new_id`). *Consequences* — every event a
 handler emits — are built by :func:`consequence`, the one builder: its id is
@@ -22,7 +25,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["EXTENSIONS", "SOURCE", "Event", "consequence", "consequence_id", "new_id"]
+from shared.limits import LIMITS
+
+__all__ = ["EXTENSIONS", "EXTENSION_NAME", "SOURCE", "Event", "consequence", "consequence_id", "new_id"]
 
 D = TypeVar("D", bound=BaseModel)
 D2 = TypeVar("D2", bound=BaseModel)
@@ -32,6 +37,8 @@ SOURCE = "/upshift"
 EXTENSIONS = ("runid", "target", "stage", "kind")
 _EXT_VALUE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _TYPE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
+#: A CloudEvents attribute name: lower-case ASCII letters and digits, at most 20 characters.
+EXTENSION_NAME = re.compile(rf"^[a-z0-9]{{1,{LIMITS.max_extension_name}}}$")
 
 
 def new_id() -> str:
@@ -51,21 +58,23 @@ def consequence_id(*parts: object) -> str:
 class Event(BaseModel, Generic[D]):
     """A CloudEvents 1.0 event with Upshift's correlation extensions and a typed ``data``."""
 
-    # Tolerant inside (an extension attribute from a newer producer is ignored); the external
-    # edge refuses unknown attributes (events.codec, strict=True).
+    # Tolerant inside (an invalidly named attribute is ignored); the external edge refuses it
+    # (events.codec, strict=True). Validly named extensions are carried in ``extensions``.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     specversion: str = "1.0"
     type: str
-    source: str = SOURCE
+    source: str = Field(SOURCE, min_length=1, max_length=LIMITS.max_uri)
     id: str = Field(default_factory=new_id, min_length=1, max_length=128)
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    subject: str | None = None
+    subject: str | None = Field(None, max_length=LIMITS.max_uri)
     datacontenttype: str = "application/json"
     runid: str | None = None
     target: str | None = None
     stage: str | None = None
     kind: str | None = None
+    #: Other producers' extension attributes, by name (not Upshift's: it reads none of them).
+    extensions: dict[str, str | int | bool] = Field(default_factory=dict)
     data: D
 
     @field_validator("specversion")
@@ -89,6 +98,16 @@ class Event(BaseModel, Generic[D]):
             raise ValueError("must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
         return v
 
+    @field_validator("extensions")
+    @classmethod
+    def _extensions(cls, v: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
+        for name, value in v.items():
+            if not EXTENSION_NAME.match(name) or name in _RESERVED:
+                raise ValueError(f"{name!r} is not an extension attribute name")
+            if isinstance(value, str) and len(value) > LIMITS.max_extension_value:
+                raise ValueError(f"{name}: longer than {LIMITS.max_extension_value} characters")
+        return v
+
     def attributes(self) -> dict[str, str]:
         """The CloudEvents context attributes (everything but ``data``) as strings, None dropped."""
         out: dict[str, str] = {
@@ -105,6 +124,9 @@ class Event(BaseModel, Generic[D]):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        for name, ext in self.extensions.items():
+            # the spec's canonical string forms (binary mode sends every attribute as text)
+            out[name] = ("true" if ext else "false") if isinstance(ext, bool) else str(ext)
         return out
 
     def correlation(self) -> dict[str, str | None]:
@@ -120,6 +142,7 @@ class Event(BaseModel, Generic[D]):
     def to_wire(self) -> dict[str, Any]:
         """Structured-mode JSON object (attributes + ``data``)."""
         out: dict[str, Any] = dict(self.attributes())
+        out.update(self.extensions)  # structured mode keeps an integer or boolean as it was given
         out["data"] = self.data.model_dump(mode="json")
         return out
 
@@ -145,6 +168,10 @@ class Event(BaseModel, Generic[D]):
             stage=a["stage"],
             kind=a["kind"],
         )
+
+
+#: Names an extension may not take: the envelope's own attributes.
+_RESERVED = frozenset(Event.model_fields) | {"data_base64"}
 
 
 def consequence(

@@ -34,10 +34,10 @@ def schema_for(type_: str) -> dict[str, Any]:
         "properties": {
             "specversion": {"const": "1.0"},
             "type": {"const": type_},
-            "source": {"type": "string", "minLength": 1},
+            "source": {"type": "string", "minLength": 1, "maxLength": 2048},
             "id": {"type": "string", "minLength": 1, "maxLength": 128},
             "time": {"type": "string", "format": "date-time"},
-            "subject": {"type": "string"},
+            "subject": {"type": "string", "maxLength": 2048},
             "datacontenttype": {"const": "application/json"},
             "runid": {"type": "string"},
             "target": {"type": "string"},
@@ -46,6 +46,11 @@ def schema_for(type_: str) -> dict[str, Any]:
             "data": data,
         },
         "additionalProperties": False,
+    }
+    # CloudEvents extension attributes (events.envelope): any other lower-case alphanumeric name
+    others = "|".join(sorted(schema["properties"]))
+    schema["patternProperties"] = {
+        f"^(?!(?:{others})$)[a-z0-9]{{1,20}}$": {"type": ["string", "integer", "boolean"]}
     }
     if defs:
         schema["$defs"] = defs

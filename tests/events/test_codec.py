@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 
 from events import BadEvent, Event, T, from_http_request, from_json
 from events.catalog import StageRequested
-from events.codec import to_binary_http, to_structured_http
+from events.codec import to_binary_http, to_json, to_structured_http
 
 
 def _event() -> Event:
@@ -102,17 +102,24 @@ NEWER = {
 }
 
 
-def test_inside_a_newer_producers_fields_are_ignored():
-    """Functions deploy one at a time: an older consumer reads a newer producer's event."""
-    event = from_json(json.dumps(NEWER))
-    assert event.type == T.STAGE_REQUESTED and event.data.target == "t1" and event.runid == "r1"
-    assert "reason" not in event.data.model_dump() and "priority" not in event.to_wire()
-
-
-@pytest.mark.parametrize(("drop", "field"), [("reason", "priority"), ("priority", "data.reason")])
-def test_the_edge_refuses_unknown_attributes_and_fields(drop, field):
-    """``POST /events`` and ``upshift events validate`` read strictly: a typo is reported, not dropped."""
+def test_inside_a_newer_producers_fields_are_ignored_and_its_extensions_carried():
+    """Functions deploy one at a time: an older consumer reads a newer producer's event. Its
+    extension attribute is carried (the spec lets producers add them); its data field dropped."""
     obj = json.loads(json.dumps(NEWER))
+    obj["Bad_Name"] = "x"  # not a valid attribute name: ignored inside
+    event = from_json(json.dumps(obj))
+    assert event.type == T.STAGE_REQUESTED and event.data.target == "t1" and event.runid == "r1"
+    assert "reason" not in event.data.model_dump()
+    assert event.extensions == {"priority": "high"} and event.to_wire()["priority"] == "high"
+    assert "Bad_Name" not in event.to_wire()
+
+
+@pytest.mark.parametrize(("drop", "field"), [("reason", "Priority"), ("Priority", "data.reason")])
+def test_the_edge_refuses_unknown_attributes_and_fields(drop, field):
+    """``POST /events`` and ``upshift events validate`` read strictly: a typo in data is reported,
+    not dropped, and so is an attribute whose name no CloudEvent may have."""
+    obj = json.loads(json.dumps(NEWER))
+    obj["Priority"] = obj.pop("priority")
     obj.pop(drop, None)
     obj["data"].pop(drop, None)
     with pytest.raises(BadEvent) as err:
@@ -133,3 +140,82 @@ def test_bad_binary_input_names_the_field():
     with pytest.raises(BadEvent) as err:
         from_http_request(headers, b'{"message": ""}')
     assert err.value.field == "data.message"
+
+
+# -- issue 10, items 1, 2, 8 and 11: the spec's own rules, and what readers choke on ---------------
+
+ECHO = {"specversion": "1.0", "type": T.ECHO, "source": "/x", "id": "1", "data": {"message": "m"}}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"specversion": None}, "specversion"),  # required (None: dropped)
+        ({"data_base64": "bQ=="}, "data_base64"),  # data and data_base64 together
+        ({"time": "2026-01-05T00:00:00"}, "time"),  # no UTC offset
+        ({"type": ["dev.upshift.echo"]}, "type"),  # item 1: a list is not a type
+        ({"type": {"a": 1}}, "type"),
+        ({"source": "/x\ud800"}, "source"),  # a lone surrogate is not Unicode
+        ({"comexampleextension1": {"nested": 1}}, "comexampleextension1"),  # an object is no attribute value
+        ({"comexampleextension123456": "v"}, "comexampleextension123456"),  # over 20 characters
+        ({"com-example": "v"}, "com-example"),
+        ({"source": "/" + "x" * 5000}, "source"),
+    ],
+)
+def test_strict_follows_the_cloudevents_spec(change, field):
+    obj = {**ECHO, **change}
+    obj = {k: v for k, v in obj.items() if v is not None}
+    raw = json.dumps(obj).replace("\\ud800", "\ud800")
+    with pytest.raises(BadEvent) as err:
+        from_json(raw, strict=True)
+    assert err.value.field == field
+
+
+def test_time_with_an_offset_is_accepted():
+    event = from_json(json.dumps({**ECHO, "time": "2026-01-05T09:00:00+09:00"}), strict=True)
+    assert event.time.utcoffset() is not None
+
+
+@pytest.mark.parametrize("value", ["value", 42, True])
+def test_a_well_formed_extension_is_accepted_and_carried(value):
+    """The CloudEvents conformance cases' ``comexampleextension1``: accepted at the edge, carried
+    through JSON as given and through both HTTP modes in its canonical string form."""
+    event = from_json(json.dumps({**ECHO, "comexampleextension1": value}), strict=True)
+    assert event.extensions == {"comexampleextension1": value}
+    assert from_json(to_json(event), strict=True) == event
+    canonical = "true" if value is True else str(value)
+    for writer in (to_binary_http, to_structured_http):
+        headers, body = writer(event)
+        back = from_http_request(headers, body, strict=True)
+        assert back.extensions == {"comexampleextension1": canonical}
+
+
+def test_a_binary_mode_extension_header_is_carried_and_a_bad_name_refused():
+    headers = {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "ce-source": "/x"}
+    headers |= {"content-type": "application/json", "ce-comexampleextension1": "v"}
+    assert from_http_request(headers, b'{"message": "m"}', strict=True).extensions == {
+        "comexampleextension1": "v"
+    }
+    headers["ce-com-example"] = "v"
+    with pytest.raises(BadEvent) as err:
+        from_http_request(headers, b'{"message": "m"}', strict=True)
+    assert err.value.field == "com-example"
+
+
+def test_a_non_utf8_header_is_refused_naming_the_attribute():
+    headers = {"ce-specversion": "1.0", "ce-type": T.ECHO, "ce-id": "1", "content-type": "application/json"}
+    headers["ce-source"] = b"/x\xff".decode("utf-8", "surrogateescape")  # as aiohttp hands it over
+    with pytest.raises(BadEvent) as err:
+        from_http_request(headers, b'{"message": "m"}', strict=True)
+    assert err.value.field == "source"
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_deep_nesting_is_refused_not_a_recursion_error(strict):
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    with pytest.raises(BadEvent) as err:
+        from_json(json.dumps(ECHO).replace('{"message": "m"}', deep), strict=strict)
+    assert err.value.field == "data"
+    with pytest.raises(BadEvent) as err:
+        from_json("[" * 5000 + "]" * 5000, strict=strict)
+    assert err.value.field == ""
