@@ -12,13 +12,17 @@ Each vendor spells versions its own way; all of them parse into one orderable :c
   ``3.3.0-rc1`` < ``3.3.0``).
 
 Release parts are compared padded with zeros (``1.28`` == ``1.28.0``). A text that does not parse
-raises :class:`BadVersion` naming the text and the expected shape.
+raises :class:`BadVersion` naming the text and the expected shape; so does a text longer than
+:data:`shared.limits.LIMITS` ``.max_name`` (64) characters (no vendor's version is; and Python's
+``int()`` refuses thousands of digits with a ValueError of its own).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from shared.limits import LIMITS
 
 __all__ = [
     "BadVersion",
@@ -120,6 +124,11 @@ def parse_version(kind_or_product: str, text: str) -> Version:
     """Parse ``text`` as a version of ``kind_or_product``; BadVersion when it does not fit."""
     scheme = scheme_for(kind_or_product)
     raw = str(text).strip()
+    if len(raw) > LIMITS.max_name:
+        raise BadVersion(
+            f"{raw[:20]!r}… ({len(raw)} characters) is not a {kind_or_product} version: "
+            f"longer than {LIMITS.max_name} characters"
+        )
     if scheme == "kafka" and (code := _KAFKA_CODE.match(raw)) and len(raw) >= 5:
         major, minor, patch, build = (int(g) for g in code.groups())
         return Version(raw, (major, minor, patch), build)
