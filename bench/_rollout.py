@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from shared.ops.demo import DEMO_ENV, build_demo_fleet, window_start
+from shared.ops.demo import DEMO_ENV, DEMO_TOKEN_ENV, build_demo_fleet, window_start
 from simulator.core import SimCredentials, SimTarget
 from simulator.natsd import NatsServer, free_port
 from simulator.testing import SimHandle, start_simulator
@@ -309,6 +309,7 @@ class Rollout:
         self.sim_targets: list[SimTarget] = []
         self.failing: list[SimTarget] = []
         self.releases: list[dict[str, str]] = []
+        self.token = ""  # the demo fleet's ingress token (DEMO_TOKEN_ENV), set with the fleet
         self.procs: list[Proc] = []
         self.kills: dict[str, int] = {}
         self.faults: dict[str, Any] = {}
@@ -336,6 +337,7 @@ class Rollout:
         )
         fleet = build_demo_fleet(total, self.sim.url, self.creds.hw_project_id, client=self.client, **shape)
         self.releases = fleet.releases
+        self.token = fleet.token
         self.fleet_file = self.workdir / "fleet.yaml"
         self.fleet_file.write_text(self._isolate_failing(fleet.fleet_yaml))
         self._http = aiohttp.ClientSession()
@@ -343,6 +345,7 @@ class Rollout:
             **os.environ,
             "PYTHONPATH": str(ROOT),
             **{k: getattr(self.creds, f) for k, f in DEMO_ENV.items()},
+            DEMO_TOKEN_ENV: self.token,
         }
         for key in ("UPSHIFT_CRASH_AT", "UPSHIFT_CRASH_MODE", "UPSHIFT_CRASH_FILE"):
             self.env.pop(key, None)
@@ -465,6 +468,7 @@ class Rollout:
                     async with self.http.post(
                         f"http://127.0.0.1:{port}/hooks/release",
                         json=body,
+                        headers={"Authorization": f"Bearer {self.token}"},
                         timeout=aiohttp.ClientTimeout(total=5),
                     ) as r:
                         if r.status in (200, 202):

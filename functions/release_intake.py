@@ -9,16 +9,23 @@ Two bodies are accepted:
   on ``github.com/<owner>/<repo>``; the version is that feed's ``tag_pattern`` group applied to the
   tag (default ``^v?(.+)$``).
 
-Authentication: when ``fleet.hooks.github_secret_env`` names a secret, *every* request (generic
-too — otherwise anyone could announce a release) must carry ``X-Hub-Signature-256: sha256=<hex
-HMAC-SHA256(secret, raw body)>``. It is checked, in constant time, before the body is parsed.
+Authentication, checked before the body is parsed — every request (generic too: otherwise anyone
+could announce a release) carries one of:
+
+* ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`` when
+  ``fleet.hooks.github_secret_env`` names a secret (compared in constant time);
+* ``Authorization: Bearer <token>`` of a fleet ``auth.tokens`` entry whose ``publish`` list holds
+  ``version.released`` (role operator or above; :mod:`shared.domain.access`);
+* nothing, only when the fleet file says ``hooks: {allow_unauthenticated: true}`` (``upshift
+  serve`` warns about it at start).
 
 Answers (``{"error", "field"}`` on every refusal; nothing is published on any refusal):
 
 * 202 ``accepted`` with the event id; 200 ``duplicate`` for a replayed ``X-GitHub-Delivery``;
   202 ``ignored`` with the reason;
 * 400 malformed JSON or a body that is not the expected shape (the field is named);
-* 401 missing or wrong signature;
+* 401 no credential, a wrong signature or an unknown bearer token (``field``: the header);
+* 403 a valid token that may not announce releases;
 * 422 unknown product (not in ``fleet.products``), a repository no product maps to, a tag the
   feed's pattern does not match, a version that does not parse for the product;
 * 500 when a secret is configured but its environment variable is not set (never accept unsigned).
@@ -42,9 +49,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clouds.credentials import read_secret
+from shared.domain.access import may_announce_release
 from shared.domain.fleet import Feed, Fleet
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.errors import ConfigError, Conflict
+from shared.runtime.auth import Unauthenticated, authenticate
 from shared.runtime.function import Context, HttpReply, HttpRequest, upshift_function
 
 __all__ = ["DELIVERIES", "GenericRelease", "GitHubReleaseHook", "release_intake", "sign"]
@@ -137,9 +146,30 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
 
 
 def _verify(ctx: Context, headers: dict[str, str], body: bytes) -> None:
-    env = ctx.fleet.hooks.github_secret_env if ctx.fleet is not None else None
-    if env is None:
-        return
+    """A GitHub signature, a bearer token allowed to announce releases, or an explicitly open hook."""
+    fleet = ctx.fleet
+    env = fleet.hooks.github_secret_env if fleet is not None else None
+    if env is not None and headers.get(SIGNATURE_HEADER):
+        _verify_signature(ctx, env, headers, body)
+    elif "authorization" in headers:
+        try:
+            principal = authenticate(fleet.auth if fleet is not None else None, headers)
+        except Unauthenticated as exc:
+            raise Refused(401, exc.message, "Authorization") from None
+        denied = may_announce_release(principal)
+        if denied is not None:
+            raise Refused(403, denied.message, "Authorization")
+    elif env is not None:
+        _verify_signature(ctx, env, headers, body)
+    elif fleet is None or not fleet.hooks.allow_unauthenticated:
+        raise Refused(
+            401,
+            "a credential is required: Authorization: Bearer <token>, or a GitHub X-Hub-Signature-256",
+            "Authorization",
+        )
+
+
+def _verify_signature(ctx: Context, env: str, headers: dict[str, str], body: bytes) -> None:
     try:
         secret = read_secret(env).get_secret_value()
     except ConfigError:

@@ -18,6 +18,9 @@ targets:
      strategy: {user_defined_step: 20}}
 policies:
   - {match: {kind: starrocks}, track: "3.3", min_release_age: 7d}
+auth:   # bearer tokens of POST /events and /hooks/release (see Token); none: /events refuses all
+  tokens:
+    - {name: release-bot, token_env: UPSHIFT_RELEASE_TOKEN, role: operator, publish: [version.released]}
 ```
 """
 
@@ -34,6 +37,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,6 +46,7 @@ from events.catalog import Kind
 from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.ncloud.client import NcloudConfig
 from shared.clouds.oceanbase.client import OceanBaseConfig
+from shared.domain.access import Role, check_publish_list
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
@@ -49,10 +54,12 @@ from shared.yamlconf import load_yaml_model, parse_yaml_model
 __all__ = [
     "DEFAULT_PRODUCT",
     "KINDS",
+    "Auth",
     "Feed",
     "Fleet",
     "Policy",
     "Target",
+    "Token",
     "Window",
     "load_fleet",
     "parse_duration",
@@ -248,8 +255,65 @@ class Feed(_Strict):
 class Hooks(_Strict):
     #: env var holding the GitHub webhook secret (X-Hub-Signature-256)
     github_secret_env: str | None = None
+    #: accept ``POST /hooks/release`` with neither a GitHub signature nor a bearer token
+    #: (``upshift serve`` warns about it at start); otherwise one of the two is required
+    allow_unauthenticated: bool = False
     #: known products (release intake refuses others); default: every target's product
     products: list[str] = []
+
+
+class Token(_Strict):
+    """One bearer token of the ingress: who it is, where its value lives, what it may publish.
+
+    ```yaml
+    auth:
+      tokens:
+        - {name: release-bot, token_env: UPSHIFT_RELEASE_TOKEN, role: operator, publish: [version.released]}
+        - {name: chatops, token_env: UPSHIFT_CHAT_TOKEN, role: approver,
+           publish: [chat.command, upgrade.requested]}
+        - {name: dashboard, token_env: UPSHIFT_DASHBOARD_TOKEN, role: viewer}   # publishes nothing
+    ```
+
+    ``publish`` takes full (``dev.upshift.echo``) or short (``echo``) type names; it may list only
+    types :data:`shared.domain.access.PUBLISHABLE` allows the role — never an internal one.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,62}$")
+    #: the environment variable that holds the token's value (never the value itself)
+    token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    role: Role
+    #: the event types it may publish (empty: none)
+    publish: list[str] = []
+
+    @field_validator("publish")
+    @classmethod
+    def _publishable(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        role = info.data.get("role")
+        if role is None:  # the role itself was refused; that error is the one to report
+            return v
+        return check_publish_list(role, v)
+
+
+class Auth(_Strict):
+    """Credentials of the ingress (``POST /events``, ``POST /hooks/release``); see :class:`Token`.
+
+    With no tokens, ``POST /events`` refuses every request (401) and ``upshift serve`` says so at start.
+    """
+
+    tokens: list[Token] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> Auth:
+        names: set[str] = set()
+        envs: dict[str, str] = {}
+        for t in self.tokens:
+            if t.name in names:
+                raise ValueError(f"duplicate token name {t.name!r}")
+            if t.token_env in envs:
+                raise ValueError(f"tokens {envs[t.token_env]!r} and {t.name!r} both read {t.token_env}")
+            names.add(t.name)
+            envs[t.token_env] = t.name
+        return self
 
 
 class Notify(_Strict):
@@ -287,6 +351,7 @@ class Fleet(_Strict):
     policies: list[Policy] = []
     feeds: list[Feed] = []
     hooks: Hooks = Hooks()
+    auth: Auth = Auth()
     notify: Notify = Notify()
     waves: Waves = Waves()
     #: expected stage durations by kind and stage when the ledger has no history, e.g. {cce: {upgrade: 40m}}

@@ -15,8 +15,10 @@ end-to-end tests drive. Being an operator surface, this module may import ``simu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -41,6 +43,7 @@ __all__ = [
     "DEMO_ENV",
     "DEMO_FAULTS",
     "DEMO_RECONCILE",
+    "DEMO_TOKEN_ENV",
     "DemoFleet",
     "build_demo_fleet",
     "demo",
@@ -73,12 +76,17 @@ DEMO_ENV = {
     "UPSHIFT_DEMO_NCP_SK": "ncp_sk",
 }
 
+#: The env var of the demo fleet's ingress token (role operator, may publish version.released).
+DEMO_TOKEN_ENV = "UPSHIFT_DEMO_TOKEN"
+
 
 @dataclass
 class DemoFleet:
     fleet_yaml: str
     sim_targets: list[SimTarget]
     releases: list[dict[str, str]]
+    #: the value for :data:`DEMO_TOKEN_ENV`: the bearer token that announces the releases
+    token: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
 def window_start(now: datetime) -> datetime:
@@ -125,6 +133,8 @@ def build_demo_fleet(
         f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', timezone: {WINDOW_TZ},",
         f"              {window}, concurrency: {concurrency}}}",
         f"waves: {{bake: {bake}}}",
+        "auth:",
+        f"  tokens: [{{name: demo, token_env: {DEMO_TOKEN_ENV}, role: operator, publish: [version.released]}}]",
         "targets:",
     ]
     sims: list[SimTarget] = []
@@ -236,6 +246,7 @@ async def run_demo(
         sim.state.faults.update(DEMO_FAULTS if faults is True else faults)
     for env, field in DEMO_ENV.items():
         os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
+    os.environ[DEMO_TOKEN_ENV] = demo_fleet.token
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
     url = f"sqlite:///{workdir}/upshift.db"
     runtime = Runtime(
@@ -257,7 +268,8 @@ async def run_demo(
         async with aiohttp.ClientSession() as http:
             for rel in demo_fleet.releases:
                 body = {**rel, "released_at": (start - timedelta(days=30)).isoformat()}
-                async with http.post(f"{ingress}/hooks/release", json=body) as r:
+                bearer = {"Authorization": f"Bearer {demo_fleet.token}"}
+                async with http.post(f"{ingress}/hooks/release", json=body, headers=bearer) as r:
                     if r.status >= 300:
                         raise click.ClickException(
                             f"release intake refused {rel}: {r.status} {await r.text()}"

@@ -7,6 +7,12 @@ or data field is refused), ``GET /healthz``, and one route per ``http`` trigger 
 already there). Bad input answers 4xx with a JSON body naming the problem (``{"error": ...,
 "field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
 is logged, redacted). Bodies over 1 MiB are refused (413).
+
+``POST /events`` requires ``Authorization: Bearer <token>`` (the fleet file's ``auth.tokens``;
+:mod:`shared.runtime.auth`): 401 with ``WWW-Authenticate`` without it or with a wrong token,
+before the body is read; 403 for a type the token may not publish or an internal type
+(:mod:`shared.domain.access`). Nothing is published on either. With no tokens configured every
+request is refused, and :func:`build_app` logs a warning saying so.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from events.codec import BadEvent, from_http_request
+from shared.domain.access import authorize_publish
 from shared.log import get_logger
+from shared.runtime.auth import Unauthenticated, authenticate, ingress_warnings
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
 
@@ -46,13 +54,28 @@ async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRe
 def build_app(runtime: Runtime) -> web.Application:
     """The routes above, bound to ``runtime`` (which the caller starts and stops)."""
     app = web.Application(middlewares=[_no_tracebacks], client_max_size=MAX_BODY)
+    auth = runtime.fleet.auth if runtime.fleet is not None else None
+    hook = any(path == "/hooks/release" for bound in runtime.functions.values() for _, path in bound.http)
+    for warning in ingress_warnings(runtime.fleet, release_hook=hook):
+        log.warning(warning)
 
     async def post_events(request: web.Request) -> web.Response:
+        try:
+            principal = authenticate(auth, request.headers)
+        except Unauthenticated as exc:
+            log.info("ingress refused", status=401, reason=exc.message)
+            reply = _error(401, exc.message, "Authorization")
+            reply.headers["WWW-Authenticate"] = exc.www_authenticate
+            return reply
         body = await request.read()
         try:
             event = from_http_request(dict(request.headers), body, strict=True)
         except BadEvent as exc:
             return _error(400, exc.message, exc.field or None)
+        denied = authorize_publish(principal, event.type)
+        if denied is not None:
+            log.info("ingress refused", status=403, principal=principal.name, event_type=event.type)
+            return _error(403, denied.message, denied.field)
         fresh = await runtime.bus.publish(event)
         return web.json_response({"id": event.id, "type": event.type, "duplicate": not fresh}, status=202)
 

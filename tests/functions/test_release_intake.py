@@ -52,8 +52,9 @@ async def _serve(tmp_path, fleet_yaml: str):
 
 @pytest.fixture
 async def open_hook(tmp_path):
-    """No secret configured: unsigned requests are accepted."""
-    client, runtime = await _serve(tmp_path, FLEET)
+    """No secret configured, the hook explicitly open (tests/shared/test_ingress_auth.py: else a
+    bearer token is required): unsigned requests are accepted."""
+    client, runtime = await _serve(tmp_path, FLEET + "hooks: {allow_unauthenticated: true}\n")
     yield client, runtime
     await client.close()
     await runtime.stop()

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from events import T
 from events.codec import to_binary_http, to_structured_http
 from shared.bus import open_bus
+from shared.domain.fleet import parse_fleet
 from shared.runtime.host import Runtime
 from shared.runtime.manifest import load_manifest
 from shared.runtime.server import MAX_BODY, build_app
@@ -25,12 +26,25 @@ from simulator.natsd import free_port
 from tests.helpers import echo, eventually, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
+#: POST /events needs a bearer token (tests/shared/test_ingress_auth.py): these tests send this one.
+TOKEN_ENV = "UPSHIFT_TEST_SERVE_TOKEN"
+TOKEN = "serve-test-token-not-a-secret"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+FLEET = f"""
+clouds:
+  huawei: {{region: ap-southeast-1, project_id: p1}}
+targets:
+  - {{name: cce-1, kind: cce, cluster_id: c-1}}
+auth:
+  tokens: [{{name: tests, token_env: {TOKEN_ENV}, role: operator, publish: [echo]}}]
+"""
 
 
 @pytest.fixture
-async def served(tmp_path):
+async def served(tmp_path, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
     url = f"sqlite:///{tmp_path}/u.db"
-    runtime = Runtime(load_manifest(), open_bus(url), open_store(url))
+    runtime = Runtime(load_manifest(), open_bus(url), open_store(url), fleet=parse_fleet(FLEET))
     await runtime.start()
     client = TestClient(TestServer(build_app(runtime)))
     await client.start_server()
@@ -48,7 +62,7 @@ async def _echo_answers(runtime) -> list[str]:
 async def test_echo_round_trip_through_post_events(served, mode):
     client, runtime = served
     headers, body = mode(echo("ping"))
-    r = await client.post("/events", data=body, headers=headers)
+    r = await client.post("/events", data=body, headers={**headers, **BEARER})
     assert r.status == 202
     assert (await r.json())["duplicate"] is False
     await runtime.wait_idle()
@@ -58,6 +72,7 @@ async def test_echo_round_trip_through_post_events(served, mode):
 async def test_duplicate_post_is_accepted_but_not_republished(served):
     client, runtime = served
     headers, body = to_binary_http(echo("once"))
+    headers |= BEARER
     assert (await (await client.post("/events", data=body, headers=headers)).json())["duplicate"] is False
     assert (await (await client.post("/events", data=body, headers=headers)).json())["duplicate"] is True
     await runtime.wait_idle()
@@ -122,7 +137,7 @@ async def test_duplicate_post_is_accepted_but_not_republished(served):
 )
 async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, body, headers, field):
     client, runtime = served
-    r = await client.post("/events", data=body, headers=headers)
+    r = await client.post("/events", data=body, headers={**headers, **BEARER})
     assert r.status == 400
     payload = await r.json()
     assert payload.get("field") == field
@@ -139,7 +154,7 @@ async def test_bad_input_is_400_naming_the_field_and_publishes_nothing(served, b
 async def test_a_body_over_the_limit_is_413_and_publishes_nothing(served):
     client, runtime = served
     headers, _ = to_binary_http(echo("big"))
-    r = await client.post("/events", data=io.BytesIO(b"x" * (MAX_BODY + 1)), headers=headers)
+    r = await client.post("/events", data=io.BytesIO(b"x" * (MAX_BODY + 1)), headers={**headers, **BEARER})
     assert r.status == 413
     assert (
         runtime.bus.conn.execute(
@@ -159,13 +174,17 @@ async def test_healthz(served):
 async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     """The real command: publish, kill -9 before it can run, restart, the echo still happens."""
     db = tmp_path / "u.db"
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(FLEET)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_ENV: TOKEN}
     cmd = [
         sys.executable,
         "-m",
         "shared.ops.cli",
         "serve",
+        "--fleet",
+        str(fleet),
         "--bus",
         f"sqlite:///{db}?lease=1",
         "--port",
@@ -177,7 +196,9 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
         await wait_healthy(port, proc)
         headers, body = to_binary_http(echo("across-restart"))
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"http://127.0.0.1:{port}/events", data=body, headers=headers) as r:
+            async with s.post(
+                f"http://127.0.0.1:{port}/events", data=body, headers={**headers, **BEARER}
+            ) as r:
                 assert r.status == 202
     finally:
         proc.send_signal(signal.SIGKILL)
