@@ -37,10 +37,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from events.catalog import Kind
 from shared.clouds.huawei.config import HuaweiConfig
@@ -48,6 +51,7 @@ from shared.clouds.ncloud.client import NcloudConfig
 from shared.clouds.oceanbase.client import OceanBaseConfig
 from shared.domain.access import Role, check_publish_list
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
+from shared.domain.windows import schedule_problem
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
 
@@ -94,7 +98,19 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"{value!r} is not a duration like '4h', '45m', '1h30m', '7d'")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+#: (the JSON Schema says what the file may hold — "4h" or seconds — not pydantic's ISO 8601)
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION.pattern, "examples": ["4h", "45m", "1h30m", "7d"]},
+                {"type": "number"},
+            ]
+        }
+    ),
+]
 
 
 def _as_str(v: Any) -> Any:
@@ -102,7 +118,7 @@ def _as_str(v: Any) -> Any:
     return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
-Str = Annotated[str, BeforeValidator(_as_str)]
+Str = Annotated[str, BeforeValidator(_as_str), WithJsonSchema({"type": ["string", "number"]})]
 
 
 class _Strict(BaseModel):
@@ -120,6 +136,15 @@ class Window(_Strict):
     cutoff: Duration = timedelta(0)
     #: At most this many targets upgrading at once in this window.
     concurrency: int = Field(default=10, ge=1)
+
+    @field_validator("rrule", "cron")
+    @classmethod
+    def _schedule(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # refused at load (file:line and the window's name), not by every tick of the window clock
+        problem = schedule_problem(v, None) if info.field_name == "rrule" else schedule_problem(None, v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Window:
@@ -344,6 +369,16 @@ class Clouds(_Strict):
         return data
 
 
+#: Which ``clouds:`` entry a kind of target needs.
+_CLOUD = {
+    "cce": "huawei",
+    "autopilot": "huawei",
+    "starrocks": "huawei",
+    "oceanbase": "oceanbase",
+    "ncloud-kafka": "ncloud",
+}
+
+
 class Fleet(_Strict):
     clouds: Clouds = Clouds()
     windows: dict[str, Window] = {}
@@ -359,20 +394,34 @@ class Fleet(_Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> Fleet:
-        names: set[str] = set()
-        for t in self.targets:
-            if t.name in names:
-                raise ValueError(f"duplicate target name {t.name!r}")
-            names.add(t.name)
+        # each error is placed on the target that makes it (its line in the file), not the root
+        errors: list[InitErrorDetails] = []
+
+        def refuse(i: int, field: str, message: str) -> None:
+            value = getattr(self.targets[i], field)
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("fleet_reference", message),
+                    loc=("targets", i, field),
+                    input=value,
+                )
+            )
+
+        first: dict[str, int] = {}
+        missing_cloud: set[str] = set()
+        for i, t in enumerate(self.targets):
+            if t.name in first:
+                refuse(i, "name", f"duplicate target name {t.name!r} (also targets[{first[t.name]}])")
+            first.setdefault(t.name, i)
             if t.window is not None and t.window not in self.windows:
-                raise ValueError(f"target {t.name!r} names unknown window {t.window!r}")
-        kinds = {t.kind for t in self.targets}
-        if kinds & {"cce", "autopilot", "starrocks"} and self.clouds.huawei is None:
-            raise ValueError("clouds.huawei is required for cce/autopilot/starrocks targets")
-        if "oceanbase" in kinds and self.clouds.oceanbase is None:
-            raise ValueError("clouds.oceanbase is required for oceanbase targets")
-        if "ncloud-kafka" in kinds and self.clouds.ncloud is None:
-            raise ValueError("clouds.ncloud is required for ncloud-kafka targets")
+                known = ", ".join(sorted(self.windows)) or "none defined"
+                refuse(i, "window", f"unknown window {t.window!r} (windows: {known})")
+            cloud = _CLOUD[t.kind]
+            if getattr(self.clouds, cloud) is None and cloud not in missing_cloud:
+                missing_cloud.add(cloud)
+                refuse(i, "kind", f"clouds.{cloud} is required for {t.kind} targets")
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     def target(self, name: str) -> Target:

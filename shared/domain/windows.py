@@ -19,27 +19,39 @@ Every returned instant is timezone-aware UTC.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, rrule, rruleset, rrulestr
+from croniter import CroniterBadDateError, croniter
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, YEARLY, rrule, rruleset, rrulestr
 
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:  # the fleet's models import nothing from here; at run time only values pass
     from shared.domain.fleet import Fleet, Target, Window
 
-__all__ = ["BadWindow", "Gate", "OpenWindow", "gate", "next_open", "occurrences", "window_at"]
+__all__ = [
+    "BadWindow",
+    "Gate",
+    "OpenWindow",
+    "gate",
+    "next_open",
+    "occurrences",
+    "schedule_problem",
+    "window_at",
+]
 
 #: A Monday, 1 January, local midnight: what an RRULE without DTSTART takes its defaults from
 #: (hour/minute/second 0, weekday Monday, day 1, January), fixed so INTERVAL>1 keeps its phase.
 _ANCHOR = datetime(2018, 1, 1)
 #: How far ahead ``next_open`` looks before deciding a window never opens again.
 _HORIZON = timedelta(days=800)
+#: RRULE parts whose meaning depends on FREQ: ordinals within the period (BYSETPOS, BYDAY=1SA), weeks.
+_ORDINAL_PARTS = re.compile(r"BYSETPOS=|BYWEEKNO=|BYEASTER=|BYDAY=[^;]*\d")
 
 
 class BadWindow(ConfigError):
@@ -94,6 +106,54 @@ def _rule(text: str) -> tuple[rrule | rruleset, bool]:
         and rule._count is None  # type: ignore[attr-defined]
     )
     return rule, not movable
+
+
+def schedule_problem(rrule_text: str | None, cron: str | None) -> str | None:
+    """What is wrong with a window's schedule (does not parse, never occurs), or None.
+
+    The fleet's ``Window`` calls this when the fleet loads, so a window that could never open is
+    refused naming the file, the line and the window, instead of dead-lettering every clock tick.
+    """
+    if cron is not None:
+        if not croniter.is_valid(cron):
+            return f"{cron!r} is not a cron expression (minute hour day-of-month month day-of-week)"
+        try:
+            croniter(cron, _ANCHOR).get_next(datetime)
+        except CroniterBadDateError:
+            return f"cron {cron!r} never occurs"
+        return None
+    if rrule_text is None:
+        return None
+    try:
+        rule, _ = _rule(rrule_text)
+    except BadWindow as exc:
+        return exc.message
+    if isinstance(rule, rrule):
+        start = rule._dtstart  # type: ignore[attr-defined]
+        until = rule._until  # type: ignore[attr-defined]
+        if rule._count == 0:  # type: ignore[attr-defined]
+            return f"rrule {rrule_text!r} never occurs (COUNT=0)"
+        probe = rule.replace(count=None)  # the first occurrence is the same without COUNT
+        upper = rrule_text.upper()
+        if (
+            rule._freq != YEARLY  # type: ignore[attr-defined]
+            and rule._interval == 1  # type: ignore[attr-defined]
+            and not _ORDINAL_PARTS.search(upper)
+            and any(f"BY{part}=" in upper for part in ("DAY", "MONTHDAY", "YEARDAY"))
+        ):
+            # dateutil looks at every day up to the year 9999 for a rule that can never match
+            # (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30: seconds); with INTERVAL=1, an explicit day
+            # filter and no ordinals (BYSETPOS, BYWEEKNO, BYDAY=1SA mean something else in a
+            # year), the days such a rule matches are the yearly rule's
+            probe = probe.replace(freq=YEARLY)
+        first = probe.after(start, inc=True)
+        if first is not None and until is not None and first > until:
+            first = None
+    else:  # an rruleset (several lines: RDATE, EXRULE …)
+        first = rule.after(_ANCHOR, inc=True)
+    if first is None:
+        return f"rrule {rrule_text!r} never occurs"
+    return None
 
 
 def _check_cron(expr: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from shared.domain.fleet import Window, parse_fleet
 from shared.domain.windows import BadWindow, gate, next_open, occurrences, window_at
+from shared.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -74,10 +75,65 @@ def test_new_york_cron_across_both_changes():
 
 
 def test_bad_rules_are_typed_errors():
+    # (a fleet file cannot hold one — see below — but a window built in code unchecked can)
+    bad = Window.model_construct(rrule="FREQ=SOMETIMES", cron=None, duration=timedelta(hours=1))
     with pytest.raises(BadWindow, match="not an RRULE"):
-        window_at(Window(rrule="FREQ=SOMETIMES", duration="1h"), utc("2026-01-01T00:00:00"))
+        window_at(bad, utc("2026-01-01T00:00:00"))
+    bad = Window.model_construct(rrule=None, cron="61 * * * *", duration=timedelta(hours=1))
     with pytest.raises(BadWindow, match="not a cron"):
-        window_at(Window(cron="61 * * * *", duration="1h"), utc("2026-01-01T00:00:00"))
+        window_at(bad, utc("2026-01-01T00:00:00"))
+
+
+_WINDOW_FLEET = """\
+clouds: {{huawei: {{region: r, project_id: p}}}}
+windows:
+  fine: {{cron: "0 2 * * 6", duration: 4h}}
+  sat-night: {{{spec}, duration: 4h, timezone: Asia/Seoul}}
+targets:
+  - {{name: a, kind: cce, cluster_id: c, window: sat-night}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ('rrule: "FREQ=SOMETIMES"', "not an RRULE"),
+        ('rrule: "FREQ=WEEKLY;BYDAY=SA;BYHOUR=25"', "not an RRULE: hour must be in 0..23"),
+        ('rrule: "FREQ=WEEKLY;BYDAY=XX"', "not an RRULE"),
+        ('cron: "61 2 * * 6"', "not a cron expression"),
+        ('cron: "@sometimes"', "not a cron expression"),
+        # valid, but never occurs: the window would never open
+        ('rrule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"', "never occurs"),
+        ('rrule: "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"', "never occurs"),
+        ('rrule: "FREQ=MINUTELY;BYMONTH=4;BYMONTHDAY=31"', "never occurs"),
+        ('rrule: "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29"', "never occurs"),  # 2018, 2022, …
+        ('rrule: "FREQ=WEEKLY;COUNT=0"', "never occurs"),
+        ('rrule: "FREQ=DAILY;UNTIL=20100101T000000"', "never occurs"),
+        ('cron: "30 2 31 2 *"', "never occurs"),
+    ],
+)
+def test_a_bad_or_never_occurring_schedule_is_refused_at_load_naming_file_line_and_window(spec, why):
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet(_WINDOW_FLEET.format(spec=spec), "fleet.yaml")
+    assert caught.value.where == "fleet.yaml:4", caught.value
+    field = spec.split(":")[0]
+    assert caught.value.message.startswith(f"windows.sat-night.{field}: "), caught.value
+    assert why in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        'rrule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"',  # leap days only: rare, but it occurs
+        'rrule: "FREQ=MONTHLY;BYMONTHDAY=31"',
+        'rrule: "FREQ=MONTHLY;BYDAY=5SA"',
+        'rrule: "DTSTART:20260103T020000\\nRRULE:FREQ=WEEKLY;COUNT=3"',
+        'cron: "0 0 29 2 *"',
+        'cron: "@daily"',
+    ],
+)
+def test_a_rare_schedule_still_loads(spec):
+    parse_fleet(_WINDOW_FLEET.format(spec=spec), "fleet.yaml")
 
 
 FLEET = parse_fleet(
