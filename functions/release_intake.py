@@ -23,7 +23,10 @@ Answers (``{"error", "field"}`` on every refusal; nothing is published on any re
 
 * 202 ``accepted`` with the event id; 200 ``duplicate`` for a replayed ``X-GitHub-Delivery``;
   202 ``ignored`` with the reason;
-* 400 malformed JSON or a body that is not the expected shape (the field is named);
+* 400 malformed JSON, JSON nested deeper than :data:`shared.limits.LIMITS` allows, a field over
+  its length limit, a body that is not the expected shape (the field is named), an
+  ``X-GitHub-Delivery`` that is not UTF-8 or longer than 64 characters;
+* 409 an ``X-GitHub-Delivery`` already recorded with another body (nothing is published);
 * 401 no credential, a wrong signature or an unknown bearer token (``field``: the header);
 * 403 a valid token that may not announce releases;
 * 422 unknown product (not in ``fleet.products``), a repository no product maps to, a tag the
@@ -41,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from datetime import datetime
 from typing import Any, TypeVar
@@ -53,6 +55,7 @@ from shared.domain.access import may_announce_release
 from shared.domain.fleet import Feed, Fleet
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.errors import ConfigError, Conflict
+from shared.limits import LIMITS, JsonRefused, loads_bounded
 from shared.runtime.auth import Unauthenticated, authenticate
 from shared.runtime.function import Context, HttpReply, HttpRequest, upshift_function
 
@@ -61,6 +64,7 @@ __all__ = ["DELIVERIES", "GenericRelease", "GitHubReleaseHook", "release_intake"
 #: Store bucket of GitHub delivery ids already accepted.
 DELIVERIES = "hook_deliveries"
 SIGNATURE_HEADER = "x-hub-signature-256"
+DELIVERY_HEADER = "X-GitHub-Delivery"
 _DEFAULT_TAG_PATTERN: str = Feed.model_fields["tag_pattern"].default
 M = TypeVar("M", bound=BaseModel)
 _GITHUB_REPO = re.compile(r"^https?://github\.com/([^/]+/[^/]+)/", re.IGNORECASE)
@@ -75,10 +79,10 @@ class GenericRelease(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    product: str = Field(min_length=1, max_length=64)
-    version: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=LIMITS.max_name)
+    version: str = Field(min_length=1, max_length=LIMITS.max_name)
     released_at: datetime | None = None
-    url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
+    url: str | None = Field(default=None, max_length=LIMITS.max_uri, pattern=r"^https?://")
 
 
 class _GitHub(BaseModel):
@@ -87,12 +91,14 @@ class _GitHub(BaseModel):
 
 
 class GitHubRepository(_GitHub):
-    full_name: str = Field(min_length=3)
+    full_name: str = Field(min_length=3, max_length=LIMITS.max_uri)
 
 
 class GitHubRelease(_GitHub):
-    tag_name: str = Field(min_length=1)
-    html_url: str | None = None
+    # The limits of version.released (product, version, url), checked here, at the edge, so an
+    # oversized field is a 400 naming it rather than a 500 when the event is built.
+    tag_name: str = Field(min_length=1, max_length=LIMITS.max_name)
+    html_url: str | None = Field(default=None, max_length=LIMITS.max_uri)
     published_at: datetime | None = None
     draft: bool = False
     prerelease: bool = False
@@ -101,7 +107,7 @@ class GitHubRelease(_GitHub):
 class GitHubReleaseHook(_GitHub):
     """The subset of GitHub's ``release`` webhook payload that intake reads."""
 
-    action: str
+    action: str = Field(max_length=LIMITS.max_name)
     release: GitHubRelease
     repository: GitHubRepository
 
@@ -116,6 +122,7 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         _verify(ctx, headers, request.body)
+        _delivery(headers.get("x-github-delivery"))
         doc = _json(headers, request.body)
         github_event = headers.get("x-github-event")
         if github_event is None:
@@ -130,7 +137,11 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
         return HttpReply(202, {"status": "ignored", "reason": str(exc)})
 
     event = release_event(release, ctx.clock.now())
-    duplicate = await _replayed(ctx, headers.get("x-github-delivery"), event.id)
+    try:
+        duplicate = await _replayed(ctx, headers.get("x-github-delivery"), event.id, request.body)
+    except Refused as exc:
+        ctx.log.info("release refused", status=exc.status, reason=exc.error, field=exc.field)
+        return HttpReply(exc.status, exc.body())
     ctx.log.info("release announced", product=release.product, version=release.version, duplicate=duplicate)
     body = {
         "status": "duplicate" if duplicate else "accepted",
@@ -186,9 +197,9 @@ def _json(headers: dict[str, str], body: bytes) -> Any:
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise Refused(400, "send JSON (on GitHub: Content type application/json)", "content-type")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Refused(400, f"malformed JSON: {exc}", "body") from None
+        return loads_bounded(body)
+    except JsonRefused as exc:
+        raise Refused(400, exc.message, exc.field or "body") from None
 
 
 def _from_generic(doc: Any) -> Release:
@@ -242,14 +253,38 @@ def _model(model: type[M], doc: Any) -> M:
         raise Refused(400, err["msg"], field) from None
 
 
-async def _replayed(ctx: Context, delivery: str | None, event_id: str) -> bool:
-    """Record a GitHub delivery id; True when it was already recorded (a replay)."""
+def _delivery(delivery: str | None) -> None:
+    """A GitHub delivery id is a GUID: refuse what no store key should be (400, naming the header)."""
+    if delivery is None:
+        return
+    try:
+        delivery.encode("utf-8")
+    except UnicodeEncodeError:  # aiohttp hands non-UTF-8 header bytes over as surrogates
+        raise Refused(400, "not valid UTF-8", DELIVERY_HEADER) from None
+    if len(delivery) > LIMITS.max_name:
+        raise Refused(400, f"longer than {LIMITS.max_name} characters", DELIVERY_HEADER)
+
+
+async def _replayed(ctx: Context, delivery: str | None, event_id: str, body: bytes) -> bool:
+    """Record a GitHub delivery id with its body's digest; True when it was already recorded
+    with this body (a replay). The same id with another body is refused (409): a delivery id
+    binds to its body, so a replayed id cannot carry a new release."""
     if not delivery:
         return False
+    digest = hashlib.sha256(body).hexdigest()
+    record = {"event_id": event_id, "body_sha256": digest, "at": ctx.clock.now().isoformat()}
     try:
-        await ctx.store.kv.create(
-            DELIVERIES, delivery[:128], {"event_id": event_id, "at": ctx.clock.now().isoformat()}
-        )
+        await ctx.store.kv.create(DELIVERIES, delivery, record)
     except Conflict:
+        entry = await ctx.store.kv.get(DELIVERIES, delivery)
+        seen = entry.value if entry is not None and isinstance(entry.value, dict) else {}
+        # records written before the digest was: the event id is what they bind to
+        same = (
+            seen.get("body_sha256") == digest if "body_sha256" in seen else seen.get("event_id") == event_id
+        )
+        if not same:
+            raise Refused(
+                409, "this delivery id was already used for another body", DELIVERY_HEADER
+            ) from None
         return True
     return False

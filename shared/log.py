@@ -2,6 +2,11 @@
 
 Inside a handler, ``bind_event(event)`` puts the event's id, type, runid, target and stage in the
 context, so every line logged while handling it carries them without the handler passing them.
+
+aiohttp's own loggers (``aiohttp.server``, ``aiohttp.access``, …) write through the same
+processors (:data:`FOREIGN`): JSON like ours, redacted, and without the exception's text or
+traceback — a parser rejection's message quotes the raw request bytes (header lines, tokens
+included). A client's fault (a malformed request, a connection gone) is logged at ``info``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "bind_event", "configure", "get_logger", "is_secret_key", "redact"]
+__all__ = ["FOREIGN", "REDACTED", "bind_event", "configure", "get_logger", "is_secret_key", "redact"]
 
 REDACTED = "***"
 # Keys whose *values* must never be written: '*_key', anything with 'secret', passwords, tokens,
@@ -44,6 +49,35 @@ def _redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> 
     return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in event_dict.items()}
 
 
+#: The standard-library loggers routed through structlog by :func:`configure`.
+FOREIGN = ("aiohttp",)
+#: Exceptions (by class name, anywhere in the MRO: no aiohttp import here) that are the client's
+#: doing, not the server's: logged at info.
+_CLIENT_FAULTS = frozenset(
+    {"HttpProcessingError", "ConnectionError", "RequestPayloadError", "CancelledError"}
+)
+
+
+def _foreign_record(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A standard-library record (aiohttp's): its logger and level, the exception's type only."""
+    record: logging.LogRecord = event_dict["_record"]
+    event_dict["event"] = str(event_dict.get("event", ""))[:200]
+    event_dict["logger"] = record.name
+    level = record.levelname.lower()
+    exc_info = event_dict.pop("exc_info", None)
+    exc = exc_info[1] if isinstance(exc_info, tuple) else None
+    if exc is not None:
+        event_dict["error_type"] = type(exc).__name__
+        status = getattr(exc, "code", None) or getattr(exc, "status", None)
+        if isinstance(status, int):
+            event_dict["status"] = status
+        if _CLIENT_FAULTS & {c.__name__ for c in type(exc).__mro__}:
+            level = "info"
+    event_dict["level"] = level
+    return event_dict
+
+
+_foreign_handler: logging.Handler | None = None
 _configured = False
 
 
@@ -55,6 +89,25 @@ def configure(*, json: bool | None = None, level: int = logging.INFO, stream: An
     renderer: Any = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=True)
     )
+    global _foreign_handler
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[_foreign_record, structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact_processor,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    for name in FOREIGN:
+        foreign = logging.getLogger(name)
+        if _foreign_handler is not None:
+            foreign.removeHandler(_foreign_handler)
+        foreign.addHandler(handler)
+        foreign.setLevel(level)
+        foreign.propagate = False  # not also printed raw by whatever the root logger has
+    _foreign_handler = handler
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -8,6 +8,14 @@ already there). Bad input answers 4xx with a JSON body naming the problem (``{"e
 "field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
 is logged, redacted). Bodies over 1 MiB are refused (413).
 
+The limits (:mod:`shared.limits`): a body must arrive within ``body_read_timeout_s`` of its
+headers (else 408, ``field: body``) and a connection with no request in progress is closed after
+``idle_timeout_s`` (slow or stalled clients are not kept open); header lines, header count and
+body size are bounded; a body whose ``Content-Encoding`` does not decode, or whose chunked
+framing is broken, is 400 naming the header; a client gone mid-body is logged at info, without a
+traceback. :data:`RUNNER_OPTIONS` are the ``web.AppRunner`` options (the shutdown timeout on
+SIGTERM) every host of this app uses.
+
 ``POST /events`` requires ``Authorization: Bearer <token>`` (the fleet file's ``auth.tokens``;
 :mod:`shared.runtime.auth`): 401 with ``WWW-Authenticate`` without it or with a wrong token,
 before the body is read; 403 for a type the token may not publish or an internal type
@@ -17,19 +25,27 @@ request is refused, and :func:`build_app` logs a warning saying so.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, TransferEncodingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from events.codec import BadEvent, from_http_request
 from shared.domain.access import authorize_publish
+from shared.limits import LIMITS, Limits
 from shared.log import get_logger
 from shared.runtime.auth import Unauthenticated, authenticate, ingress_warnings
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
 
-__all__ = ["MAX_BODY", "build_app"]
+__all__ = ["MAX_BODY", "RUNNER_OPTIONS", "build_app"]
 
-MAX_BODY = 1 << 20
+MAX_BODY = LIMITS.max_body
+#: ``web.AppRunner(build_app(runtime), **RUNNER_OPTIONS)``: on SIGTERM, in-flight requests get
+#: ``shutdown_timeout_s`` (aiohttp's default is 60 s), and no access log (ours is structured).
+RUNNER_OPTIONS = {"access_log": None, "shutdown_timeout": LIMITS.shutdown_timeout_s}
 log = get_logger("upshift.serve")
 
 
@@ -40,20 +56,70 @@ def _error(status: int, message: str, field: str | None = None) -> web.Response:
     return web.json_response(body, status=status)
 
 
+class _BodyRefused(Exception):
+    def __init__(self, reply: web.Response) -> None:
+        self.reply = reply
+
+
+async def _read_body(request: web.Request, limits: Limits) -> bytes:
+    """The whole body, within ``limits.body_read_timeout_s``; what a client got wrong (or a client
+    gone) is a :class:`_BodyRefused` carrying the 4xx, never a 500."""
+    try:
+        async with asyncio.timeout(limits.body_read_timeout_s):
+            return await request.read()
+    except TimeoutError:
+        log.info("request body too slow", path=request.path, timeout_s=limits.body_read_timeout_s)
+        reply = _error(408, f"the body did not arrive within {limits.body_read_timeout_s:g} s", "body")
+        reply.force_close()
+        raise _BodyRefused(reply) from None
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        cause = exc.__cause__ if isinstance(exc, RequestPayloadError) else exc
+        if isinstance(cause, ContentEncodingError):
+            field, message = "Content-Encoding", "the body does not decode with its Content-Encoding"
+        elif isinstance(cause, TransferEncodingError):
+            field, message = "Transfer-Encoding", "malformed chunked body"
+        else:
+            field, message = "body", "malformed request body"
+        log.info("request body refused", path=request.path, field=field, error_type=type(cause).__name__)
+        reply = _error(400, message, field)
+        reply.force_close()
+        raise _BodyRefused(reply) from None
+    except ConnectionError:
+        log.info("client went away before sending the whole body", path=request.path)
+        raise _BodyRefused(_error(400, "the connection closed before the body ended", "body")) from None
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client disconnects (or the server stops): not an error
+        log.info(
+            "request cancelled while its body was read (client gone or server stopping)", path=request.path
+        )
+        raise
+
+
 @web.middleware
 async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except _BodyRefused as refused:
+        return refused.reply
     except Exception as exc:
         log.exception("unhandled error", path=request.path, error_type=type(exc).__name__)
         return _error(500, "internal error")
 
 
-def build_app(runtime: Runtime) -> web.Application:
+def build_app(runtime: Runtime, *, limits: Limits = LIMITS) -> web.Application:
     """The routes above, bound to ``runtime`` (which the caller starts and stops)."""
-    app = web.Application(middlewares=[_no_tracebacks], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[_no_tracebacks],
+        client_max_size=limits.max_body,
+        handler_args={
+            "keepalive_timeout": limits.idle_timeout_s,
+            "max_line_size": limits.max_header_line,
+            "max_field_size": limits.max_header_line,
+            "max_headers": limits.max_headers,
+        },
+    )
     auth = runtime.fleet.auth if runtime.fleet is not None else None
     hook = any(path == "/hooks/release" for bound in runtime.functions.values() for _, path in bound.http)
     for warning in ingress_warnings(runtime.fleet, release_hook=hook):
@@ -67,7 +133,7 @@ def build_app(runtime: Runtime) -> web.Application:
             reply = _error(401, exc.message, "Authorization")
             reply.headers["WWW-Authenticate"] = exc.www_authenticate
             return reply
-        body = await request.read()
+        body = await _read_body(request, limits)
         try:
             event = from_http_request(dict(request.headers), body, strict=True)
         except BadEvent as exc:
@@ -88,18 +154,18 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/healthz", healthz)
     for name, bound in runtime.functions.items():
         for method, path in bound.http:
-            app.router.add_route(method, path, _http_route(runtime, name))
+            app.router.add_route(method, path, _http_route(runtime, name, limits))
     return app
 
 
-def _http_route(runtime: Runtime, name: str) -> Handler:
+def _http_route(runtime: Runtime, name: str, limits: Limits = LIMITS) -> Handler:
     async def route(request: web.Request) -> web.Response:
         req = HttpRequest(
             method=request.method,
             path=request.path,
             headers=dict(request.headers),
             query=dict(request.query),
-            body=await request.read(),
+            body=await _read_body(request, limits),
         )
         reply = await runtime.call_http(name, req)
         return web.json_response(reply.body, status=reply.status)

@@ -128,10 +128,10 @@ async def test_duplicate_post_is_accepted_but_not_republished(served):
                 "ce-type": T.ECHO,
                 "ce-id": "1",
                 "ce-source": "/x",
-                "ce-runld": "r",
+                "ce-run-ld": "r",  # not a CloudEvents attribute name (a well-formed one is carried)
                 "content-type": "application/json",
             },
-            "runld",
+            "run-ld",
         ),
     ],
 )
