@@ -4,7 +4,7 @@
 Here: the ``events`` group (list, schema, validate the catalog) and the two bus hosts — ``serve``
 (HTTP ingress + every function + the clock, one process) and ``worker`` (a subset of the
 functions, no HTTP; run N for scale-out). The other commands live beside their subsystem in
-``shared/ops/`` (demo, inventory, plan, status) or ``simulator/`` (simulate) and join the group
+``shared/ops/`` (demo, fleet, inventory, plan, status) or ``simulator/`` (simulate) and join the group
 at import. Heavy imports (aiohttp, the runtime, the vendor clients) are made inside the command
 that needs them, so ``upshift --help`` stays quick.
 
@@ -171,7 +171,8 @@ def _open_runtime(
     from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest
     from shared.store import open_store
 
-    url = bus_url or DEFAULT_URL
+    # (`--bus ""` is a mistake to name, not a request for the default)
+    url = DEFAULT_URL if bus_url is None else bus_url
     bus, store = open_bus(url), open_store(url)  # both validate the URL first
     m = load_manifest(manifest or DEFAULT_MANIFEST)
     unknown = set(only) - set(m.functions)
@@ -185,6 +186,42 @@ def _open_runtime(
         fleet = load_fleet(fleet_path)
         clouds = CloudClients.from_fleet(fleet)
     return Runtime(m, bus, store, clock=clock, fleet=fleet, clouds=clouds, only=list(only) or None)
+
+
+#: How long ``serve``/``worker`` wait for the bus at start before giving up (exit 2).
+_connect_option = click.option(
+    "--connect-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for the bus server at start before giving up.",
+)
+
+
+async def _start_runtime(runtime: Runtime, bus_url: str, within: float) -> None:
+    """Start ``runtime``; a bus that cannot be reached or opened is a ConfigError (one line, exit 2)."""
+    import sqlite3
+
+    from shared.bus.url import wait_reachable
+
+    await wait_reachable(bus_url, within)
+    try:
+        await asyncio.wait_for(runtime.start(), within)
+    except TimeoutError:
+        await _quietly_stop(runtime)
+        raise ConfigError("bus url", f"{_bare(bus_url)}: not ready within {within:g}s") from None
+    except (sqlite3.Error, OSError) as exc:
+        await _quietly_stop(runtime)
+        raise ConfigError("bus url", f"{_bare(bus_url)}: cannot open: {exc}") from None
+
+
+async def _quietly_stop(runtime: Runtime) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(runtime.stop(), 10)
+
+
+def _bare(url: str) -> str:
+    return url.split("?")[0]
 
 
 async def _until_signalled() -> None:
@@ -202,6 +239,7 @@ async def _until_signalled() -> None:
 @_fleet_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@_connect_option
 @_clock_options
 def serve(
     bus_url: str | None,
@@ -209,6 +247,7 @@ def serve(
     fleet_path: Path | None,
     host: str,
     port: int,
+    connect_timeout: float,
     speed: float,
     domain_start: datetime | None,
     domain_anchor: float | None,
@@ -221,11 +260,16 @@ def serve(
     runtime = _open_runtime(bus_url, manifest, fleet_path, clock=_clock(speed, domain_start, domain_anchor))
 
     async def main() -> None:
-        await runtime.start()
+        await _start_runtime(runtime, runtime.bus.url, connect_timeout)
         runner = web.AppRunner(build_app(runtime), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # in use, not ours to bind, no such address
+            await runner.cleanup()
+            await _quietly_stop(runtime)
+            raise ConfigError("--port", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         bound = runner.addresses[0][1] if runner.addresses else port  # --port 0: the one bound
         click.echo(
             f"upshift serving on http://{host}:{bound} (bus {runtime.bus.url.split('?')[0]})", err=True
@@ -244,12 +288,14 @@ def serve(
 @_manifest_option
 @_fleet_option
 @click.option("--only", multiple=True, help="Run only these functions (repeatable).")
+@_connect_option
 @_clock_options
 def worker(
     bus_url: str | None,
     manifest: Path | None,
     fleet_path: Path | None,
     only: tuple[str, ...],
+    connect_timeout: float,
     speed: float,
     domain_start: datetime | None,
     domain_anchor: float | None,
@@ -260,7 +306,7 @@ def worker(
     )
 
     async def main() -> None:
-        await runtime.start()
+        await _start_runtime(runtime, runtime.bus.url, connect_timeout)
         click.echo(
             f"upshift worker: {', '.join(sorted(runtime.functions))} on {runtime.bus.url.split('?')[0]}",
             err=True,
@@ -279,12 +325,13 @@ def _add_subsystem_commands() -> None:
     Imported, not guarded: a broken module must fail loudly, not make its command vanish.
     """
     from shared.ops.demo import demo
+    from shared.ops.fleet import fleet
     from shared.ops.inventory import inventory
     from shared.ops.plan import plan
     from shared.ops.status import status
     from simulator.cli import simulate
 
-    for command in (demo, inventory, plan, simulate, status):
+    for command in (demo, fleet, inventory, plan, simulate, status):
         cli.add_command(command)
 
 

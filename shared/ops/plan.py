@@ -18,15 +18,26 @@ from typing import Any
 import click
 
 from shared.domain.plan import Release, plan_releases
+from shared.limits import LIMITS
 
 __all__ = ["plan"]
+
+
+class _BadFleet(click.ClickException):
+    """The fleet file is wrong: ``Error: file:line: field: message``, exit 2 like any usage error."""
+
+    exit_code = 2
 
 
 def _parse_release(value: str, now: datetime) -> Release:
     product, sep, rest = value.partition("=")
     version, _, when = rest.partition("@")
     if not sep or not product.strip() or not version.strip():
-        raise ValueError(f"{value!r} is not PRODUCT=VERSION[@RELEASED_AT]")
+        raise ValueError(f"{value[:80]!r} is not PRODUCT=VERSION[@RELEASED_AT]")
+    if len(version.strip()) > LIMITS.max_name:
+        raise ValueError(
+            f"the version of {product.strip()[:64]!r} is longer than {LIMITS.max_name} characters"
+        )
     released_at = now
     if when:
         try:
@@ -103,8 +114,8 @@ def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_js
             raise click.BadParameter(str(exc), param_hint="'--release'") from None
     try:
         fleet = load_fleet(fleet_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:  # a bad file, like a bad argument, is a usage error: exit 2
+        raise _BadFleet(str(exc)) from None
     current = offered = None
     if live:
         from shared.ops.inventory import live_looks
