@@ -89,7 +89,7 @@ def _extensions(obj: Mapping[str, Any], *, strict: bool) -> dict[str, str | int 
         if not isinstance(name, str) or not EXTENSION_NAME.match(name):
             if strict:
                 raise BadEvent(
-                    str(name),
+                    str(name)[:64],
                     "not a valid attribute name (CloudEvents: lower-case letters and digits, at most "
                     f"{LIMITS.max_extension_name} characters)",
                 )
@@ -117,6 +117,8 @@ def _strict_spec(obj: Mapping[str, Any], model: type[BaseModel]) -> None:
     if "data_base64" in obj:
         raise BadEvent("data_base64", "give data (a JSON object), not data_base64")
     time = obj.get("time")
+    if "time" in obj and not isinstance(time, str):  # pydantic would take a number as Unix time
+        raise BadEvent("time", "must be an RFC 3339 timestamp string")
     if isinstance(time, str) and not _OFFSET.search(time):
         raise BadEvent("time", "must carry a UTC offset (RFC 3339), e.g. 2026-01-05T00:00:00Z")
     data = obj["data"]

@@ -81,21 +81,22 @@ def loads_bounded(raw: str | bytes, limits: Limits = LIMITS) -> Any:
 
 def check_bounded(doc: Any, limits: Limits = LIMITS) -> None:
     """:class:`JsonRefused` when ``doc`` (parsed JSON: dicts, lists, scalars) nests deeper than
-    ``limits.max_depth`` or holds a string that is not Unicode. Iterative: a deep document cannot
-    make the check itself recurse."""
-    stack: list[tuple[Any, int, str]] = [(doc, 1, "")]
+    ``limits.max_depth`` (named by its top-level key) or holds a string that is not Unicode
+    (named by its dotted path). Iterative: a deep document cannot make the check recurse."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(doc, ())]
     while stack:
-        value, depth, top = stack.pop()
+        value, path = stack.pop()
         if isinstance(value, dict | list):
-            if depth > limits.max_depth:
-                raise JsonRefused(top, f"nested deeper than {limits.max_depth} levels")
-            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            if len(path) >= limits.max_depth:
+                raise JsonRefused(path[0] if path else "", f"nested deeper than {limits.max_depth} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, child in items:
-                if key is not None:
-                    _check_text(key, top or key)
-                stack.append((child, depth + 1, top or (key if key is not None else "")))
+                name = str(key)
+                if isinstance(key, str):
+                    _check_text(key, ".".join(path))  # (the key itself is no name to echo back)
+                stack.append((child, (*path, name)))
         elif isinstance(value, str):
-            _check_text(value, top)
+            _check_text(value, ".".join(path))
 
 
 def _deep_key(text: str, max_depth: int) -> str:

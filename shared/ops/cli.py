@@ -255,13 +255,13 @@ def serve(
     """HTTP ingress (POST /events, /hooks/…, GET /healthz) + every function + the clock, one process."""
     from aiohttp import web
 
-    from shared.runtime.server import build_app
+    from shared.runtime.server import app_runner, build_app
 
     runtime = _open_runtime(bus_url, manifest, fleet_path, clock=_clock(speed, domain_start, domain_anchor))
 
     async def main() -> None:
         await _start_runtime(runtime, runtime.bus.url, connect_timeout)
-        runner = web.AppRunner(build_app(runtime), access_log=None)
+        runner = app_runner(build_app(runtime))  # on SIGTERM a stuck request gets seconds, not 60
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:

@@ -13,8 +13,8 @@ headers (else 408, ``field: body``) and a connection with no request in progress
 ``idle_timeout_s`` (slow or stalled clients are not kept open); header lines, header count and
 body size are bounded; a body whose ``Content-Encoding`` does not decode, or whose chunked
 framing is broken, is 400 naming the header; a client gone mid-body is logged at info, without a
-traceback. :data:`RUNNER_OPTIONS` are the ``web.AppRunner`` options (the shutdown timeout on
-SIGTERM) every host of this app uses.
+traceback. :func:`app_runner` is the ``web.AppRunner`` every host of this app uses (the shutdown
+timeout on SIGTERM).
 
 ``POST /events`` requires ``Authorization: Bearer <token>`` (the fleet file's ``auth.tokens``;
 :mod:`shared.runtime.auth`): 401 with ``WWW-Authenticate`` without it or with a wrong token,
@@ -40,12 +40,9 @@ from shared.runtime.auth import Unauthenticated, authenticate, ingress_warnings
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
 
-__all__ = ["MAX_BODY", "RUNNER_OPTIONS", "build_app"]
+__all__ = ["MAX_BODY", "app_runner", "build_app"]
 
 MAX_BODY = LIMITS.max_body
-#: ``web.AppRunner(build_app(runtime), **RUNNER_OPTIONS)``: on SIGTERM, in-flight requests get
-#: ``shutdown_timeout_s`` (aiohttp's default is 60 s), and no access log (ours is structured).
-RUNNER_OPTIONS = {"access_log": None, "shutdown_timeout": LIMITS.shutdown_timeout_s}
 log = get_logger("upshift.serve")
 
 
@@ -156,6 +153,14 @@ def build_app(runtime: Runtime, *, limits: Limits = LIMITS) -> web.Application:
         for method, path in bound.http:
             app.router.add_route(method, path, _http_route(runtime, name, limits))
     return app
+
+
+def app_runner(app: web.Application, *, handle_signals: bool = False) -> web.AppRunner:
+    """The runner of :func:`build_app`'s app: no access log (ours is structured) and, on SIGTERM,
+    in-flight requests get ``LIMITS.shutdown_timeout_s`` (aiohttp's default waits 60 s)."""
+    return web.AppRunner(
+        app, access_log=None, handle_signals=handle_signals, shutdown_timeout=LIMITS.shutdown_timeout_s
+    )
 
 
 def _http_route(runtime: Runtime, name: str, limits: Limits = LIMITS) -> Handler:

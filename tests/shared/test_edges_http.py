@@ -336,7 +336,6 @@ async def test_7_an_idle_connection_is_closed(impatient):
     await assert_healthy(client)
 
 
-@pytest.mark.xfail(strict=True, reason="upshift serve does not pass server.RUNNER_OPTIONS yet (cli.py)")
 def test_7_sigterm_with_a_slow_client_connected_exits_promptly(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

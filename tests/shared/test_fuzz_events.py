@@ -1,0 +1,203 @@
+"""Hypothesis against ``POST /events``: valid envelopes with one field broken (a wrong type, an
+oversized value, text that is not Unicode, nesting too deep, a bad attribute name), each sent to
+a real ``upshift serve`` app on loopback. Every one must be a 4xx naming the broken field, publish
+nothing (the bus rows are counted), leave the server healthy, and no log line may hold the token.
+
+The server runs in a thread of its own (its own event loop), so Hypothesis drives a plain
+synchronous test; the bus is counted through a second SQLite connection to the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from events import T
+from shared.bus import open_bus
+from shared.domain.fleet import parse_fleet
+from shared.log import configure
+from shared.runtime.host import Runtime
+from shared.runtime.manifest import load_manifest
+from shared.runtime.server import build_app
+from shared.store import open_store
+
+TOKEN = "fuzz-token-do-not-leak"
+TOKEN_ENV = "UPSHIFT_TEST_FUZZ_TOKEN"
+FLEET = f"""
+clouds:
+  huawei: {{region: ap-southeast-1, project_id: p1}}
+targets:
+  - {{name: cce-1, kind: cce, cluster_id: c-1}}
+auth:
+  tokens: [{{name: fuzz, token_env: {TOKEN_ENV}, role: operator, publish: [echo]}}]
+"""
+HEADERS = {"content-type": "application/cloudevents+json", "Authorization": f"Bearer {TOKEN}"}
+BIG = "x" * 5000
+DEEP: Any = 1
+for _ in range(200):
+    DEEP = {"a": DEEP}
+
+
+class Served:
+    def __init__(self, url: str, db: str, log: io.StringIO) -> None:
+        self.url, self.db, self.log = url, db, log
+
+    def published(self) -> int:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM bus_events WHERE type != ?", (T.CLOCK_TICK,)
+            ).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    import os
+
+    os.environ[TOKEN_ENV] = TOKEN
+    log = io.StringIO()
+    configure(json=True, stream=log, level=0)
+    db = tmp_path_factory.mktemp("fuzz") / "u.db"
+    url = f"sqlite:///{db}"
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def start() -> None:
+        runtime = Runtime(load_manifest(), open_bus(url), open_store(url), fleet=parse_fleet(FLEET))
+        await runtime.start()
+        runner = web.AppRunner(build_app(runtime), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state.update(runtime=runtime, runner=runner, port=runner.addresses[0][1])
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    try:
+        yield Served(f"http://127.0.0.1:{state['port']}", str(db), log)
+    finally:
+
+        async def stop() -> None:
+            await state["runner"].cleanup()
+            await state["runtime"].stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        os.environ.pop(TOKEN_ENV, None)
+        configure()
+
+
+def envelope(message: str = "m", **extensions: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "type": T.ECHO,
+        "source": "/fuzz",
+        "id": "f1",
+        "time": "2026-01-05T00:00:00Z",
+        "subject": "s",
+        "data": {"message": message},
+        **extensions,
+    }
+
+
+MISSING = object()
+WRONG_TYPES = st.sampled_from([5, 1.5, True, [], ["x"], {}, {"a": 1}])
+#: field -> values that must be refused for it (MISSING: the attribute left out)
+BROKEN: dict[str, st.SearchStrategy[Any]] = {
+    "specversion": st.one_of(st.sampled_from([MISSING, "0.3", "", "1.0 ", BIG]), WRONG_TYPES),
+    "type": st.one_of(
+        st.sampled_from([MISSING, "", "dev.upshift.nope", BIG, "dev.upshift.echo\ud800"]), WRONG_TYPES
+    ),
+    "source": st.one_of(st.sampled_from([MISSING, "", "/" + BIG, "/x\ud800"]), WRONG_TYPES),
+    "id": st.one_of(st.sampled_from([MISSING, "", "i" * 129, "x\udc80"]), WRONG_TYPES),
+    "time": st.one_of(st.sampled_from(["2026-01-05T00:00:00", "yesterday", "", BIG]), WRONG_TYPES),
+    "subject": st.one_of(
+        st.sampled_from(["/" + BIG, "s\ud800"]), WRONG_TYPES.filter(lambda v: v is not None)
+    ),
+    "data": st.one_of(st.sampled_from([MISSING, "text", DEEP]), st.sampled_from([5, True, [], ["x"]])),
+    "data.message": st.one_of(st.sampled_from(["", BIG, "m\ud800"]), WRONG_TYPES),
+}
+
+
+@st.composite
+def broken_envelopes(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A valid envelope (perhaps with well-formed extensions) with exactly one field broken."""
+    exts = draw(
+        st.dictionaries(
+            st.from_regex(r"\Acomexample[a-z0-9]{0,8}\Z"),
+            st.one_of(st.text(max_size=20), st.integers(), st.booleans()),
+            max_size=3,
+        )
+    )
+    obj = envelope(
+        draw(
+            st.text(min_size=1, max_size=50).filter(
+                lambda t: t.encode("utf-8", "surrogatepass") == t.encode("utf-8", "ignore")
+            )
+        ),
+        **exts,
+    )
+    kind = draw(st.sampled_from([*BROKEN, "extension-value", "extension-name"]))
+    if kind == "extension-value":
+        name = draw(st.from_regex(r"\Acomexample[a-z0-9]{0,8}\Z"))
+        obj[name] = draw(st.sampled_from([1.5, [], {"a": 1}, ["x"], BIG]))
+        return name, obj
+    if kind == "extension-name":
+        name = draw(st.sampled_from(["Bad", "bad-name", "bad_name", "a" * 21, "é"]))
+        obj[name] = "v"
+        return name, obj
+    value = draw(BROKEN[kind])
+    if kind == "data.message":
+        obj["data"]["message"] = value
+    elif value is MISSING:
+        del obj[kind]
+    else:
+        obj[kind] = value
+    return kind, obj
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=broken_envelopes())
+def test_one_broken_field_is_a_4xx_naming_it_and_publishes_nothing(served, case):
+    field, obj = case
+    # json.dumps writes a lone surrogate as its \\u escape, as a hostile client would send it
+    body = json.dumps(obj)
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        r = client.post("/events", content=body.encode(), headers=HEADERS)
+        assert 400 <= r.status_code < 500, (r.status_code, r.text, field)
+        payload = r.json()
+        assert payload.get("field") == field, (payload, field)
+        assert "Traceback" not in r.text
+        assert client.get("/healthz").status_code == 200
+    assert served.published() == 0
+    assert TOKEN not in served.log.getvalue()
+
+
+def test_the_fuzzer_sends_what_the_server_accepts_when_nothing_is_broken(served):
+    """The base envelope is valid (so a refusal above is the broken field's doing)."""
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        r = client.post("/events", content=json.dumps(envelope(comexampleextension1="v")), headers=HEADERS)
+        assert r.status_code == 202, r.text
