@@ -1,4 +1,4 @@
-"""Hypothesis against ``POST /events``: valid envelopes with one field broken (a wrong type, an
+"""Hypothesis against ``POST /events`` (and ``POST /hooks/release``): valid envelopes with one field broken (a wrong type, an
 oversized value, text that is not Unicode, nesting too deep, a bad attribute name), each sent to
 a real ``upshift serve`` app on loopback. Every one must be a 4xx naming the broken field, publish
 nothing (the bus rows are counted), leave the server healthy, and no log line may hold the token.
@@ -34,11 +34,17 @@ from shared.store import open_store
 
 TOKEN = "fuzz-token-do-not-leak"
 TOKEN_ENV = "UPSHIFT_TEST_FUZZ_TOKEN"
+SECRET = "fuzz-gh-secret-do-not-leak"
+SECRET_ENV = "UPSHIFT_TEST_FUZZ_GH_SECRET"
 FLEET = f"""
 clouds:
   huawei: {{region: ap-southeast-1, project_id: p1}}
 targets:
   - {{name: cce-1, kind: cce, cluster_id: c-1}}
+  - {{name: sr-1, kind: starrocks, instance_id: 1f2e3d4c5b6a47389a0b1c2d3e4f5a6bin07, starrocks_instance_id: 5c2f9e0d8b7a4c1e9f3d2a1b0c9e8d7fin17}}
+feeds:
+  - {{url: "https://github.com/StarRocks/starrocks/releases.atom", product: starrocks}}
+hooks: {{github_secret_env: {SECRET_ENV}}}
 auth:
   tokens: [{{name: fuzz, token_env: {TOKEN_ENV}, role: operator, publish: [echo]}}]
 """
@@ -65,6 +71,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     import os
 
     os.environ[TOKEN_ENV] = TOKEN
+    os.environ[SECRET_ENV] = SECRET
     log = io.StringIO()
     configure(json=True, stream=log, level=0)
     db = tmp_path_factory.mktemp("fuzz") / "u.db"
@@ -103,6 +110,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         os.environ.pop(TOKEN_ENV, None)
+        os.environ.pop(SECRET_ENV, None)
         configure()
 
 
@@ -196,8 +204,97 @@ def test_one_broken_field_is_a_4xx_naming_it_and_publishes_nothing(served, case)
     assert TOKEN not in served.log.getvalue()
 
 
+# -- POST /hooks/release: a GitHub release webhook with one field broken ---------------------------
+
+
+def github(**release: Any) -> dict[str, Any]:
+    base = {
+        "tag_name": "v3.3.2",
+        "html_url": "https://github.com/StarRocks/starrocks/releases/tag/v3.3.2",
+        "published_at": "2024-08-01T10:00:00Z",
+        "draft": False,
+        "prerelease": False,
+    }
+    return {
+        "action": "published",
+        "release": {**base, **release},
+        "repository": {"full_name": "StarRocks/starrocks"},
+    }
+
+
+HOOK_BROKEN: dict[str, st.SearchStrategy[Any]] = {
+    "action": st.sampled_from([MISSING, 5, [], {}, BIG, "x\ud800"]),
+    "release": st.sampled_from([MISSING, 5, "text", [], DEEP]),
+    "release.tag_name": st.sampled_from([MISSING, "", 5, [], "v" + BIG, "v3\ud800"]),
+    "release.html_url": st.sampled_from([5, [], "https://github.com/" + BIG, "https://x/\ud800"]),
+    "release.published_at": st.sampled_from(["yesterday", [], {}]),
+    "repository.full_name": st.sampled_from([MISSING, "", 5, [], "a/" + BIG, "a/b\ud800"]),
+}
+
+
+@st.composite
+def broken_hooks(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    doc = github()
+    field = draw(st.sampled_from(sorted(HOOK_BROKEN)))
+    value = draw(HOOK_BROKEN[field])
+    *parents, leaf = field.split(".")
+    holder = doc
+    for p in parents:
+        holder = holder[p]
+    if value is MISSING:
+        del holder[leaf]
+    else:
+        holder[leaf] = value
+    return field, doc
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=broken_hooks(), delivery=st.uuids())
+def test_one_broken_webhook_field_is_a_4xx_naming_it_and_publishes_nothing(served, case, delivery):
+    from functions.release_intake import sign
+
+    field, doc = case
+    body = json.dumps(doc).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "release",
+        "X-GitHub-Delivery": str(delivery),
+        "X-Hub-Signature-256": sign(SECRET, body),
+    }
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        r = client.post("/hooks/release", content=body, headers=headers)
+        assert 400 <= r.status_code < 500, (r.status_code, r.text, field)
+        payload = r.json()
+        # a nested value too deep or not Unicode is named by where it is, at least its top field
+        assert payload.get("field") == field or field.startswith(f"{payload.get('field')}."), (payload, field)
+        assert client.get("/healthz").status_code == 200
+    assert served.published() == 0
+    assert SECRET not in served.log.getvalue()
+
+
+# -- last (they publish): the bases the fuzzers break are valid ----------------------------------
+
+
 def test_the_fuzzer_sends_what_the_server_accepts_when_nothing_is_broken(served):
     """The base envelope is valid (so a refusal above is the broken field's doing)."""
     with httpx.Client(base_url=served.url, timeout=30) as client:
         r = client.post("/events", content=json.dumps(envelope(comexampleextension1="v")), headers=HEADERS)
+        assert r.status_code == 202, r.text
+
+
+def test_the_webhook_fuzzer_base_is_accepted(served):
+    from functions.release_intake import sign
+
+    body = json.dumps(github(tag_name="v9.9.9")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "release",
+        "X-Hub-Signature-256": sign(SECRET, body),
+    }
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        r = client.post("/hooks/release", content=body, headers=headers)
         assert r.status_code == 202, r.text
