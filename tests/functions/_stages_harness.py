@@ -18,7 +18,7 @@ import aiohttp
 
 from events import Event, T
 from events.catalog import StageRequested
-from events.envelope import new_id
+from events.envelope import consequence_id, new_id
 from shared.bus import Delayed, Subscription, open_bus
 from shared.clock import Clock
 from shared.clouds.registry import CloudClients
@@ -168,7 +168,10 @@ class Doubling:
         self.copies: set[str] = set()
 
     def copy(self, event: Event) -> Event:
-        dup = event.model_copy(update={"id": new_id()})
+        """A copy with another id, derived from the original's: a handler's copies are replays
+        too (a handler run again after a late publish ack emits the same copies, which the bus
+        drops; fresh random ids made the count of copies depend on the machine's load)."""
+        dup = event.model_copy(update={"id": consequence_id(event.id, "copy")})
         self.copies.add(dup.id)
         return dup
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from events import T
-from events.envelope import Event, consequence_id
+from events.envelope import Event
 from shared.bus import Emitted
 from shared.domain.stages import run_id
 from shared.store import claim_key
@@ -22,7 +22,6 @@ from tests.functions._stages_harness import (
     KINDS,
     TARGETS,
     UPGRADE_ENDPOINT,
-    Doubling,
     Pipeline,
     pipeline,
     until,
@@ -48,24 +47,6 @@ SERVICE = {
 @pytest.fixture(autouse=True)
 def _creds(stage_creds) -> None:
     """Every test here talks to the simulator with its credentials."""
-
-
-@pytest.fixture
-def replayable_copies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A handler's copies are replays too: a copy's id is derived from its original's.
-
-    A handler whose outputs were published but whose input was not acknowledged (NATS: one
-    publish ack late on a loaded machine, ``_PUBLISH_TIMEOUT``) runs again and emits the same
-    ids, which the bus drops. Copies with a fresh random id per run were not dropped: each retry
-    added copies, and how many ``upgrade.succeeded`` arrived depended on the machine's load.
-    """
-
-    def copy(self: Doubling, event: Event) -> Event:
-        dup = event.model_copy(update={"id": consequence_id(event.id, "copy")})
-        self.copies.add(dup.id)
-        return dup
-
-    monkeypatch.setattr(Doubling, "copy", copy)
 
 
 async def _quiet(p: Pipeline) -> None:
@@ -104,18 +85,18 @@ async def _everything_twice(p: Pipeline) -> None:
     assert len(p.runtime.bus.copies) >= 4 * len(TARGETS)
 
 
-async def test_every_event_twice_on_sqlite(tmp_path: Path, replayable_copies: None) -> None:
+async def test_every_event_twice_on_sqlite(tmp_path: Path) -> None:
     async with pipeline(f"sqlite:///{tmp_path}/u.db", doubling=True) as p:
         await _everything_twice(p)
 
 
-async def test_every_event_twice_on_nats(nats_server, namespace: str, replayable_copies: None) -> None:
+async def test_every_event_twice_on_nats(nats_server, namespace: str) -> None:
     async with pipeline(f"{nats_server.url}?namespace={namespace}", doubling=True) as p:
         await _everything_twice(p)
 
 
 async def test_every_event_twice_when_outcomes_are_published_but_not_acked_on_nats(
-    nats_server, namespace: str, replayable_copies: None
+    nats_server, namespace: str
 ) -> None:
     """What a loaded machine does now and then, done every time: advance's outputs (the outcome
     and its copy) are stored but the publish is reported failed, so advance runs again."""
