@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ConfigError
-from shared.yamlconf import line_of, parse_yaml, parse_yaml_model
+from shared.yamlconf import line_of, parse_yaml, parse_yaml_model, read_yaml_text
 from simulator.core import Outcome, SimTarget
 
 __all__ = ["FleetFile", "TargetSpec", "default_fleet", "load_fleet", "parse_fleet"]
@@ -81,11 +81,7 @@ def parse_fleet(text: str, source: str = "<fleet>") -> list[SimTarget]:
 def load_fleet(path: str | Path) -> list[SimTarget]:
     """Targets from a YAML fleet file; ConfigError naming file, line and field when it is wrong."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), f"cannot read fleet file: {exc.strerror}") from None
-    return parse_fleet(text, str(p))
+    return parse_fleet(read_yaml_text(p), str(p))
 
 
 def default_fleet() -> list[SimTarget]:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from events.catalog import CATALOG
 from shared.errors import ConfigError
 from shared.runtime.function import UpshiftFunction
-from shared.yamlconf import parse_yaml, parse_yaml_model
+from shared.yamlconf import parse_yaml, parse_yaml_model, read_yaml_text
 
 __all__ = [
     "DEFAULT_MANIFEST",
@@ -120,10 +120,7 @@ class Manifest(_Strict):
 def load_manifest(path: str | Path = DEFAULT_MANIFEST, *, resolve: bool = True) -> Manifest:
     """Parse and validate; ConfigError names the file, the function and the field on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    text = read_yaml_text(path)
     raw, tree = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "must be a YAML mapping with service, provider, functions")

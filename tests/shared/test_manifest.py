@@ -56,6 +56,14 @@ def test_broken_manifest_names_the_field(tmp_path, body, where):
     assert str(p) in str(err.value)
 
 
+def test_a_manifest_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path):
+    p = tmp_path / "serverless.yml"
+    p.write_bytes(b"service: s\n# caf\xe9\nfunctions: {}\n")
+    with pytest.raises(ConfigError) as err:
+        load_manifest(p)
+    assert err.value.where == f"{p}:2" and "not UTF-8" in str(err.value)
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path):
     p = tmp_path / "serverless.yml"
     p.write_text("service: s\nfunctions:\n  echo: [unclosed\n")

@@ -63,6 +63,14 @@ def test_bad_fleet_file_names_file_line_and_field(tmp_path, text: str, where: st
     assert field in str(info.value)
 
 
+def test_a_fleet_file_that_is_not_utf8_names_the_line(tmp_path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_bytes(b"targets:\n  - {name: caf\xe9, kind: cce, id: x, version: v1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_fleet(path)
+    assert info.value.where == f"{path}:2" and "not UTF-8" in str(info.value)
+
+
 def test_missing_fleet_file() -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_fleet("/nonexistent/fleet.yaml")
