@@ -96,7 +96,7 @@ def _extensions(obj: Mapping[str, Any], *, strict: bool) -> dict[str, str | int 
             continue
         if value is None:
             continue  # the spec: an attribute with a null value is absent
-        if not isinstance(value, str | int | bool) or isinstance(value, float):
+        if not isinstance(value, str | int | bool):
             if strict:
                 raise BadEvent(name, "an extension attribute is a string, an integer or a boolean")
             continue
