@@ -56,7 +56,7 @@ from shared.domain.fleet import Feed, Fleet
 from shared.domain.releases import Refused, Release, release_event, validate_release
 from shared.errors import ConfigError, Conflict
 from shared.limits import LIMITS, JsonRefused, loads_bounded
-from shared.runtime.auth import Unauthenticated, authenticate
+from shared.runtime.auth import Unauthenticated, authenticate, challenge
 from shared.runtime.function import Context, HttpReply, HttpRequest, upshift_function
 
 __all__ = ["DELIVERIES", "GenericRelease", "GitHubReleaseHook", "release_intake", "sign"]
@@ -112,6 +112,13 @@ class GitHubReleaseHook(_GitHub):
     repository: GitHubRepository
 
 
+def _refused(ctx: Context, exc: Refused) -> HttpReply:
+    """The refusal as an answer; a 401 says how to authenticate (RFC 6750 ``WWW-Authenticate``)."""
+    ctx.log.info("release refused", status=exc.status, reason=exc.error, field=exc.field)
+    headers = {"WWW-Authenticate": challenge()} if exc.status == 401 else {}
+    return HttpReply(exc.status, exc.body(), headers=headers)
+
+
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -131,8 +138,7 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
             release = _from_github(ctx.fleet, github_event, request.query.get("product"), doc)
         validate_release(ctx.fleet, release)
     except Refused as exc:
-        ctx.log.info("release refused", status=exc.status, reason=exc.error, field=exc.field)
-        return HttpReply(exc.status, exc.body())
+        return _refused(ctx, exc)
     except Ignored as exc:
         return HttpReply(202, {"status": "ignored", "reason": str(exc)})
 
@@ -140,8 +146,7 @@ async def release_intake(request: HttpRequest, ctx: Context) -> HttpReply:
     try:
         duplicate = await _replayed(ctx, headers.get("x-github-delivery"), event.id, request.body)
     except Refused as exc:
-        ctx.log.info("release refused", status=exc.status, reason=exc.error, field=exc.field)
-        return HttpReply(exc.status, exc.body())
+        return _refused(ctx, exc)
     ctx.log.info("release announced", product=release.product, version=release.version, duplicate=duplicate)
     body = {
         "status": "duplicate" if duplicate else "accepted",

@@ -214,7 +214,7 @@ async def run_demo(
     from shared.domain.fleet import parse_fleet
     from shared.runtime.host import Runtime
     from shared.runtime.manifest import load_manifest
-    from shared.runtime.server import build_app
+    from shared.runtime.server import app_runner, build_app
     from shared.store import open_store
     from simulator.testing import start_simulator
 
@@ -258,7 +258,7 @@ async def run_demo(
         clouds=CloudClients.from_fleet(fleet),
     )
     await runtime.start()
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    runner = app_runner(build_app(runtime))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -123,7 +123,7 @@ def _http_target(name: str, fn: UpshiftFunction) -> ff.HTTPFunction:
         if not isinstance(reply, HttpReply):
             raise TypeError(f"http function {name} must return HttpReply")
         await publish_all(parts.bus, reply.events)
-        return JSONResponse(reply.body, status_code=reply.status)
+        return JSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
     target.__name__ = name
     return ff.http(target)

@@ -25,7 +25,7 @@ wrong event type. The trigger itself lives only in ``serverless.yml``.
 from __future__ import annotations
 
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,8 @@ class HttpReply:
     status: int
     body: dict[str, Any]
     events: Sequence[Emitted] = ()
+    #: Response headers, e.g. ``WWW-Authenticate`` on a 401.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 #: An Upshift function: ``(event, ctx)`` → the events to emit, or, for an ``http`` function,

@@ -173,6 +173,6 @@ def _http_route(runtime: Runtime, name: str, limits: Limits = LIMITS) -> Handler
             body=await _read_body(request, limits),
         )
         reply = await runtime.call_http(name, req)
-        return web.json_response(reply.body, status=reply.status)
+        return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
 
     return route

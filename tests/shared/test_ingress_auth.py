@@ -111,6 +111,8 @@ async def _refused(client, runtime, path: str, body: bytes, headers: dict[str, s
     r = await client.post(path, data=body, headers=headers)
     text = await r.text()
     assert r.status == status, text
+    if status == 401:  # every 401, /events and /hooks/release alike, says how to authenticate
+        assert r.headers.get("WWW-Authenticate", "").startswith('Bearer realm="upshift"'), r.headers
     payload = json.loads(text)
     assert payload["field"] == field and payload["error"]
     assert "Traceback" not in text
