@@ -26,6 +26,7 @@ auth:   # bearer tokens of POST /events and /hooks/release (see Token); none: /e
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -85,17 +86,30 @@ _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``"4h"``, ``"45m"``, ``"1h30m"``, ``"7d"``, ``"90s"``, or a number of seconds."""
+    """``"4h"``, ``"45m"``, ``"1h30m"``, ``"7d"``, ``"90s"``, or a number of seconds; never
+    negative, never beyond what a ``timedelta`` holds (ValueError naming the value, not an
+    OverflowError escaping as a traceback)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m and any(m.groups()):
-            d, h, mi, s = (int(x or 0) for x in m.groups())
-            return timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    raise ValueError(f"{value!r} is not a duration like '4h', '45m', '1h30m', '7d'")
+        out = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration (a finite number of seconds)")
+        out = _timedelta(value, seconds=value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)) and any(m.groups()):
+        d, h, mi, s = (int(x or 0) for x in m.groups())
+        out = _timedelta(value, days=d, hours=h, minutes=mi, seconds=s)
+    else:
+        raise ValueError(f"{str(value)[:80]!r} is not a duration like '4h', '45m', '1h30m', '7d'")
+    if out < timedelta(0):
+        raise ValueError(f"{value!r}: a duration must not be negative")
+    return out
+
+
+def _timedelta(value: object, **parts: float) -> timedelta:
+    try:
+        return timedelta(**parts)
+    except OverflowError:
+        raise ValueError(f"{str(value)[:80]!r} is too long a duration") from None
 
 
 #: (the JSON Schema says what the file may hold — "4h" or seconds — not pydantic's ISO 8601)
