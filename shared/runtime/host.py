@@ -32,6 +32,7 @@ from events.catalog import T, Tick
 from events.envelope import Event, consequence
 from shared.bus import Bus, Emitted, Handler, Subscription, publish_all
 from shared.clock import Clock
+from shared.clouds.sessions import close_sessions
 from shared.errors import ConfigError
 from shared.log import get_logger
 from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
@@ -203,6 +204,8 @@ class Runtime:
         await self.store.close()
         if self.clouds is not None:
             await self.clouds.close()
+        # the feed poller and notify use the loop's shared HTTP session without any cloud client
+        await close_sessions()
 
     async def wait_idle(self, limit: float = 30.0) -> None:
         """Until the bus has no pending deliveries (embedded bus only; tests and demo)."""

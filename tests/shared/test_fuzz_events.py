@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from events import T
 from shared.bus import open_bus
+from shared.clouds.sessions import close_sessions
 from shared.domain.fleet import parse_fleet
 from shared.log import configure
 from shared.runtime.host import Runtime
@@ -105,6 +106,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
         async def stop() -> None:
             await state["runner"].cleanup()
             await state["runtime"].stop()
+            await close_sessions()  # the feed poller's session lives on this loop
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
