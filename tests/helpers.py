@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
 from events import Event, T
 from events.catalog import Echo, StageRequested
 
-__all__ = ["echo", "eventually", "stage_requested", "wait_healthy"]
+__all__ = ["ROOT", "echo", "eventually", "stage_requested", "start_serve", "wait_healthy"]
+
+#: The checkout: real processes run from here, on its code.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, interval: float = 0.02) -> None:
@@ -47,3 +55,19 @@ async def wait_healthy(port: int, proc=None, timeout: float = 20.0) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise AssertionError("serve did not come up")
+
+
+def start_serve(
+    bus: str,
+    port: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: int | IO[Any] = subprocess.DEVNULL,
+    stderr: int | IO[Any] = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """The real ``upshift serve --bus BUS --port PORT ARGS…`` as a process of this checkout
+    (``env`` added to this process's environment); the caller waits for it (:func:`wait_healthy`)
+    and stops it."""
+    cmd = [sys.executable, "-m", "shared.ops.cli", "serve", "--bus", bus, "--port", str(port), *args]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=stdout, stderr=stderr)

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from simulator.natsd import free_port
-from tests.helpers import wait_healthy
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import start_serve, wait_healthy
 
 
 async def _hang_up_mid_body(port: int, path: str) -> None:
@@ -37,12 +33,8 @@ async def _hang_up_mid_body(port: int, path: str) -> None:
 async def test_a_client_gone_mid_body_is_logged_as_info_not_an_error(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "shared.ops.cli", "serve", "--bus", f"sqlite:///{tmp_path}/u.db"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = start_serve(f"sqlite:///{tmp_path}/u.db", port, stdout=out, stderr=subprocess.STDOUT)
         try:
             await wait_healthy(port, proc)
             for path in ("/hooks/release", "/hooks/release", "/events"):

@@ -12,11 +12,7 @@ import asyncio
 import gzip
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -33,9 +29,8 @@ from shared.runtime.manifest import load_manifest
 from shared.runtime.server import build_app
 from shared.store import open_store
 from simulator.natsd import free_port
-from tests.helpers import eventually, wait_healthy
+from tests.helpers import eventually, start_serve, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "gh-edge-secret-do-not-leak"
 SECRET_ENV = "UPSHIFT_TEST_EDGE_GH_SECRET"
 TOKEN = "edge-token-do-not-leak"
@@ -338,18 +333,7 @@ async def test_7_an_idle_connection_is_closed(impatient):
 
 def test_7_sigterm_with_a_slow_client_connected_exits_promptly(tmp_path):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "shared.ops.cli",
-        "serve",
-        "--bus",
-        f"sqlite:///{tmp_path}/u.db",
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_serve(f"sqlite:///{tmp_path}/u.db", port)
     try:
         asyncio.run(wait_healthy(port, proc))
         import socket

@@ -7,9 +7,6 @@ counted, the runtime's own clock ticks aside) and no token value reaches a log l
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +24,7 @@ from shared.runtime.manifest import load_manifest
 from shared.runtime.server import build_app
 from shared.store import open_store
 from simulator.natsd import free_port
-from tests.helpers import echo, wait_healthy
+from tests.helpers import echo, start_serve, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "events" / "samples"
@@ -351,19 +348,8 @@ async def test_upshift_serve_without_tokens_warns_at_start_and_refuses_events(tm
     """The real command: no fleet, no tokens — it starts, says so on stderr, and answers 401."""
     port = free_port()
     err = tmp_path / "serve.err"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "shared.ops.cli",
-        "serve",
-        "--bus",
-        f"sqlite:///{tmp_path}/u.db",
-        "--port",
-        str(port),
-    ]
     with err.open("wb") as stderr:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = start_serve(f"sqlite:///{tmp_path}/u.db", port, stderr=stderr)
         try:
             await wait_healthy(port, proc)
             headers, body = to_binary_http(echo("anyone"))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,9 +20,8 @@ from shared.runtime.manifest import load_manifest
 from shared.runtime.server import MAX_BODY, build_app
 from shared.store import open_store
 from simulator.natsd import free_port
-from tests.helpers import echo, eventually, wait_healthy
+from tests.helpers import echo, eventually, start_serve, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 #: POST /events needs a bearer token (tests/shared/test_ingress_auth.py): these tests send this one.
 TOKEN_ENV = "UPSHIFT_TEST_SERVE_TOKEN"
 TOKEN = "serve-test-token-not-a-secret"
@@ -177,21 +173,11 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(FLEET)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_ENV: TOKEN}
-    cmd = [
-        sys.executable,
-        "-m",
-        "shared.ops.cli",
-        "serve",
-        "--fleet",
-        str(fleet),
-        "--bus",
-        f"sqlite:///{db}?lease=1",
-        "--port",
-        str(port),
-    ]
 
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def serve() -> subprocess.Popen[bytes]:
+        return start_serve(f"sqlite:///{db}?lease=1", port, "--fleet", str(fleet), env={TOKEN_ENV: TOKEN})
+
+    proc = serve()
     try:
         await wait_healthy(port, proc)
         headers, body = to_binary_http(echo("across-restart"))
@@ -203,7 +189,7 @@ async def test_upshift_serve_as_a_process_survives_kill_9(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = serve()
     try:
         await wait_healthy(port, proc)
         bus = open_bus(f"sqlite:///{db}")
