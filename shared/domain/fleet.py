@@ -170,8 +170,9 @@ class Window(_Strict):
 
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA timezone {self.timezone!r}") from None
+        # (OSError: zoneinfo looks the key up as a file — a name too long for one raises it)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown IANA timezone {self.timezone[:80]!r}") from None
         return self
 
 

@@ -97,3 +97,14 @@ def test_a_duration_out_of_range_is_a_config_error(value: object) -> None:
     with pytest.raises(ConfigError) as err:
         parse_fleet(yaml.safe_dump(doc, sort_keys=False), SOURCE)
     assert "windows.sat-night.duration" in str(err.value)
+
+
+@pytest.mark.parametrize("tz", ["9" * 5000, "Europe/" + "x" * 300, "../../etc/passwd", ""])
+def test_a_timezone_that_is_no_iana_name_is_a_config_error(tz: str) -> None:
+    """What the fuzzer found next: a timezone too long for a file name made zoneinfo raise
+    OSError (File name too long), a traceback from fleet loading."""
+    doc = yaml.safe_load(BASE_TEXT)
+    _set(doc, ("windows", "sat-night", "timezone"), tz)
+    with pytest.raises(ConfigError) as err:
+        parse_fleet(yaml.safe_dump(doc, sort_keys=False), SOURCE)
+    assert "windows.sat-night" in str(err.value)
