@@ -14,19 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CATALOG",
+    "ApprovalBinding",
+    "ApprovalRequested",
     "ChatCommand",
+    "ChatReply",
+    "ControlChanged",
     "DeadLettered",
     "Echo",
     "EventSpec",
     "JobPoll",
     "Kind",
     "NotificationRequested",
+    "Platform",
+    "RunApproved",
+    "RunDenied",
     "StageFailed",
     "StageRequested",
     "StageStarted",
     "StageSucceeded",
     "T",
     "Tick",
+    "UpgradeCancelled",
     "UpgradeFailed",
     "UpgradeHalted",
     "UpgradePlanned",
@@ -214,14 +222,110 @@ class WaveReady(_Data):
     )
 
 
-class ChatCommand(_Data):
-    """A command typed in chat, already authenticated by the chat edge."""
+#: Where a command came from: the chat edges, an authenticated ``POST /events`` (bot), the HTTP
+#: API, the CLI on the bus host.
+Platform = Literal["slack", "mattermost", "bot", "api", "cli", "test"]
 
-    platform: Literal["slack", "cli", "test"] = "slack"
-    channel: str
-    user: str
+
+class ApprovalBinding(_Data):
+    """What an Approve/Deny button's value binds: the run, its target version, the window occurrence."""
+
+    run: str = Field(min_length=1, max_length=64)
+    to_version: str = Field(min_length=1, max_length=64)
+    occurrence: str | None = Field(default=None, max_length=64, description="opens_at, ISO 8601")
+
+
+class ChatCommand(_Data):
+    """A command (the text after ``/upshift``) from chat, a bot, the API or the CLI, with who sent it.
+
+    The identity fields are the platform's immutable ids (Slack team ``T…`` and user ``U…``,
+    Mattermost user id), never display names alone. A Slack/Mattermost identity is trusted only
+    when the event's ``via`` extension names that edge (the edges set it; ``POST /events`` sets
+    ``via=token:<name>`` from the bearer token, whatever the sender put there).
+    """
+
+    platform: Platform = "slack"
+    channel: str = Field(default="", max_length=200)
+    user: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=2000)
-    response_url: str | None = None
+    response_url: str | None = Field(default=None, max_length=2048)
+    team: str | None = Field(default=None, max_length=200)
+    user_name: str | None = Field(default=None, max_length=200)
+    trigger_id: str | None = Field(default=None, max_length=200)
+    action_id: str | None = Field(default=None, max_length=255)
+    #: An approval button's binding (run, target version, window occurrence) — an approval from a
+    #: button counts only for the request it was posted for (``ApprovalBinding``).
+    binding: ApprovalBinding | None = None
+
+
+class ChatReply(_Data):
+    """The result of a command, to post to the ``response_url`` its chat platform gave."""
+
+    platform: Platform = "slack"
+    response_url: str = Field(min_length=1, max_length=2048)
+    text: str = Field(min_length=1, max_length=4000)
+    ephemeral: bool = True
+    #: Replace the message whose button was clicked (an approval request) instead of adding one.
+    replace_original: bool = False
+
+
+class ApprovalRequested(_Data):
+    """A planned run waits for approval before it may start, for one window occurrence."""
+
+    run: str = Field(min_length=1)
+    target: str
+    kind: Kind
+    from_version: str
+    to_version: str
+    window: str | None = None
+    wave: int = 0
+    occurrence: str | None = Field(default=None, description="The occurrence's opens_at (ISO 8601).")
+    expires_at: datetime
+    min_approvals: int = Field(default=1, ge=1)
+    approvers: list[str] = []
+
+
+class RunApproved(_Data):
+    """A run has the approvals it needs (``approved_by``: who, in order)."""
+
+    run: str = Field(min_length=1)
+    target: str
+    to_version: str
+    window: str | None = None
+    approved_by: list[str] = []
+
+
+class RunDenied(_Data):
+    """Someone denied a run's approval: the run ends ``denied``."""
+
+    run: str = Field(min_length=1)
+    target: str
+    to_version: str
+    window: str | None = None
+    by: str
+    reason: str = Field(max_length=2000)
+
+
+class UpgradeCancelled(_Data):
+    """A run was cancelled before its upgrade stage started (by someone; ``reason`` says why)."""
+
+    run: str = Field(min_length=1)
+    target: str
+    kind: Kind
+    to_version: str
+    window: str | None = None
+    by: str
+    reason: str = Field(default="", max_length=2000)
+
+
+class ControlChanged(_Data):
+    """An operator paused, resumed, froze or unfroze a scope; one event per window concerned, so
+    that window's waves are looked at again."""
+
+    action: Literal["pause", "resume", "freeze", "unfreeze"]
+    scope: str
+    window: str = Field(min_length=1)
+    by: str
 
 
 class NotificationRequested(_Data):
@@ -273,6 +377,12 @@ class T:
     UPGRADE_HALTED = "dev.upshift.upgrade.halted"
     WAVE_READY = "dev.upshift.wave.ready"
     CHAT_COMMAND = "dev.upshift.chat.command"
+    CHAT_REPLY = "dev.upshift.chat.reply"
+    APPROVAL_REQUESTED = "dev.upshift.approval.requested"
+    RUN_APPROVED = "dev.upshift.run.approved"
+    RUN_DENIED = "dev.upshift.run.denied"
+    UPGRADE_CANCELLED = "dev.upshift.upgrade.cancelled"
+    CONTROL_CHANGED = "dev.upshift.control.changed"
     NOTIFICATION_REQUESTED = "dev.upshift.notification.requested"
     ECHO = "dev.upshift.echo"
     CLOCK_TICK = "dev.upshift.clock.tick"
@@ -302,6 +412,12 @@ CATALOG: dict[str, EventSpec] = {
         _spec(T.UPGRADE_HALTED, UpgradeHalted),
         _spec(T.WAVE_READY, WaveReady),
         _spec(T.CHAT_COMMAND, ChatCommand),
+        _spec(T.CHAT_REPLY, ChatReply),
+        _spec(T.APPROVAL_REQUESTED, ApprovalRequested),
+        _spec(T.RUN_APPROVED, RunApproved),
+        _spec(T.RUN_DENIED, RunDenied),
+        _spec(T.UPGRADE_CANCELLED, UpgradeCancelled),
+        _spec(T.CONTROL_CHANGED, ControlChanged),
         _spec(T.NOTIFICATION_REQUESTED, NotificationRequested),
         _spec(T.ECHO, Echo),
         _spec(T.CLOCK_TICK, Tick),

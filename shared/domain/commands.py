@@ -50,7 +50,7 @@ from annotated_types import MaxLen
 
 from events.catalog import ChatCommand, Kind
 from shared.domain.access import Role
-from shared.domain.fleet import parse_duration
+from shared.domain.durations import parse_duration
 from shared.domain.versions import BadVersion, parse_version
 from shared.limits import LIMITS
 
@@ -62,6 +62,7 @@ __all__ = [
     "MIN_ROLE",
     "NAME",
     "RUN_ID",
+    "SCOPE_USAGE",
     "SYNOPSIS",
     "TARGET_NAME",
     "VERSION_TEXT",
@@ -91,6 +92,8 @@ __all__ = [
     "WindowScope",
     "min_role",
     "parse",
+    "parse_scope",
+    "scope_text",
     "usage",
 ]
 
@@ -522,3 +525,35 @@ def parse(text: str) -> Command:
         return spec.parse(args)
     except _Bad as exc:
         raise CommandError(str(exc), spec.usage, spec.name) from None
+
+
+#: The usage line of a scope, for refusals of one outside a command (a fleet freeze's ``scope``).
+SCOPE_USAGE = "<target> | kind:<kind> | window:<name> | wave:<n> | all"
+
+
+def parse_scope(text: str) -> Scope:
+    """One scope token (``kind:cce``, ``window:sat-night``, ``wave:0``, ``all``, a target name);
+    :class:`CommandError` with :data:`SCOPE_USAGE` otherwise."""
+    token = text.strip()
+    if not token or len(token) > LIMITS.max_name or len(token.split()) != 1:
+        raise CommandError(f"{text[:80]!r} is not one scope", SCOPE_USAGE)
+    try:
+        return _scope(token)
+    except _Bad as exc:
+        raise CommandError(str(exc), SCOPE_USAGE) from None
+
+
+def scope_text(scope: Scope) -> str:
+    """The scope as typed (:func:`parse_scope` of it gives it back)."""
+    match scope:
+        case AllScope():
+            return "all"
+        case KindScope(kind):
+            return f"kind:{kind}"
+        case WindowScope(name):
+            return f"window:{name}"
+        case WaveScope(wave):
+            return f"wave:{wave}"
+        case TargetScope(name):
+            return name
+    raise TypeError(scope)

@@ -26,7 +26,6 @@ auth:   # bearer tokens of POST /events and /hooks/release (see Token); none: /e
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -51,7 +50,12 @@ from shared.clouds.huawei.config import HuaweiConfig
 from shared.clouds.ncloud.client import NcloudConfig
 from shared.clouds.oceanbase.client import OceanBaseConfig
 from shared.domain.access import Role, check_publish_list
+from shared.domain.approvals import Approval
+from shared.domain.chat import Chat
+from shared.domain.durations import Duration, parse_duration
+from shared.domain.freezes import FreezeRule
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
+from shared.domain.rbac import Grant
 from shared.domain.windows import schedule_problem
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
@@ -81,50 +85,6 @@ DEFAULT_PRODUCT = {
     "oceanbase": "oceanbase",
     "ncloud-kafka": "kafka",
 }
-
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"4h"``, ``"45m"``, ``"1h30m"``, ``"7d"``, ``"90s"``, or a number of seconds; never
-    negative, never beyond what a ``timedelta`` holds (ValueError naming the value, not an
-    OverflowError escaping as a traceback)."""
-    if isinstance(value, timedelta):
-        out = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a duration (a finite number of seconds)")
-        out = _timedelta(value, seconds=value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)) and any(m.groups()):
-        d, h, mi, s = (int(x or 0) for x in m.groups())
-        out = _timedelta(value, days=d, hours=h, minutes=mi, seconds=s)
-    else:
-        raise ValueError(f"{str(value)[:80]!r} is not a duration like '4h', '45m', '1h30m', '7d'")
-    if out < timedelta(0):
-        raise ValueError(f"{value!r}: a duration must not be negative")
-    return out
-
-
-def _timedelta(value: object, **parts: float) -> timedelta:
-    try:
-        return timedelta(**parts)
-    except OverflowError:
-        raise ValueError(f"{str(value)[:80]!r} is too long a duration") from None
-
-
-#: (the JSON Schema says what the file may hold — "4h" or seconds — not pydantic's ISO 8601)
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION.pattern, "examples": ["4h", "45m", "1h30m", "7d"]},
-                {"type": "number"},
-            ]
-        }
-    ),
-]
 
 
 def _as_str(v: Any) -> Any:
@@ -273,6 +233,8 @@ class Policy(_Strict):
     skip: list[Str] = []
     #: Never plan anything for matching targets.
     frozen: bool = False
+    #: Matching targets' runs wait for people before they start (:mod:`shared.domain.approvals`).
+    approval: Approval | None = None
 
 
 class Feed(_Strict):
@@ -364,6 +326,8 @@ class Notify(_Strict):
 class Waves(_Strict):
     #: how long a wave must have succeeded before the next one starts
     bake: Duration = timedelta(minutes=30)
+    #: per wave number: its runs wait for approval (a matching policy's ``approval`` wins)
+    approval: dict[int, Approval] = {}
 
 
 class Clouds(_Strict):
@@ -404,6 +368,12 @@ class Fleet(_Strict):
     auth: Auth = Auth()
     notify: Notify = Notify()
     waves: Waves = Waves()
+    #: the Slack app / Mattermost command (:mod:`shared.domain.chat`)
+    chat: Chat = Chat()
+    #: chat identities, bot tokens, CLI users → roles (:mod:`shared.domain.rbac`)
+    rbac: list[Grant] = []
+    #: blackout dates and recurring freezes (:mod:`shared.domain.freezes`)
+    freezes: list[FreezeRule] = []
     #: expected stage durations by kind and stage when the ledger has no history, e.g. {cce: {upgrade: 40m}}
     durations: dict[Kind, dict[str, Duration]] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.bus.url import parse_bus_url
+from shared.store.audit import Audit
 from shared.store.base import KV, Entry, escape_key, unescape_key
 from shared.store.claims import Claim, Claims, claim_key
 from shared.store.ledger import DROPPED, TERMINAL, Ledger, RunState
@@ -13,6 +14,7 @@ __all__ = [
     "DROPPED",
     "KV",
     "TERMINAL",
+    "Audit",
     "Claim",
     "Claims",
     "Entry",
@@ -50,6 +52,10 @@ class Store:
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.kv)
+
+    @property
+    def audit(self) -> Audit:
+        return Audit(self.kv)
 
     async def start(self) -> None:
         await self.kv.start()
