@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from events.catalog import Kind
+from shared.domain.approvals import Approval
 from shared.domain.versions import BadVersion, compare, on_track, parse_version
 from shared.domain.windows import next_open, window_at
 
 if TYPE_CHECKING:
     from shared.domain.fleet import Fleet, Policy, Target
 
-__all__ = ["REFUSALS", "Decision", "Release", "decide", "matching_policies", "plan_releases"]
+__all__ = ["REFUSALS", "Decision", "Release", "approval_rule", "decide", "matching_policies", "plan_releases"]
 
 #: Decision codes that refuse a release for good (``soak`` only delays it).
 REFUSALS = ("product", "frozen", "bad-version", "skip", "track", "not-newer", "superseded", "no-window")
@@ -78,6 +79,15 @@ def matching_policies(fleet: Fleet, target: Target) -> list[Policy]:
             continue
         out.append(p)
     return out
+
+
+def approval_rule(fleet: Fleet, target: Target) -> Approval | None:
+    """The approval a target's runs need, or None: the first matching policy's ``approval``, else
+    its wave's (``waves.approval``); a rule with ``required: false`` is none."""
+    rule = next((p.approval for p in matching_policies(fleet, target) if p.approval is not None), None)
+    if rule is None:
+        rule = fleet.waves.approval.get(target.wave)
+    return rule if rule is not None and rule.required else None
 
 
 def _same(kind: str, a: str, b: str) -> bool:
