@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-__all__ = ["Duration", "parse_duration"]
+__all__ = ["Duration", "format_duration", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 
@@ -32,6 +32,14 @@ def parse_duration(value: Any) -> timedelta:
     if out < timedelta(0):
         raise ValueError(f"{value!r}: a duration must not be negative")
     return out
+
+
+def format_duration(d: timedelta) -> str:
+    """``1h30m``, ``45m``, ``20s``, ``48h``: a duration as the fleet file spells it (whole seconds;
+    :func:`parse_duration` of it gives it back)."""
+    h, rem = divmod(int(d.total_seconds()), 3600)
+    m, s = divmod(rem, 60)
+    return "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (s, "s")) if n) or "0s"
 
 
 def _timedelta(value: object, **parts: float) -> timedelta:

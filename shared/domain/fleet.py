@@ -56,7 +56,7 @@ from shared.domain.durations import Duration, parse_duration
 from shared.domain.freezes import FreezeRule
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
 from shared.domain.rbac import Grant
-from shared.domain.windows import schedule_problem
+from shared.domain.windows import schedule_problem, timezone_problem
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
 
@@ -126,13 +126,9 @@ class Window(_Strict):
             raise ValueError("give exactly one of rrule or cron")
         if self.cutoff >= self.duration:
             raise ValueError("cutoff must be shorter than duration")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(self.timezone)
-        # (OSError: zoneinfo looks the key up as a file — a name too long for one raises it)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(f"unknown IANA timezone {self.timezone[:80]!r}") from None
+        problem = timezone_problem(self.timezone)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

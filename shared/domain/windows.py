@@ -24,11 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, YEARLY, rrule, rruleset, rrulestr
 
+from shared.domain.durations import format_duration
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:  # the fleet's models import nothing from here; at run time only values pass
@@ -42,6 +43,7 @@ __all__ = [
     "next_open",
     "occurrences",
     "schedule_problem",
+    "timezone_problem",
     "window_at",
 ]
 
@@ -156,6 +158,16 @@ def schedule_problem(rrule_text: str | None, cron: str | None) -> str | None:
     return None
 
 
+def timezone_problem(name: str) -> str | None:
+    """What is wrong with an IANA timezone name (unknown, malformed), or None."""
+    try:
+        ZoneInfo(name)
+    # (OSError: zoneinfo looks the key up as a file — a name too long for one raises it)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown IANA timezone {name[:80]!r}"
+    return None
+
+
 def _check_cron(expr: str) -> None:
     if not croniter.is_valid(expr):
         raise BadWindow("cron", f"{expr!r} is not a cron expression")
@@ -242,7 +254,8 @@ def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta)
     usable = window.duration - window.cutoff
     if expected > usable:
         return Gate(
-            False, f"stage takes {_fmt(expected)}, longer than window {name!r} allows ({_fmt(usable)})"
+            False,
+            f"stage takes {format_duration(expected)}, longer than window {name!r} allows ({format_duration(usable)})",
         )
     occ = window_at(window, now)
     if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
@@ -254,12 +267,5 @@ def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta)
     elif now >= occ.cutoff_at:
         reason = f"window {name!r} is past its cutoff {occ.cutoff_at.isoformat()}"
     else:
-        reason = f"stage takes {_fmt(expected)}, only {_fmt(occ.cutoff_at - now)} left before the cutoff of {name!r}"
+        reason = f"stage takes {format_duration(expected)}, only {format_duration(occ.cutoff_at - now)} left before the cutoff of {name!r}"
     return Gate(False, reason, retry, occ)
-
-
-def _fmt(d: timedelta) -> str:
-    """``1h30m``, ``45m``, ``20s``: the fleet file's own duration spelling."""
-    h, rem = divmod(int(d.total_seconds()), 3600)
-    m, s = divmod(rem, 60)
-    return "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (s, "s")) if n) or "0s"
