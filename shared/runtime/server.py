@@ -2,7 +2,9 @@
 manifest's ``http`` functions, in front of a :class:`shared.runtime.host.Runtime`.
 
 Routes: ``POST /events`` (CloudEvents, binary or structured mode; strict — an unknown attribute
-or data field is refused), ``GET /healthz``, and one route per ``http`` trigger in the manifest.
+or data field is refused), ``GET /healthz``, the HTTP API (``GET /api/audit``,
+``POST /api/runs/{id}/approve|deny|cancel``: :mod:`shared.runtime.api`), and one route per
+``http`` trigger in the manifest.
 ``POST /events`` answers 202 once the event is durable on the bus (``duplicate`` says it was
 already there). Bad input answers 4xx with a JSON body naming the problem (``{"error": ...,
 "field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
@@ -20,23 +22,23 @@ timeout on SIGTERM).
 :mod:`shared.runtime.auth`): 401 with ``WWW-Authenticate`` without it or with a wrong token,
 before the body is read; 403 for a type the token may not publish or an internal type
 (:mod:`shared.domain.access`). Nothing is published on either. With no tokens configured every
-request is refused, and :func:`build_app` logs a warning saying so.
+request is refused, and :func:`build_app` logs a warning saying so. Every accepted event carries
+``via=token:<name>`` (the token's name), overwriting any ``via`` the sender gave: a chat identity
+is trusted only from the edge that verified it, never from a bot's claim.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, TransferEncodingError
 from aiohttp.typedefs import Handler
-from aiohttp.web_protocol import RequestPayloadError
 
 from events.codec import BadEvent, from_http_request
 from shared.domain.access import authorize_publish
 from shared.limits import LIMITS, Limits
 from shared.log import get_logger
-from shared.runtime.auth import Unauthenticated, authenticate, ingress_warnings
+from shared.runtime.api import COMMAND_WAIT_S, add_api_routes
+from shared.runtime.auth import ingress_warnings
+from shared.runtime.edge import Refused, error_reply, principal_of, read_body
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
 
@@ -46,67 +48,24 @@ MAX_BODY = LIMITS.max_body
 log = get_logger("upshift.serve")
 
 
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
-    body = {"error": message}
-    if field:
-        body["field"] = field
-    return web.json_response(body, status=status)
-
-
-class _BodyRefused(Exception):
-    def __init__(self, reply: web.Response) -> None:
-        self.reply = reply
-
-
-async def _read_body(request: web.Request, limits: Limits) -> bytes:
-    """The whole body, within ``limits.body_read_timeout_s``; what a client got wrong (or a client
-    gone) is a :class:`_BodyRefused` carrying the 4xx, never a 500."""
-    try:
-        async with asyncio.timeout(limits.body_read_timeout_s):
-            return await request.read()
-    except TimeoutError:
-        log.info("request body too slow", path=request.path, timeout_s=limits.body_read_timeout_s)
-        reply = _error(408, f"the body did not arrive within {limits.body_read_timeout_s:g} s", "body")
-        reply.force_close()
-        raise _BodyRefused(reply) from None
-    except (RequestPayloadError, HttpProcessingError) as exc:
-        cause = exc.__cause__ if isinstance(exc, RequestPayloadError) else exc
-        if isinstance(cause, ContentEncodingError):
-            field, message = "Content-Encoding", "the body does not decode with its Content-Encoding"
-        elif isinstance(cause, TransferEncodingError):
-            field, message = "Transfer-Encoding", "malformed chunked body"
-        else:
-            field, message = "body", "malformed request body"
-        log.info("request body refused", path=request.path, field=field, error_type=type(cause).__name__)
-        reply = _error(400, message, field)
-        reply.force_close()
-        raise _BodyRefused(reply) from None
-    except ConnectionError:
-        log.info("client went away before sending the whole body", path=request.path)
-        raise _BodyRefused(_error(400, "the connection closed before the body ended", "body")) from None
-    except asyncio.CancelledError:
-        # aiohttp cancels the handler when the client disconnects (or the server stops): not an error
-        log.info(
-            "request cancelled while its body was read (client gone or server stopping)", path=request.path
-        )
-        raise
-
-
 @web.middleware
 async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
         raise
-    except _BodyRefused as refused:
+    except Refused as refused:
         return refused.reply
     except Exception as exc:
         log.exception("unhandled error", path=request.path, error_type=type(exc).__name__)
-        return _error(500, "internal error")
+        return error_reply(500, "internal error")
 
 
-def build_app(runtime: Runtime, *, limits: Limits = LIMITS) -> web.Application:
-    """The routes above, bound to ``runtime`` (which the caller starts and stops)."""
+def build_app(
+    runtime: Runtime, *, limits: Limits = LIMITS, command_wait_s: float = COMMAND_WAIT_S
+) -> web.Application:
+    """The routes above, bound to ``runtime`` (which the caller starts and stops);
+    ``command_wait_s`` is how long an API command waits for its audit entry."""
     app = web.Application(
         middlewares=[_no_tracebacks],
         client_max_size=limits.max_body,
@@ -123,22 +82,20 @@ def build_app(runtime: Runtime, *, limits: Limits = LIMITS) -> web.Application:
         log.warning(warning)
 
     async def post_events(request: web.Request) -> web.Response:
-        try:
-            principal = authenticate(auth, request.headers)
-        except Unauthenticated as exc:
-            log.info("ingress refused", status=401, reason=exc.message)
-            reply = _error(401, exc.message, "Authorization")
-            reply.headers["WWW-Authenticate"] = exc.www_authenticate
-            return reply
-        body = await _read_body(request, limits)
+        principal = principal_of(auth, request)
+        body = await read_body(request, limits)
         try:
             event = from_http_request(dict(request.headers), body, strict=True)
         except BadEvent as exc:
-            return _error(400, exc.message, exc.field or None)
+            return error_reply(400, exc.message, exc.field or None)
         denied = authorize_publish(principal, event.type)
         if denied is not None:
             log.info("ingress refused", status=403, principal=principal.name, event_type=event.type)
-            return _error(403, denied.message, denied.field)
+            return error_reply(403, denied.message, denied.field)
+        # who published it is the token, whatever the sender claimed (a bot is not the Slack edge)
+        event = event.model_copy(
+            update={"extensions": {**event.extensions, "via": f"token:{principal.name}"}}
+        )
         fresh = await runtime.bus.publish(event)
         return web.json_response({"id": event.id, "type": event.type, "duplicate": not fresh}, status=202)
 
@@ -149,6 +106,7 @@ def build_app(runtime: Runtime, *, limits: Limits = LIMITS) -> web.Application:
 
     app.router.add_post("/events", post_events)
     app.router.add_get("/healthz", healthz)
+    add_api_routes(app, runtime, limits=limits, command_wait_s=command_wait_s)
     for name, bound in runtime.functions.items():
         for method, path in bound.http:
             app.router.add_route(method, path, _http_route(runtime, name, limits))
@@ -170,7 +128,7 @@ def _http_route(runtime: Runtime, name: str, limits: Limits = LIMITS) -> Handler
             path=request.path,
             headers=dict(request.headers),
             query=dict(request.query),
-            body=await _read_body(request, limits),
+            body=await read_body(request, limits),
         )
         reply = await runtime.call_http(name, req)
         return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
