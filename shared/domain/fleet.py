@@ -53,9 +53,9 @@ from shared.domain.access import Role, check_publish_list
 from shared.domain.approvals import Approval
 from shared.domain.chat import Chat
 from shared.domain.durations import Duration, parse_duration
-from shared.domain.freezes import FreezeRule
+from shared.domain.freezes import FreezeRule, freeze_problems
 from shared.domain.options import CceOptions, KafkaOptions, OceanBaseOptions, StarRocksOptions
-from shared.domain.rbac import Grant
+from shared.domain.rbac import Grant, rbac_problems
 from shared.domain.windows import schedule_problem, timezone_problem
 from shared.errors import ConfigError
 from shared.yamlconf import load_yaml_model, parse_yaml_model
@@ -401,6 +401,10 @@ class Fleet(_Strict):
             if getattr(self.clouds, cloud) is None and cloud not in missing_cloud:
                 missing_cloud.add(cloud)
                 refuse(i, "kind", f"clouds.{cloud} is required for {t.kind} targets")
+        for loc, message, value in (*rbac_problems(self), *freeze_problems(self)):
+            errors.append(
+                InitErrorDetails(type=PydanticCustomError("fleet_reference", message), loc=loc, input=value)
+            )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
