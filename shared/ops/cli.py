@@ -4,9 +4,9 @@
 Here: the ``events`` group (list, schema, validate the catalog) and the two bus hosts — ``serve``
 (HTTP ingress + every function + the clock, one process) and ``worker`` (a subset of the
 functions, no HTTP; run N for scale-out). The other commands live beside their subsystem in
-``shared/ops/`` (demo, fleet, inventory, plan, status) or ``simulator/`` (simulate) and join the group
-at import. Heavy imports (aiohttp, the runtime, the vendor clients) are made inside the command
-that needs them, so ``upshift --help`` stays quick.
+``shared/ops/`` (audit, chat, demo, fleet, inventory, plan, status) or ``simulator/`` (simulate)
+and join the group at import. Heavy imports (aiohttp, the runtime, the vendor clients) are made
+inside the command that needs them, so ``upshift --help`` stays quick.
 
 Errors in what the user gave (a config file, a URL, an argument) print one line naming the
 file/field and exit 2 — never a traceback.
@@ -324,6 +324,8 @@ def _add_subsystem_commands() -> None:
 
     Imported, not guarded: a broken module must fail loudly, not make its command vanish.
     """
+    from shared.ops.audit import audit
+    from shared.ops.chat import chat
     from shared.ops.demo import demo
     from shared.ops.fleet import fleet
     from shared.ops.inventory import inventory
@@ -331,7 +333,7 @@ def _add_subsystem_commands() -> None:
     from shared.ops.status import status
     from simulator.cli import simulate
 
-    for command in (demo, fleet, inventory, plan, simulate, status):
+    for command in (audit, chat, demo, fleet, inventory, plan, simulate, status):
         cli.add_command(command)
 
 
