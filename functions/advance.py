@@ -6,7 +6,9 @@ run's outcome. The one function that writes a run's end state.
   (the stage function checks the window again when it arrives);
 * ``stage.succeeded`` of the last stage → ``upgrade.succeeded``; the ledger records the target's
   new version and the run as succeeded;
-* ``stage.failed`` → ``upgrade.failed`` with the stage, code and message; the run is failed;
+* ``stage.failed`` → ``upgrade.failed`` with the stage, code and message; the run is failed —
+  except code ``cancelled`` (a stage refused to begin for a run someone cancelled before its
+  upgrade stage): the run ends ``cancelled`` and ``upgrade.cancelled`` is emitted;
 * ``event.deadlettered`` of an event of a run still open → the run is failed with the bus's
   reason and ``upgrade.failed`` is emitted (so waves halt and chat hears it): a dead letter never
   leaves a run silently open (DESIGN §6.8).
@@ -38,7 +40,7 @@ from shared import crashpoints
 from shared.bus.base import Delayed, Emitted
 from shared.domain.stages import next_stage, run_id
 from shared.domain.windows import gate
-from shared.engine.consequences import in_run
+from shared.engine.consequences import in_run, run_cancelled
 from shared.engine.polling import expected_seconds
 from shared.engine.vendor_clock import iso
 from shared.runtime.function import Context, upshift_function
@@ -86,6 +88,8 @@ async def advance(event: Input, ctx: Context) -> list[Emitted]:
     now = ctx.clock.now()
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
 
+    if isinstance(d, StageFailed) and d.code == "cancelled":
+        return await _cancelled(event, d, rid, run, ctx)
     if isinstance(d, StageFailed):
         if state == RunState.FAILED:  # a replay: emit the outcome the first delivery wrote
             return [_failed(event, d, run, from_version, d.code, d.message)]
@@ -123,6 +127,22 @@ async def advance(event: Input, ctx: Context) -> list[Emitted]:
         return [requested]
     ctx.log.info("advance.waiting", stage=nxt, reason=g.reason, until=iso(g.retry_at))
     return [Delayed(requested, ctx.clock.real_delay((g.retry_at - now).total_seconds()))]
+
+
+async def _cancelled(event: Input, d: StageFailed, rid: str, run: Value, ctx: Context) -> list[Emitted]:
+    """A stage refused to begin because the run was cancelled: the run ends ``cancelled``."""
+    cancel = run.get("cancel_requested") or {}
+    by, reason = cancel.get("cancelled_by", "someone"), cancel.get("reason", "") or d.message
+    if run.get("state") == RunState.CANCELLED:  # a replay: the outcome the first delivery wrote
+        return [run_cancelled(rid, {**run, "kind": d.kind}, by=by, reason=reason)]
+    if run.get("state") in TERMINAL:
+        ctx.log.info("advance.dropped", reason=f"run is {run.get('state')}")
+        return []
+    run = await ctx.store.ledger.end_run(
+        rid, RunState.CANCELLED, ended_at=iso(ctx.clock.now()), cancelled_by=by, cancelled_at_stage=d.stage
+    )
+    crashpoints.hit("advance.ended")
+    return [run_cancelled(rid, {**run, "kind": d.kind}, by=by, reason=reason)]
 
 
 def _succeeded(event: Input, d: _Run, from_version: str) -> Event[UpgradeSucceeded]:

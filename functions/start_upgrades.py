@@ -1,7 +1,8 @@
 """start_upgrades: release planned runs wave by wave, inside the window, within its concurrency.
 
-Triggers: ``window.opened``, ``upgrade.planned``, ``upgrade.succeeded``, ``upgrade.failed`` and
-its own delayed ``wave.ready``. Each delivery makes ONE compare-and-set change to the window's
+Triggers: ``window.opened``, ``upgrade.planned``, ``upgrade.succeeded``, ``upgrade.failed``,
+its own delayed ``wave.ready``, and the operators' ``run.approved``, ``run.denied``,
+``upgrade.cancelled`` and ``control.changed`` (a resume or unfreeze: look again). Each delivery makes ONE compare-and-set change to the window's
 waves document (:mod:`shared.domain.waves`):
 
 * an ``upgrade.succeeded`` / ``upgrade.failed`` first takes the run out (its wave's
@@ -12,6 +13,12 @@ waves document (:mod:`shared.domain.waves`):
   ``wave.ready`` looks again then), at most ``window.concurrency`` running at once, and only
   runs whose first stage fits before the cutoff (:func:`shared.domain.windows.gate` with the expected
   duration from the ledger's history); the others wait for the next ``window.opened``.
+
+Operator control (issue 11): a run waiting for approval is not released until approved within
+its request's window occurrence; at each ``window.opened`` lapsed requests are bound to the new
+opening and posted again (``approval.requested``, id from run and occurrence); a run a pause
+covers, or a freeze (fleet file or chat), waits (a freeze ending inside the window gets a
+``wave.ready`` at its end); a denied or cancelled run leaves the document.
 
 A released run turns ``running`` in the ledger and gets ``stage.requested`` for its first stage
 with an id from (runid, stage, attempt): a redelivery re-emits the same ids and the bus drops
@@ -26,7 +33,11 @@ from typing import Any
 
 from events import Event, T
 from events.catalog import (
+    ControlChanged,
+    RunApproved,
+    RunDenied,
     StageRequested,
+    UpgradeCancelled,
     UpgradeFailed,
     UpgradeHalted,
     UpgradePlanned,
@@ -37,9 +48,12 @@ from events.catalog import (
 from events.envelope import consequence, consequence_id
 from shared.bus import Delayed, Emitted
 from shared.domain.fleet import Fleet
+from shared.domain.freezes import blocking
 from shared.domain.stages import expected_duration, first_stage, run_id
-from shared.domain.waves import ANYTIME, BUCKET, Selection, finish, select, window_key
+from shared.domain.waves import ANYTIME, BUCKET, Selection, finish, rebind, remove, select, window_key
 from shared.domain.windows import Gate, gate
+from shared.engine.approvals import request_event
+from shared.engine.control import active_freezes, control_state, paused_by
 from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, mutate
 
@@ -65,6 +79,10 @@ Input = (
     | Event[UpgradeSucceeded]
     | Event[UpgradeFailed]
     | Event[WaveReady]
+    | Event[RunApproved]
+    | Event[RunDenied]
+    | Event[UpgradeCancelled]
+    | Event[ControlChanged]
 )
 
 
@@ -73,7 +91,7 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
     fleet = ctx.need_fleet()
     now = ctx.clock.now()
     key, ended = _window_of(event, fleet)
-    if key is None:
+    if key is None or (key != ANYTIME and key not in fleet.windows):
         ctx.log.warning("unknown target or window; nothing to start", type=event.type)
         return []
     targets = [t for t in fleet.targets if window_key(t.window) == key]
@@ -87,9 +105,21 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
 
     names = {t.name for t in targets}
 
+    control = await control_state(ctx.store.kv)
+    freezes = active_freezes(fleet, control, now)
+
     def fits(run: dict[str, Any]) -> Gate:
         if run["target"] not in names or run["kind"] not in expected:
             return Gate(False, "target no longer in this window of the fleet")
+        facts = {**run, "window": None if key == ANYTIME else key}
+        paused = paused_by(control, facts)
+        if paused is not None:
+            return Gate(False, f"paused ({paused})")
+        frozen = blocking(
+            freezes, target=run["target"], kind=run["kind"], window=facts["window"], wave=run["wave"]
+        )
+        if frozen is not None:
+            return Gate(False, f"frozen: {frozen.summary}", retry_at=frozen.ends_at)
         # Every target of a window shares it: one gate per kind is enough.
         if run["kind"] not in gates:
             gates[run["kind"]] = gate(fleet, run["target"], now, expected[run["kind"]])
@@ -97,10 +127,19 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
 
     outcome: list[Selection] = []
 
+    rebound: list[str] = []
+
     def change(doc: dict[str, Any] | None) -> dict[str, Any]:
         if ended is not None:
             rid, ok, reason = ended
             doc = finish(doc, key, rid, ok=ok, now=now, by=event.id, reason=reason)
+        if isinstance(event.data, RunDenied | UpgradeCancelled):
+            doc = remove(doc, key, event.data.run)
+        if isinstance(event.data, WindowOpened):
+            doc, again = rebind(
+                doc, key, now=now, opens_at=event.data.opens_at, closes_at=event.data.closes_at
+            )
+            rebound[:] = again
         new, sel = select(
             doc,
             key,
@@ -121,11 +160,21 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
             released = await _release(ctx, key, rid, run, now)
             if released is not None:
                 out.append(released)
+    for rid in rebound:  # approval requests bound to this opening (a replay: the same ids)
+        if rid in doc["runs"]:
+            out.append(request_event(rid, doc["runs"][rid], key))
     halted = doc.get("halted")
     if halted is not None and halted.get("by") == event.id:
         out.append(halted_event(event, key, halted))
     if sel.bake_until is not None and sel.wave is not None:
         out.append(wave_ready(ctx, event, key, sel.wave, sel.bake_until, now))
+    thaw = min((f.ends_at for f in freezes), default=None)
+    if (
+        sel.wave is not None
+        and thaw is not None
+        and any(w.startswith("frozen") for w in sel.waiting.values())
+    ):
+        out.append(wave_ready(ctx, event, key, sel.wave, thaw, now))  # look again when the freeze ends
     for rid, why in sel.waiting.items():
         ctx.log.info(
             "waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None
@@ -136,8 +185,10 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
 def _window_of(event: Input, fleet: Fleet) -> tuple[str | None, tuple[str, bool, str] | None]:
     """The waves document this event concerns, and the run it ends (runid, ok, reason) if any."""
     data = event.data
-    if isinstance(data, WindowOpened | WaveReady):
+    if isinstance(data, WindowOpened | WaveReady | ControlChanged):
         return data.window, None
+    if isinstance(data, RunApproved | RunDenied | UpgradeCancelled):
+        return window_key(data.window), None
     try:
         target = fleet.target(data.target)
     except KeyError:

@@ -11,8 +11,13 @@ can never both release the same run or exceed the concurrency.
  "runs": {runid: {"target", "kind", "wave", "from_version", "to_version", "planned_at",
                   "state": "planned" | "running", "released_at", "released_by"}},
  "last_ended": {"0": iso, ...},            # per wave: when its last run finished
- "halted": null | {"wave", "target", "runid", "reason", "at", "by"}}
+ "halted": null | {"wave", "target", "runid", "reason", "at", "by"},
+ "resumed": [{"by", "at", "halted"}]}     # who lifted a halt (the last few)
 ```
+
+A run that needs approval carries ``approval`` (:mod:`shared.domain.approvals`): :func:`select`
+releases it only once approved, within its request's occurrence; :func:`rebind` binds the
+lapsed requests to the window's new opening.
 
 Only active runs are kept (planned, running); finished ones leave. Resuming a halted window is
 setting ``halted`` to null: failed runs are gone from ``runs`` so they block nothing after that.
@@ -25,9 +30,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.approvals import bind, waiting_reason
 from shared.domain.versions import BadVersion, compare
 
-__all__ = ["ANYTIME", "BUCKET", "Selection", "add_planned", "finish", "new_doc", "select", "window_key"]
+__all__ = [
+    "ANYTIME",
+    "BUCKET",
+    "Selection",
+    "add_planned",
+    "finish",
+    "new_doc",
+    "rebind",
+    "remove",
+    "resume",
+    "select",
+    "set_entry",
+    "window_key",
+]
 
 BUCKET = "waves"
 #: The waves document of targets without a window.
@@ -172,6 +191,10 @@ def select(
         if run["target"] in busy:
             sel.waiting[rid] = "another run of this target is running"
             continue
+        why = waiting_reason(run.get("approval"), now)
+        if why is not None:
+            sel.waiting[rid] = why
+            continue
         g = fits(run)
         if not g.ok:
             sel.waiting[rid] = g.reason
@@ -182,3 +205,51 @@ def select(
         busy.add(run["target"])
         slots -= 1
     return doc, sel
+
+
+def remove(doc: Doc | None, key: str, runid: str) -> Doc:
+    """A run that never ran (cancelled, denied) leaves: no wave moves, nothing halts."""
+    doc = _copy(doc, key)
+    doc["runs"].pop(runid, None)
+    return doc
+
+
+def set_entry(doc: Doc | None, key: str, runid: str, entry: dict[str, Any]) -> Doc:
+    """The run's entry replaced (its approval state changed)."""
+    doc = _copy(doc, key)
+    doc["runs"][runid] = entry
+    return doc
+
+
+def rebind(
+    doc: Doc | None, key: str, *, now: datetime, opens_at: datetime, closes_at: datetime
+) -> tuple[Doc, list[str]]:
+    """At a window's opening: every planned run whose approval request lapsed (its occurrence
+    closed, or it expired) is bound to this occurrence, nothing granted; the runs rebound (each
+    needs a new request). A request already bound to this occurrence is kept (a replay rebinds
+    nothing)."""
+    doc = _copy(doc, key)
+    out: list[str] = []
+    for rid, run in doc["runs"].items():
+        state = run.get("approval")
+        if state is None or run["state"] != "planned" or state.get("occurrence") == opens_at.isoformat():
+            continue
+        if now < datetime.fromisoformat(state["expires_at"]):
+            continue
+        run["approval"] = bind(state, now=now, opens_at=opens_at, closes_at=closes_at)
+        out.append(rid)
+    return doc, out
+
+
+def resume(
+    doc: Doc | None, key: str, *, covered: Callable[[dict[str, Any]], bool], by: str, now: datetime
+) -> Doc:
+    """Lift the window's halt when ``covered`` takes in the halted run (``halted`` holds its
+    target and wave); who lifted it is kept in ``resumed`` (the last 20)."""
+    doc = _copy(doc, key)
+    halted = doc.get("halted")
+    if halted is None or not covered(halted):
+        return doc
+    doc["halted"] = None
+    doc["resumed"] = [*doc.get("resumed", []), {"by": by, "at": now.isoformat(), "halted": halted}][-20:]
+    return doc

@@ -9,17 +9,27 @@ fed every event twice converges to one chain. Every event here is built by
 * :func:`stage_succeeded` / :func:`stage_failed` — the stage's outcome (key: its stage);
 * :func:`stage_started` — ``stage.started`` and the first delayed ``job.poll`` (key: stage, 1);
 * :func:`next_poll` — ``track_job``'s next delayed ``job.poll`` (key: stage, poll number);
-* :func:`stage_waiting` — the same ``stage.requested`` again at the window's next opening.
+* :func:`stage_waiting` — the same ``stage.requested`` again at the window's next opening;
+* :func:`run_cancelled` — a run's ``upgrade.cancelled`` (key: the run).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from events.catalog import JobPoll, StageFailed, StageRequested, StageStarted, StageSucceeded, T
+from events.catalog import (
+    JobPoll,
+    StageFailed,
+    StageRequested,
+    StageStarted,
+    StageSucceeded,
+    T,
+    UpgradeCancelled,
+)
 from events.envelope import Event, consequence
 from shared.bus.base import Delayed, Emitted
 from shared.clock import Clock
@@ -32,6 +42,7 @@ __all__ = [
     "StageData",
     "in_run",
     "next_poll",
+    "run_cancelled",
     "stage_failed",
     "stage_started",
     "stage_succeeded",
@@ -151,3 +162,26 @@ def stage_waiting(event: Event[StageRequested], retry_at: datetime, now: datetim
     req = event.data
     again = in_run(event, req, T.STAGE_REQUESTED, req, req.stage, req.attempt, "window", iso(retry_at))
     return Delayed(again, clock.real_delay((retry_at - now).total_seconds()))
+
+
+def run_cancelled(rid: str, run: Mapping[str, Any], *, by: str, reason: str) -> Event[UpgradeCancelled]:
+    """A run's ``upgrade.cancelled`` (key: the run alone — whether it ended before it started, by
+    the cancel command, or at its next stage, by ``advance``, it is the same one event)."""
+    data = UpgradeCancelled(
+        run=rid,
+        target=str(run.get("target", "")),
+        kind=run["kind"],
+        to_version=str(run.get("to_version", "")),
+        window=run.get("window"),
+        by=by,
+        reason=reason[:2000],
+    )
+    return consequence(
+        T.UPGRADE_CANCELLED,
+        data,
+        key=(rid, T.UPGRADE_CANCELLED),
+        subject=data.target,
+        runid=rid,
+        target=data.target,
+        kind=data.kind,
+    )

@@ -53,6 +53,7 @@ from shared.domain.windows import gate
 from shared.engine.attempt import Attempt
 from shared.engine.consequences import stage_failed, stage_succeeded, stage_waiting
 from shared.engine.contract import VendorCall
+from shared.engine.control import hold_if_paused
 from shared.engine.polling import expected_seconds
 from shared.engine.vendor_clock import iso, vendor_now
 from shared.errors import ConfigError
@@ -89,6 +90,19 @@ async def run_stage(call: VendorCall[C], event: Event[StageRequested], ctx: Cont
             return await attempt.replay_refusal(done, stage_entry)
         ctx.log.info("stage.skipped", reason=f"run is {run['state']}")
         return []
+
+    if stage_entry.get("state") in (None, "waiting"):
+        # the stage has not begun (at most waited for its window): a cancel or a pause may still
+        # keep it from starting
+        cancel = (run or {}).get("cancel_requested")
+        if cancel and "upgrade" not in (run or {}).get("stages", {}):
+            by = cancel.get("cancelled_by", "someone")
+            return [stage_failed(event, "cancelled", f"cancelled by {by} before the upgrade stage began")]
+        facts = {"target": target.name, "kind": target.kind, "window": target.window, "wave": target.wave}
+        scope = await hold_if_paused(ctx.store.kv, rid, facts, event)
+        if scope is not None:
+            ctx.log.info("stage.held", reason=f"paused ({scope})")
+            return []
 
     now = ctx.clock.now()
     g = gate(ctx.need_fleet(), target, now, timedelta(seconds=expected_s))

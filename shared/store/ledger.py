@@ -17,16 +17,19 @@ from typing import Any
 from shared.errors import Conflict
 from shared.store.base import KV, Value
 
-__all__ = ["DROPPED", "TERMINAL", "Ledger", "RunState", "mutate"]
+__all__ = ["DROPPED", "PENDING", "TERMINAL", "Ledger", "RunState", "mutate"]
 
 
 class RunState(StrEnum):
-    """A run's lifecycle. ``planned`` → ``running`` → ``succeeded`` | ``failed`` (advance writes
-    both, and nothing else writes an outcome); ``superseded`` (a newer release planned the target
-    first) and ``cancelled`` end runs that never started; ``halted`` is kept for runs stopped
-    with their wave."""
+    """A run's lifecycle. ``planned`` (or ``awaiting_approval``, until people approve it) →
+    ``running`` → ``succeeded`` | ``failed`` | ``cancelled`` (advance writes these for a run that
+    started, and nothing else writes a started run's outcome); ``superseded`` (a newer release
+    planned the target first), ``denied`` (its approval was denied) and ``cancelled`` also end runs
+    that never started; ``halted`` is kept for runs stopped with their wave."""
 
     PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DENIED = "denied"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -37,10 +40,19 @@ class RunState(StrEnum):
 
 #: A run in one of these states takes no further stage.
 TERMINAL = frozenset(
-    {RunState.SUCCEEDED, RunState.FAILED, RunState.HALTED, RunState.SUPERSEDED, RunState.CANCELLED}
+    {
+        RunState.SUCCEEDED,
+        RunState.FAILED,
+        RunState.HALTED,
+        RunState.SUPERSEDED,
+        RunState.CANCELLED,
+        RunState.DENIED,
+    }
 )
 #: Runs that ended without ever starting: never started, never announced again.
-DROPPED = frozenset({RunState.SUPERSEDED, RunState.CANCELLED})
+DROPPED = frozenset({RunState.SUPERSEDED, RunState.CANCELLED, RunState.DENIED})
+#: Runs not started yet: planned, with or without an approval to wait for.
+PENDING = frozenset({RunState.PLANNED, RunState.AWAITING_APPROVAL})
 
 RUNS = "runs"
 VERSIONS = "versions"
@@ -116,7 +128,7 @@ class Ledger:
 
         def change(cur: Value | None) -> Value:
             base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
-            if base.get("state") not in (None, RunState.PLANNED):
+            if base.get("state") is not None and base.get("state") not in PENDING:
                 return base
             return {**fields, **base, "state": RunState.RUNNING, "updated_at": time.time()}
 
@@ -128,17 +140,35 @@ class Ledger:
         def change(cur: Value | None) -> Value:
             if cur is None:
                 return {"id": run_id, "state": RunState.SUPERSEDED, "stages": {}, "superseded_by": by}
-            if cur.get("state") != RunState.PLANNED:
+            if cur.get("state") not in PENDING:
                 return cur
             return {**cur, "state": RunState.SUPERSEDED, "superseded_by": by, "updated_at": time.time()}
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def end_run(self, run_id: str, state: RunState, **fields: Any) -> Value:
-        """The run's outcome (``succeeded``/``failed``, with ``ended_at`` and the failure's words)."""
-        if state not in (RunState.SUCCEEDED, RunState.FAILED):
-            raise ValueError(f"end_run takes succeeded or failed, not {state}")
+        """A started run's outcome (``succeeded``/``failed``/``cancelled``, with ``ended_at`` and the
+        failure's words or who cancelled)."""
+        if state not in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED):
+            raise ValueError(f"end_run takes succeeded, failed or cancelled, not {state}")
         return await self.update_run(run_id, state=state, **fields)
+
+    async def drop_run(self, run_id: str, state: RunState, **fields: Any) -> Value:
+        """A run that has not started ends ``cancelled`` or ``denied`` (with who and why). A run that
+        started meanwhile is not ended: it gets ``cancel_requested`` (``fields``) instead, which its
+        next stage honours when the upgrade stage has not begun (:mod:`shared.engine.stage`)."""
+        if state not in (RunState.CANCELLED, RunState.DENIED):
+            raise ValueError(f"drop_run takes cancelled or denied, not {state}")
+
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            if base.get("state") is None or base.get("state") in PENDING:
+                return {**base, **fields, "state": state, "updated_at": time.time()}
+            if base.get("state") == RunState.RUNNING and state == RunState.CANCELLED:
+                return {**base, "cancel_requested": fields, "updated_at": time.time()}
+            return base
+
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
     async def update_run(self, run_id: str, **fields: Any) -> Value:
         def change(cur: Value | None) -> Value:
