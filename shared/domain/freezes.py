@@ -261,7 +261,10 @@ def to_stored(f: ActiveFreeze) -> dict[str, Any]:
 def _stored_instant(doc: Mapping[str, Any], key: str) -> datetime:
     value = doc.get(key)
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # refused just below, naming the key
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError(f"stored freeze: {key} is not an aware ISO 8601 time: {str(value)[:80]!r}")
     return value.astimezone(UTC)
