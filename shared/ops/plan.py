@@ -7,18 +7,32 @@ Read-only: nothing is published or written. ``--live`` plans from the versions t
 report (:func:`shared.ops.inventory.live_looks`) instead of the fleet file's, and a release
 the vendor does not offer a target is not taken (``not-offered``). A bad ``--release``/``--now`` is a usage error, a
 bad fleet file one line naming the field.
+
+Each target that would take a release also shows what stands between it and its run: the approval
+its run needs (:func:`shared.domain.plan.approval_rule`: how many of whom, when a request
+expires), and the fleet file's freezes covering it that overlap the window occurrence it would
+start in (from now, or its opening, to its close; a target without a window: those in force now).
+Chat freezes live in the store and are not shown here (``/upshift freezes`` lists them). In JSON,
+each target row carries ``approval`` (``{min_approvals, approvers, expires, prevent_self_approval}``
+or null) and ``freezes`` (the stored form of :func:`shared.domain.freezes.to_stored`, by start).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from shared.domain.plan import Release, plan_releases
+from shared.domain.durations import format_duration
+from shared.domain.freezes import to_stored, upcoming
+from shared.domain.plan import Release, approval_rule, plan_releases
+from shared.domain.scopes import covers
 from shared.limits import LIMITS
+
+if TYPE_CHECKING:
+    from shared.domain.fleet import Fleet
 
 __all__ = ["plan"]
 
@@ -51,8 +65,51 @@ def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _occurrence(fleet: Fleet, row: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+    """The span a taking target's run would start in: the rest of its window occurrence (from
+    ``opens_at``, not before now), or this instant for a target without a window."""
+    if row["window"] is None or row["opens_at"] is None:
+        return now, now + timedelta(microseconds=1)
+    opens = datetime.fromisoformat(row["opens_at"])
+    return max(now, opens), opens + fleet.windows[row["window"]].duration
+
+
+def _gates(fleet: Fleet, result: list[dict[str, Any]], now: datetime) -> None:
+    """Add ``approval`` and ``freezes`` to every target row (null and [] where it takes nothing)."""
+    for release in result:
+        for row in release["targets"]:
+            row["approval"], row["freezes"] = None, []
+            if not row["take"]:
+                continue
+            target = fleet.target(row["target"])
+            rule = approval_rule(fleet, target)
+            if rule is not None:
+                row["approval"] = {
+                    "min_approvals": rule.min_approvals,
+                    "approvers": list(rule.approvers),
+                    "expires": None if rule.expires is None else format_duration(rule.expires),
+                    "prevent_self_approval": rule.prevent_self_approval,
+                }
+            start, end = _occurrence(fleet, row, now)
+            row["freezes"] = [
+                to_stored(f)
+                for f in upcoming(fleet.freezes, start, end)
+                if covers(
+                    f.scope, target=target.name, kind=target.kind, window=target.window, wave=target.wave
+                )
+            ]
+
+
+def _approval_text(approval: dict[str, Any] | None) -> str:
+    if approval is None:
+        return "-"
+    n, who = approval["min_approvals"], approval["approvers"]
+    text = f"{n} of {', '.join(who)}" if who else f"{n} approver" + ("s" if n > 1 else "")
+    return text + (f" (expires {approval['expires']})" if approval["expires"] else "")
+
+
 def _table(result: list[dict[str, Any]]) -> str:
-    head = ("TARGET", "KIND", "FROM", "DECISION", "WINDOW", "NEXT OPEN (window tz)", "WHY")
+    head = ("TARGET", "KIND", "FROM", "DECISION", "WINDOW", "NEXT OPEN (window tz)", "APPROVAL", "WHY")
     lines: list[str] = []
     for r in result:
         lines.append(f"{r['product']} {r['version']} (released {r['released_at']})")
@@ -64,14 +121,19 @@ def _table(result: list[dict[str, Any]]) -> str:
                 "takes it" if t["take"] else t["code"],
                 t["window"] or "-",
                 t["opens_at_local"] or "-",
+                _approval_text(t.get("approval")),
                 t["reason"],
             )
             for t in r["targets"]
         ]
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(head) - 1)]
-        for row in rows:
+        for row, t in zip(rows, [None, *r["targets"]], strict=True):
             cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
             lines.append("  " + "  ".join(cells) + "  " + str(row[-1]))
+            for f in (t or {}).get("freezes", []):
+                lines.append(
+                    f"    frozen: {f['name']} ({f['scope']}) {f['starts_at']} .. {f['ends_at']}: {f['reason']}"
+                )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -125,6 +187,7 @@ def plan(fleet_path: str, releases: tuple[str, ...], now_text: str | None, as_js
         current = {t.name: looks[t.name].version or t.version for t in fleet.targets}
         offered = {name: live.may_move_to for name, live in looks.items()}
     result = plan_releases(fleet, parsed, now, current, offered)
+    _gates(fleet, result, now)
     if as_json:
         click.echo(json.dumps({"now": now.isoformat(), "releases": result}, indent=2))
     else:
