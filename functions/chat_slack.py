@@ -3,7 +3,8 @@
 * ``POST /hooks/chat/slack`` (:func:`chat_slack`): the slash command ``/upshift <text>``, a form
   with Slack's fields (``team_id``, ``user_id``, ``user_name``, ``channel_id``, ``text``,
   ``response_url``, ``trigger_id``, …). Required: ``user_id``, ``team_id``, ``trigger_id`` (400
-  naming the one missing). Empty text is ``help``. Event id
+  naming the one missing). Empty text is ``help``; Slack's ``ssl_check=1`` probe is answered 200
+  and runs nothing. Event id
   ``consequence_id("slack", team_id, trigger_id)``. Answer: 200 ephemeral "Working on it: `…`".
   A text over the ``chat.command`` limit is a 200 ephemeral saying so, publishing nothing (Slack
   shows a non-200 as a bare error the user cannot act on).
@@ -67,6 +68,8 @@ _ACTION_FIELDS = {
 @upshift_function
 async def chat_slack(request: HttpRequest, ctx: Context) -> HttpReply:
     def parse(form: dict[str, str]) -> Offer:
+        if form.get("ssl_check") == "1":  # Slack checking the certificate: acknowledge, nothing to run
+            return Offer({})
         user, team, trigger = need(form, "user_id"), need(form, "team_id"), need(form, "trigger_id")
         text = form.get("text", "").strip() or "help"
         refused = too_long(text)

@@ -197,6 +197,13 @@ async def test_other_interactions_are_acknowledged_and_ignored(slack, payload):
     assert await slack.commands() == []
 
 
+async def test_slacks_ssl_check_is_acknowledged_and_runs_nothing(slack):
+    body = b"ssl_check=1&token=legacy-verification-token"
+    assert await slack.post(SLASH, body, signed(body)) == (200, {})
+    assert (await slack.post(SLASH, body, {}))[0] == 401  # still signed, like every request
+    assert await slack.commands() == []
+
+
 async def test_a_text_over_the_limit_is_answered_and_nothing_published(slack):
     body = slash("status " + "x" * 2000)
     status, reply = await slack.post(SLASH, body, signed(body))
