@@ -45,7 +45,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain.commands import SCOPE_USAGE, CommandError, Scope, TargetScope, WindowScope, parse_scope
 from shared.domain.durations import Duration
@@ -78,8 +86,18 @@ def _day(value: Any, *, end: bool) -> Any:
     return value
 
 
-_Start = Annotated[datetime | None, BeforeValidator(functools.partial(_day, end=False))]
-_End = Annotated[datetime | None, BeforeValidator(functools.partial(_day, end=True))]
+#: (the JSON Schema says what the file may hold: a date-time or a bare date)
+_WHEN = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+            {"type": "null"},
+        ]
+    }
+)
+_Start = Annotated[datetime | None, BeforeValidator(functools.partial(_day, end=False)), _WHEN]
+_End = Annotated[datetime | None, BeforeValidator(functools.partial(_day, end=True)), _WHEN]
 
 
 class FreezeRule(BaseModel):

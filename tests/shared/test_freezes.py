@@ -290,3 +290,25 @@ def test_freeze_names_are_unique():
         parse_fleet(text, "fleet.yaml")
     assert info.value.message == "freezes[1].name: duplicate freeze name 'q' (also freezes[0])"
     assert info.value.where == f"fleet.yaml:{BASE.count(chr(10)) + 3}"
+
+
+def test_the_json_schema_takes_freezes_and_grants_as_an_editor_sees_them():
+    import jsonschema
+    import yaml
+
+    from shared.domain.fleet import Fleet
+
+    validator = jsonschema.Draft202012Validator(Fleet.model_json_schema())
+    doc = yaml.safe_load(BASE)
+    # an editor's YAML server reads timestamps and dates as strings
+    doc["freezes"] = [
+        {"name": "bf", "scope": "all", "start": "2026-11-27", "end": "2026-11-30", "reason": "peak"},
+        {"name": "q", "rrule": "FREQ=MONTHLY;BYMONTHDAY=-1", "duration": "24h", "reason": "quarter"},
+        {"name": "x", "start": "2026-11-27T00:00:00Z", "end": "2026-11-28T00:00:00+09:00", "reason": "r"},
+    ]
+    doc["rbac"] = [{"name": "leads", "role": "approver", "slack": ["T0SRE/U024BE7LH"]}]
+    assert [e.message for e in validator.iter_errors(doc)] == []
+    doc["freezes"][0]["stat"] = "2026-11-27"
+    doc["rbac"][0]["slack"] = ["U024BE7LH"]
+    paths = sorted("/".join(map(str, e.absolute_path)) for e in validator.iter_errors(doc))
+    assert paths == ["freezes/0", "rbac/0/slack/0"]
