@@ -2,7 +2,7 @@
 
 Read-only: it opens the store at ``--bus`` (the same URL as the bus; default the embedded SQLite
 file), prints the entries oldest first (:meth:`shared.store.audit.Audit.entries`) as a table —
-time, actor, platform, command text, run, outcome, reply — or, with ``--json``, as a JSON list of
+time, actor, platform, command text, run, outcome, the reply's first line — or, with ``--json``, as a JSON list of
 the entries as recorded, and closes it. ``RUN`` keeps one run's entries (a ``RUN`` not shaped like
 a run id is a usage error, exit 2); ``--limit N`` the last N.
 """
@@ -34,6 +34,12 @@ async def _load(url: str, run: str | None, limit: int | None) -> list[dict[str, 
         await store.close()
 
 
+def _first_line(text: str, width: int = 80) -> str:
+    """A reply in one table cell: its first line, cut at ``width`` (the JSON has it whole)."""
+    line, _, rest = text.strip().partition("\n")
+    return line[:width] + ("…" if rest or len(line) > width else "")
+
+
 def _render(entries: list[dict[str, Any]], console: Console) -> None:
     table = Table(title=f"{len(entries)} audit entr{'y' if len(entries) == 1 else 'ies'}")
     for col in ("time", "actor", "platform", "command", "run", "outcome", "reply"):
@@ -47,7 +53,7 @@ def _render(entries: list[dict[str, Any]], console: Console) -> None:
             escape(str(e.get("text", ""))),
             escape(str(e.get("run") or "")),
             f"[{_STYLE.get(outcome, 'white')}]{escape(outcome)}[/]",
-            escape(str(e.get("reply") or "")),
+            escape(_first_line(str(e.get("reply") or ""))),
         )
     console.print(table)
 
