@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Chat", "MattermostChat", "SlackChat"]
+__all__ = ["Chat", "MattermostChat", "SlackChat", "escape_mrkdwn"]
 
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _HOST = r"^[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?$"
@@ -56,3 +56,9 @@ class Chat(_Strict):
     mattermost: MattermostChat | None = None
     #: Who a user Upshift does not know is told to ask for access.
     contact: str = Field(default="an Upshift admin", max_length=200)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Text safe inside a Slack (or Mattermost) message: Slack's three control characters escaped,
+    so a vendor message or a user's reason holding ``<`` never becomes a link or a mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

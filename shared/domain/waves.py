@@ -191,6 +191,9 @@ def select(
         if run["target"] in busy:
             sel.waiting[rid] = "another run of this target is running"
             continue
+        if run.get("not_before") and now.isoformat() < run["not_before"]:
+            sel.waiting[rid] = f"asked for the next window (from {run['not_before']})"
+            continue
         why = waiting_reason(run.get("approval"), now)
         if why is not None:
             sel.waiting[rid] = why

@@ -18,6 +18,7 @@ An entry (plain JSON):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shared.store.base import KV, Value
@@ -36,9 +37,9 @@ class Audit:
         """Write ``entry`` (its ``id`` is the key). Idempotent: a rewrite keeps the first ``at``."""
 
         def change(cur: Value | None) -> Value:
-            if cur is None:
-                return dict(entry)
-            return {**entry, "at": cur.get("at", entry.get("at"))}
+            if cur is None:  # "recorded": orders entries made at one domain instant (a fake clock's)
+                return {**entry, "recorded": time.time_ns()}
+            return {**entry, "at": cur.get("at", entry.get("at")), "recorded": cur.get("recorded", 0)}
 
         return await mutate(self.kv, AUDIT, str(entry["id"]), change, outbox=True)
 
@@ -53,5 +54,5 @@ class Audit:
             e = await self.kv.get(AUDIT, key)
             if e is not None and (run is None or e.value.get("run") == run):
                 out.append(e.value)
-        out.sort(key=lambda v: (str(v.get("at", "")), str(v.get("id", ""))))
+        out.sort(key=lambda v: (str(v.get("at", "")), int(v.get("recorded", 0)), str(v.get("id", ""))))
         return out if limit is None else out[-limit:]

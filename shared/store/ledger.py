@@ -146,6 +146,19 @@ class Ledger:
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
 
+    async def approve_run(self, run_id: str, approved_by: list[str]) -> Value:
+        """Record who approved; an ``awaiting_approval`` run becomes ``planned`` (approved, waiting
+        for its window). A run that started or ended meanwhile keeps its state."""
+
+        def change(cur: Value | None) -> Value:
+            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+            out = {**base, "approved_by": list(approved_by), "updated_at": time.time()}
+            if base.get("state") == RunState.AWAITING_APPROVAL:
+                out["state"] = RunState.PLANNED
+            return out
+
+        return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
     async def end_run(self, run_id: str, state: RunState, **fields: Any) -> Value:
         """A started run's outcome (``succeeded``/``failed``/``cancelled``, with ``ended_at`` and the
         failure's words or who cancelled)."""

@@ -48,8 +48,19 @@ HANDLERS = {
     "plan_upgrades": ("functions.plan_upgrades.plan_upgrades", [T.VERSION_RELEASED]),
     "start_upgrades": (
         "functions.start_upgrades.start_upgrades",
-        [T.WINDOW_OPENED, T.UPGRADE_PLANNED, T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.WAVE_READY],
+        [
+            T.WINDOW_OPENED,
+            T.UPGRADE_PLANNED,
+            T.UPGRADE_SUCCEEDED,
+            T.UPGRADE_FAILED,
+            T.WAVE_READY,
+            T.RUN_APPROVED,
+            T.RUN_DENIED,
+            T.UPGRADE_CANCELLED,
+            T.CONTROL_CHANGED,
+        ],
     ),
+    "chat_command": ("functions.chat_command.chat_command", [T.CHAT_COMMAND]),
 }
 
 
@@ -95,6 +106,12 @@ WATCHED = (
     T.UPGRADE_SUCCEEDED,
     T.UPGRADE_FAILED,
     T.UPGRADE_HALTED,
+    T.APPROVAL_REQUESTED,
+    T.RUN_APPROVED,
+    T.RUN_DENIED,
+    T.UPGRADE_CANCELLED,
+    T.CONTROL_CHANGED,
+    T.CHAT_REPLY,
 )
 
 

@@ -14,7 +14,6 @@ from events import Event, T
 from events.catalog import Echo, JobPoll, StageFailed, StageRequested, StageSucceeded, Tick, VersionReleased
 from events.envelope import consequence
 from functions.advance import advance
-from functions.plan_upgrades import planned_event
 from functions.start_upgrades import halted_event, stage_requested_id, wave_ready
 from functions.window_clock import window_clock
 from shared.bus.base import Delayed, Emitted
@@ -23,6 +22,7 @@ from shared.domain.fleet import parse_fleet
 from shared.domain.plan import Decision
 from shared.domain.releases import Release, release_event
 from shared.engine.consequences import next_poll, stage_failed, stage_started, stage_succeeded, stage_waiting
+from shared.engine.planning import planned_event
 from shared.log import get_logger
 from shared.runtime.function import Context
 from shared.store import Store, open_store
