@@ -132,7 +132,7 @@ class CancelBody(_Body):
     reason: str | None = None
 
 
-def _validation_refusal(exc: ValidationError, prefix: str = "") -> Refused:
+def _validation_refusal(exc: ValidationError) -> Refused:
     errors = exc.errors(include_url=False)
     unknown = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
     if unknown:
@@ -140,7 +140,7 @@ def _validation_refusal(exc: ValidationError, prefix: str = "") -> Refused:
         return Refused(error_reply(400, f"unknown field(s): {names}", names))
     first = errors[0]
     field = ".".join(str(p) for p in first["loc"]) or "body"
-    return Refused(error_reply(400, first["msg"], prefix + field))
+    return Refused(error_reply(400, first["msg"], field))
 
 
 def _body(raw: bytes, model: type[_Body]) -> _Body:
