@@ -256,10 +256,14 @@ async def pipeline(
     settings: dict[str, Any] | None = None,
     window: str | None = None,
     client: str = CLIENT,
+    extra_fleet: str = "",
+    also: tuple[str, ...] = (),
 ) -> AsyncIterator[Pipeline]:
-    """The stage functions, track_job and advance on ``bus_url`` against a fresh simulator."""
+    """The stage functions, track_job and advance on ``bus_url`` against a fresh simulator;
+    ``also``: more functions of the manifest (``chat_command``), ``extra_fleet``: more fleet blocks."""
     async with run_simulator(targets=sim_targets(job_seconds), speed=SPEED, faults=sim_faults) as sim:
-        fleet = parse_fleet(fleet_text(sim.url, durations, window, client), "test-fleet.yaml")
+        text = fleet_text(sim.url, durations, window, client) + extra_fleet
+        fleet = parse_fleet(text, "test-fleet.yaml")
         bus: Any = open_bus(bus_url)
         if doubling:
             bus = Doubling(bus)
@@ -268,7 +272,14 @@ async def pipeline(
         async def collect(event: Event) -> None:
             seen.setdefault(event.type, []).append(event)
 
-        for type_ in (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.STAGE_FAILED, T.STAGE_STARTED):
+        for type_ in (
+            T.UPGRADE_SUCCEEDED,
+            T.UPGRADE_FAILED,
+            T.STAGE_FAILED,
+            T.STAGE_STARTED,
+            T.UPGRADE_CANCELLED,
+            T.STAGE_SUCCEEDED,
+        ):
             bus.subscribe(
                 Subscription(f"seen_{type_.split('.', 2)[2].replace('.', '_')}", type_, handler=collect)
             )
@@ -281,7 +292,7 @@ async def pipeline(
             fleet=fleet,
             clouds=clouds,
             settings=settings,
-            only=FUNCTIONS,
+            only=FUNCTIONS + also,
         )
         await runtime.start()
         try:
