@@ -40,7 +40,9 @@ async def autopilot_cancel(event: Event[UpgradeCancelled], ctx: Context) -> list
         done = await ctx.need_clouds().autopilot.cancel_workflow(cluster_id(target), str(uid))
     except PermanentCloudError as exc:
         ctx.log.warning("autopilot_cancel.refused", code=exc.code, error=str(exc)[:300])
-        await ctx.store.ledger.note_stage(d.run, "workflow", calls=1, cancel_refused=f"{exc.code} {exc}"[:500])
+        await ctx.store.ledger.note_stage(
+            d.run, "workflow", calls=1, cancel_refused=f"{exc.code} {exc}"[:500]
+        )
         return []
     await ctx.store.ledger.note_stage(d.run, "workflow", calls=1, cancelled=True, phase=done.status.phase)
     ctx.log.info("autopilot_cancel.cancelled", workflow=uid)
