@@ -25,7 +25,7 @@ from shared.runtime.host import Runtime
 from shared.runtime.manifest import load_manifest
 from shared.runtime.server import build_app
 from shared.store import open_store
-from tests.functions._planning import bus_url
+from tests.functions._planning import Harness, bus_url, fleet_from, utc
 from tests.helpers import eventually
 
 TOKENS = {
@@ -194,9 +194,8 @@ async def test_the_audit_trail_for_any_token_oldest_first_by_run_and_limit(serve
         entry("c3", "2026-11-21T02:00:03+00:00", OTHER_RUN, "refused"),
         entry("c4", "2026-11-21T02:00:04+00:00", RUN, "invalid"),
     ]
-    for e in recorded:
-        await s.runtime.store.audit.record(e)
-    by_id = {e["id"]: e for e in recorded}
+    # as stored (the store may add its own fields)
+    by_id = {e["id"]: await s.runtime.store.audit.record(e) for e in recorded}
 
     async def ids(query: str = "") -> list[str]:
         r = await s.client.get(f"/api/audit{query}", headers=bearer("board"))  # a viewer's token
@@ -366,8 +365,8 @@ async def test_the_answer_is_the_commands_audit_entry(serve, outcome, status):
     s = await serve()
     # the entry chat_command would record for this command (the retry id is known in advance)
     id_ = consequence_id("api", "chat", "k-1")
-    recorded = {**entry(id_, "2026-11-21T02:00:00+00:00", RUN, outcome), "text": f"approve {RUN} fine"}
-    await s.runtime.store.audit.record(recorded)
+    written = {**entry(id_, "2026-11-21T02:00:00+00:00", RUN, outcome), "text": f"approve {RUN} fine"}
+    recorded = await s.runtime.store.audit.record(written)
     r = await s.client.post(
         f"/api/runs/{RUN}/approve",
         json={"comment": "fine"},
@@ -385,3 +384,114 @@ async def test_a_key_reused_for_another_command_is_422(serve):
         f"/api/runs/{RUN}/deny", json={"reason": "no"}, headers={**bearer("chat"), "Idempotency-Key": "k-1"}
     )
     await refused(r, 422, "Idempotency-Key")
+
+
+# -- through chat_command: the answer is what it decided ----------------------------------------------
+
+
+@both
+async def test_commands_through_chat_command_answer_its_outcome_and_the_audit_shows_them(serve):
+    s = await serve(only=None, wait=30.0)  # the whole manifest: chat_command answers
+    # an approver's token, a run the ledger does not hold: the command does not apply
+    r = await s.client.post(f"/api/runs/{RUN}/approve", json={"user": "alice"}, headers=bearer("chat"))
+    assert r.status == 409, await r.text()
+    approve = await r.json()
+    assert approve["outcome"] == "invalid" and RUN in approve["reply"]
+    assert approve["entry"]["actor"] == "token:chat" and approve["entry"]["platform"] == "api"
+    # a viewer's token may not approve (chat_command decides, from the token's role)
+    r = await s.client.post(f"/api/runs/{RUN}/deny", json={"reason": "no"}, headers=bearer("board"))
+    assert r.status == 403, await r.text()
+    deny = await r.json()
+    assert deny["outcome"] == "refused" and deny["reply"]
+    r = await s.client.post(f"/api/runs/{RUN}/cancel", headers=bearer("bot"))
+    assert r.status == 409, await r.text()
+    cancel = await r.json()
+
+    r = await s.client.get("/api/audit", headers=bearer("board"))
+    trail = {e["id"]: e for e in (await r.json())["entries"]}
+    assert {i: (e["text"], e["via"], e["outcome"]) for i, e in trail.items()} == {
+        approve["id"]: (f"approve {RUN}", "token:chat", "invalid"),
+        deny["id"]: (f"deny {RUN} no", "token:board", "refused"),
+        cancel["id"]: (f"cancel {RUN}", "token:bot", "invalid"),
+    }
+    assert trail[approve["id"]] == approve["entry"] and trail[cancel["id"]] == cancel["entry"]
+    assert trail[approve["id"]]["on_behalf_of"] == "alice"
+
+
+APPROVAL_FLEET = f"""
+clouds:
+  huawei: {{region: ap-southeast-1, project_id: p1}}
+windows:
+  night: {{rrule: "FREQ=DAILY;BYHOUR=2", duration: 2h, timezone: Europe/Berlin, cutoff: 30m, concurrency: 3}}
+waves: {{bake: 30m, approval: {{0: {{required: true}}}}}}
+targets:
+  - {{name: cce-a, kind: cce, cluster_id: c0, window: night, wave: 0, version: v1.28.0-r0}}
+  - {{name: cce-b, kind: cce, cluster_id: c1, window: night, wave: 0, version: v1.28.0-r0}}
+  - {{name: cce-c, kind: cce, cluster_id: c2, window: night, wave: 0, version: v1.28.0-r0}}
+auth:
+  tokens:
+    - {{name: board, token_env: {TOKENS["board"][0]}, role: viewer}}
+    - {{name: chat, token_env: {TOKENS["chat"][0]}, role: approver, publish: [chat.command]}}
+"""
+
+
+@both
+async def test_approve_deny_and_cancel_round_trip_on_runs_awaiting_approval(url, monkeypatch):
+    for env, value in TOKENS.values():
+        monkeypatch.setenv(env, value)
+    functions = ("plan_upgrades", "start_upgrades", "window_clock", "chat_command")
+    async with Harness(url, fleet_from(APPROVAL_FLEET), utc("2026-06-09T12:00:00"), functions=functions) as h:
+        client = TestClient(TestServer(build_app(h.runtime, command_wait_s=30.0)))
+        await client.start_server()
+        try:
+            await h.release("cce", "v1.29.0-r0")
+            await h.at(utc("2026-06-10T00:00:00"))  # the window opens: every run waits for approval
+            requested = {e.data.target: e.data.run for e in h.events(T.APPROVAL_REQUESTED)}
+            assert sorted(requested) == ["cce-a", "cce-b", "cce-c"]
+            a, b, c = requested["cce-a"], requested["cce-b"], requested["cce-c"]
+
+            # a viewer may not; the run still waits
+            r = await client.post(f"/api/runs/{a}/approve", json={}, headers=bearer("board"))
+            assert r.status == 403, await r.text()
+            assert (await h.run(a))["state"] == "awaiting_approval"
+
+            r = await client.post(
+                f"/api/runs/{a}/approve",
+                json={"comment": "canary is green", "user": "alice"},
+                headers=bearer("chat"),
+            )
+            assert r.status == 200, await r.text()
+            approved = await r.json()
+            assert (
+                approved["outcome"] == "ok"
+                and "approved" in approved["reply"]
+                and "canary is green" in approved["reply"]
+            )
+            await h.settle()
+            assert [e.data.run for e in h.events(T.RUN_APPROVED)] == [a]
+
+            r = await client.post(
+                f"/api/runs/{b}/deny", json={"reason": "not this week"}, headers=bearer("chat")
+            )
+            assert r.status == 200, await r.text()
+            assert (await h.run(b))["state"] == "denied"
+            r = await client.post(f"/api/runs/{c}/cancel", headers=bearer("chat"))
+            assert r.status == 200, await r.text()
+            await h.settle()
+            assert (await h.run(c))["state"] == "cancelled"
+
+            # approving again: the run no longer waits
+            r = await client.post(f"/api/runs/{b}/approve", json={}, headers=bearer("chat"))
+            assert r.status == 409, await r.text()
+
+            r = await client.get("/api/audit", headers=bearer("board"))
+            trail = (await r.json())["entries"]
+            assert [(e["command"], e["run"], e["outcome"]) for e in trail] == [
+                ("approve", a, "refused"),
+                ("approve", a, "ok"),
+                ("deny", b, "ok"),
+                ("cancel", c, "ok"),
+                ("approve", b, "invalid"),
+            ]
+        finally:
+            await client.close()
