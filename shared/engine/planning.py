@@ -48,10 +48,12 @@ async def plan_runs(
     *,
     requested_by: str | None = None,
     not_before: datetime | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> list[Emitted]:
     """Plan every decision that takes its release; the events to emit (see the module).
     ``requested_by``: who asked (a chat ``upgrade``: self-approval is checked against it);
-    ``not_before``: the run may not start before then (``upgrade … next-window``)."""
+    ``not_before``: the run may not start before then (``upgrade … next-window``); ``fields``:
+    more for the ledger run a new plan opens."""
     out: list[Emitted] = []
     # Runs that exist past "planned" (running, done, superseded) are history: never re-planned.
     groups: dict[str, dict[str, Decision]] = {}
@@ -96,6 +98,7 @@ async def plan_runs(
                 wave=d.wave,
                 planned_at=now.isoformat(),
                 **({"requested_by": requested_by} if requested_by else {}),
+                **(fields or {}),
             )
             out.append(planned_event(rid, d))
             if needs:

@@ -248,3 +248,75 @@ async def test_bad_text_and_an_untrusted_source_get_answers_not_errors(backend):
         helped = await say(h, "UVIEW", "help")
         assert helped["outcome"] == "ok" and "approve" in helped["reply"]
         assert len(h.events(T.CHAT_REPLY)) == 4
+
+
+async def test_upgrade_from_chat_needs_someone_else_to_approve(backend):
+    fleet = fleet_from(
+        FLEET.replace("min_approvals: 1, approvers: [leads]", "min_approvals: 1, prevent_self_approval: true")
+    )
+    async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await h.at(utc("2026-06-09T12:00:00"))
+        older = await say(h, "ULEAD", "upgrade canary to v1.27.0-r0")
+        assert older["outcome"] == "invalid" and "not newer" in older["reply"]
+        bad = await say(h, "ULEAD", "upgrade canary to 1.x")
+        assert bad["outcome"] == "invalid"
+        x = await say(h, "UVIEW", "upgrade canary to v1.29.1-r0")
+        assert x["outcome"] == "refused", "operator and above"
+        out = await say(h, "ULEAD", "upgrade canary to v1.29.1-r0 now")
+        assert out["outcome"] == "ok" and "waits for approval" in out["reply"], out["reply"]
+        rid = run_id("canary", "v1.29.1-r0")
+        assert (await h.run(rid))["requested_by"] == "slack:T1/ULEAD"
+        [req] = h.events(T.APPROVAL_REQUESTED)
+        assert req.data.run == rid
+        self_ok = await say(h, "ULEAD", f"approve {rid}")
+        assert self_ok["outcome"] == "refused" and "someone else" in self_ok["reply"]
+        assert (await say(h, "ULEAD2", f"approve {rid}"))["outcome"] == "ok"
+        await h.at(utc("2026-06-10T00:00:00"))
+        assert started(h) == ["canary"]
+
+
+async def test_a_redelivered_command_does_the_same_once(backend):
+    """The handler run twice on one event (a redelivery after a crash before the ack): one
+    approval counted, one audit entry, the very same events (ids) both times."""
+    async with Harness(backend, fleet_from(FLEET), utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await planned(h)
+        from functions.chat_command import chat_command
+
+        event = Event(
+            type=T.CHAT_COMMAND,
+            data=ChatCommand(
+                team="T1",
+                user="ULEAD",
+                channel="C1",
+                text=f"approve {CANARY}",
+                response_url="https://hooks.slack.com/x",
+            ),
+            extensions={"via": "slack"},
+        )
+        ctx = h.runtime.context("chat_command")
+        first = await chat_command(event, ctx)
+        second = await chat_command(event, ctx)
+        assert [e.id for e in first] == [e.id for e in second]
+        assert sorted(e.type for e in first) == [T.CHAT_REPLY, T.RUN_APPROVED]
+        assert len(await h.store.audit.entries(run=CANARY)) == 1
+        assert (await h.run(CANARY))["approved_by"] == ["slack:T1/ULEAD"]
+        state = (await h.waves())["runs"][CANARY]["approval"]
+        assert len(state["granted"]) == 1
+
+
+async def test_resume_lifts_a_halt_after_a_failed_canary(backend):
+    fleet = fleet_from(FLEET.replace("0: {min_approvals: 1, approvers: [leads]}", "5: {min_approvals: 1}"))
+    async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await planned(h)
+        await h.at(utc("2026-06-10T00:00:00"))
+        [canary] = h.events(T.STAGE_REQUESTED)
+        await h.outcome(canary, ok=False, stage="precheck")
+        assert len(h.events(T.UPGRADE_HALTED)) == 1
+        await h.at(utc("2026-06-10T00:40:00"))
+        assert started(h) == ["canary"], "halted: wave 1 waits"
+        assert (await say(h, "UVIEW", "resume window:night"))["outcome"] == "refused"
+        out = await say(h, "UOPS", "resume window:night")
+        assert out["outcome"] == "ok" and "un-halted night" in out["reply"], out["reply"]
+        assert started(h) == ["canary", "prod-a"]
+        status = await say(h, "UVIEW", "status")
+        assert status["outcome"] == "ok" and "prod-a" in status["reply"] and "halted" not in status["reply"]

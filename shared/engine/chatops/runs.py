@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from events.catalog import ChatCommand
+from events.catalog import ChatCommand, T
 from events.envelope import Event
 from shared.domain.approvals import approvers_of, grant
 from shared.domain.chat import escape_mrkdwn
@@ -264,14 +264,21 @@ async def upgrade(
         window=target.window,
         wave=target.wave,
     )
-    events = await plan_runs(ctx, fleet, [decision], now, requested_by=who.id, not_before=not_before)
-    run = await ctx.store.ledger.run(rid)
-    if run is None:
+    events = await plan_runs(
+        ctx,
+        fleet,
+        [decision],
+        now,
+        requested_by=who.id,
+        not_before=not_before,
+        fields={"requested_event": event.id},
+    )
+    if not any(getattr(e, "type", None) == T.UPGRADE_PLANNED for e in events):
         return invalid(
             f"not planned: a run of {target.name} to {escape_mrkdwn(cmd.version)} or newer is on its way"
         )
-    if "requested_event" not in run:
-        run = await ctx.store.ledger.update_run(rid, requested_event=event.id)
-    wait = " — it waits for approval" if run.get("state") == RunState.AWAITING_APPROVAL else ""
+    needs = any(getattr(e, "type", None) == T.APPROVAL_REQUESTED for e in events)
+    wait = " — it waits for approval" if needs else ""
     when = f"from {not_before.isoformat()}" if not_before is not None else _where(window_key(target.window))
+    run = {"target": target.name, "from_version": current, "to_version": cmd.version}
     return ok(f"planned {describe_run(rid, run)}: it starts {when}{wait}", events, rid)
