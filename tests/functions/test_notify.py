@@ -9,7 +9,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from events import Event, T
-from events.catalog import StageFailed, UpgradeFailed, UpgradeHalted, UpgradeSucceeded
+from events.catalog import (
+    ApprovalBinding,
+    ApprovalRequested,
+    RunDenied,
+    StageFailed,
+    UpgradeCancelled,
+    UpgradeFailed,
+    UpgradeHalted,
+    UpgradeSucceeded,
+)
 from shared.bus import open_bus
 from shared.clouds.sessions import close_sessions
 from shared.domain.fleet import parse_fleet
@@ -18,7 +27,16 @@ from shared.runtime.manifest import Manifest
 from shared.store import open_store
 from simulator.natsd import free_port
 
-TYPES = (T.UPGRADE_SUCCEEDED, T.UPGRADE_FAILED, T.UPGRADE_HALTED, T.STAGE_FAILED)
+TYPES = (
+    T.UPGRADE_SUCCEEDED,
+    T.UPGRADE_FAILED,
+    T.UPGRADE_HALTED,
+    T.STAGE_FAILED,
+    T.APPROVAL_REQUESTED,
+    T.RUN_APPROVED,
+    T.RUN_DENIED,
+    T.UPGRADE_CANCELLED,
+)
 
 
 def _manifest(max_attempts: int = 5) -> Manifest:
@@ -203,3 +221,63 @@ async def test_no_webhooks_configured_is_a_no_op(make_runtime):
     await runtime.bus.publish(_succeeded())
     await runtime.wait_idle()
     assert await runtime.bus.dead_letters() == []
+
+
+async def test_an_approval_request_carries_buttons_bound_to_it(receiver, make_runtime, monkeypatch):
+    monkeypatch.setenv("UPSHIFT_TEST_HOOK_A", receiver.url("a"))
+    runtime = await make_runtime(["UPSHIFT_TEST_HOOK_A"])
+    data = ApprovalRequested(
+        run="r0123456789abcde",
+        target="cce-1",
+        kind="cce",
+        from_version="v1.28.4-r0",
+        to_version="v1.29.8-r0",
+        window="sat-night",
+        wave=0,
+        occurrence="2026-06-13T00:00:00+00:00",
+        expires_at="2026-06-13T04:00:00+00:00",
+    )
+    await runtime.bus.publish(Event(type=T.APPROVAL_REQUESTED, data=data, runid=data.run))
+    await runtime.wait_idle()
+    [post] = receiver.posts["a"]
+    assert "/upshift approve r0123456789abcde" in post["text"]
+    buttons = post["blocks"][1]["elements"]
+    assert [b["action_id"] for b in buttons] == ["upshift.approve", "upshift.deny"]
+    for b in buttons:
+        bound = ApprovalBinding.model_validate_json(b["value"])
+        assert bound == ApprovalBinding(
+            run="r0123456789abcde", to_version="v1.29.8-r0", occurrence="2026-06-13T00:00:00+00:00"
+        )
+
+
+async def test_an_outcome_names_who_approved_and_operator_actions_are_posted(
+    receiver, make_runtime, monkeypatch
+):
+    monkeypatch.setenv("UPSHIFT_TEST_HOOK_A", receiver.url("a"))
+    runtime = await make_runtime(["UPSHIFT_TEST_HOOK_A"])
+    rid = "r0123456789abcde"
+    await runtime.store.ledger.open_run(rid, target="cce-1", kind="cce", to_version="v1.29.8-r0")
+    await runtime.store.ledger.approve_run(rid, ["slack:T0SRE/U024BE7LH"])
+    done = _succeeded().model_copy(update={"runid": rid})
+    await runtime.bus.publish(done)
+    await runtime.bus.publish(
+        Event(
+            type=T.RUN_DENIED,
+            data=RunDenied(
+                run="r1", target="cce-1", to_version="v2", by="slack:T0SRE/U1", reason="<bad> notes"
+            ),
+        )
+    )
+    await runtime.bus.publish(
+        Event(
+            type=T.UPGRADE_CANCELLED,
+            data=UpgradeCancelled(run="r2", target="cce-1", kind="cce", to_version="v3", by="cli:alice"),
+        )
+    )
+    await runtime.wait_idle()
+    texts = sorted(p["text"] for p in receiver.posts["a"])
+    assert any(
+        t.startswith(":white_check_mark:") and "(approved by slack:T0SRE/U024BE7LH)" in t for t in texts
+    )
+    assert any("denied by slack:T0SRE/U1: &lt;bad&gt; notes" in t for t in texts)
+    assert any("cancelled by cli:alice" in t for t in texts)
