@@ -55,7 +55,7 @@ from events.catalog import ChatCommand
 from events.envelope import Event, consequence_id
 from shared.clock import Clock
 from shared.clouds.credentials import read_secret
-from shared.domain.chat import SlackChat
+from shared.domain.chat import SlackChat, escape_mrkdwn
 from shared.domain.commands import MAX_TEXT
 from shared.domain.releases import Refused
 from shared.errors import ConfigError, Conflict
@@ -70,7 +70,6 @@ __all__ = [
     "Offer",
     "command_event",
     "decode_form",
-    "mrkdwn_escape",
     "need",
     "new_command",
     "refusal",
@@ -187,18 +186,13 @@ def command_event(
     )
 
 
-def mrkdwn_escape(text: str) -> str:
-    """Slack's three control characters escaped: a ``<`` in user text must not become a link or mention."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def working_on_it(text: str, *, mrkdwn: bool) -> dict[str, Any]:
     """The immediate, ephemeral answer (Slack's shape; Mattermost takes it as is). Backticks in
     the text would end the code span early; inside one, Markdown (Mattermost) shows ``<`` as is."""
     shown = text.replace("`", "'")
     return {
         "response_type": "ephemeral",
-        "text": f"Working on it: `{mrkdwn_escape(shown) if mrkdwn else shown}`",
+        "text": f"Working on it: `{escape_mrkdwn(shown) if mrkdwn else shown}`",
     }
 
 
