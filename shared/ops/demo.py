@@ -22,6 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,12 +32,14 @@ import aiohttp
 import click
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from simulator.core import SimCredentials, SimTarget
 
 if TYPE_CHECKING:
+    from shared.ops.demo_approver import Approver
     from shared.runtime.host import Runtime
 
 __all__ = [
@@ -113,14 +116,19 @@ def build_demo_fleet(
     window: str = "duration: 8h, cutoff: 45m",
     bake: str = "10m",
     client: dict[str, Any] | None = None,
+    approvals: str | None = None,
 ) -> DemoFleet:
     """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary.
 
     ``client`` (``{"retry": {...}, "limits": {...}}``) is given to every cloud's client config,
-    over :data:`DEMO_RECONCILE`.
+    over :data:`DEMO_RECONCILE`. ``approvals`` (the demo's loopback Slack, ``127.0.0.1:<port>``):
+    the canary wave waits for one approval by the demo's approver, who clicks through Slack's
+    interactivity edge (:mod:`shared.ops.demo_approver`).
     """
     if n < 1:
         raise click.BadParameter("must be at least 1", param_hint="--targets")
+    from shared.ops.demo_approver import APPROVAL, fleet_lines
+
     settings = {"reconcile": DEMO_RECONCILE, **(client or {})}
     extra = "".join(f", {k}: {json.dumps(v)}" for k, v in settings.items())
     lines = [
@@ -132,7 +140,8 @@ def build_demo_fleet(
         "windows:",
         f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', timezone: {WINDOW_TZ},",
         f"              {window}, concurrency: {concurrency}}}",
-        f"waves: {{bake: {bake}}}",
+        f"waves: {{bake: {bake}{f', approval: {APPROVAL}' if approvals else ''}}}",
+        *(fleet_lines(approvals) if approvals else []),
         "auth:",
         f"  tokens: [{{name: demo, token_env: {DEMO_TOKEN_ENV}, role: operator, publish: [version.released]}}]",
         "targets:",
@@ -200,11 +209,16 @@ async def run_demo(
     bake: str = "10m",
     client: dict[str, Any] | None = None,
     job_seconds: dict[str, float] | None = None,
+    approvals: bool = False,
 ) -> dict[str, Any]:
     """Run the pipeline on a fresh simulator + embedded bus; the summary (``runs`` included).
 
     ``faults`` is True for the demo's fault mix or a ``POST /_sim/faults`` document; the other
     knobs shape the fleet (window, bake, concurrency, client limits, simulated job seconds).
+    ``approvals``: the canary wave waits for approval, which the demo gives as a Slack user
+    clicking Approve (:mod:`shared.ops.demo_approver`) through the server's signed interactivity
+    edge; the summary then says, per target, who approved it and how many audit entries its run
+    has, and is ok only if every canary was approved that way.
     """
     from aiohttp import web
 
@@ -212,6 +226,7 @@ async def run_demo(
     from shared.clock import Clock
     from shared.clouds.registry import CloudClients
     from shared.domain.fleet import parse_fleet
+    from shared.ops.demo_approver import Approver
     from shared.runtime.host import Runtime
     from shared.runtime.manifest import load_manifest
     from shared.runtime.server import app_runner, build_app
@@ -220,6 +235,12 @@ async def run_demo(
 
     creds = SimCredentials()
     start = window_start(datetime.now(UTC)) + timedelta(minutes=1)
+    clock = Clock(speed, start=start)
+    approver: Approver | None = None
+    if approvals:
+        approver = Approver(
+            clock, say=lambda line: console.print(f"[approver] {line}", highlight=False, markup=False)
+        )
 
     def fleet_at(sim_url: str) -> DemoFleet:
         return build_demo_fleet(
@@ -230,6 +251,7 @@ async def run_demo(
             window=window,
             bake=bake,
             client=client,
+            approvals=approver.address if approver else None,
         )
 
     sim_targets = fleet_at("").sim_targets
@@ -237,6 +259,8 @@ async def run_demo(
         t.job_seconds = (job_seconds or {}).get(t.kind, t.job_seconds)
     # the simulator moves these objects' versions as upgrades finish: remember where they began
     from_versions = {t.id: t.version for t in sim_targets}
+    if approver is not None:
+        await approver.start()  # before the fleet: its port is the fleet's response host
     sim = await start_simulator(
         targets=sim_targets, speed=speed, creds=creds, seed=7, start=start.timestamp()
     )
@@ -253,7 +277,7 @@ async def run_demo(
         load_manifest(),
         open_bus(url),
         open_store(url),
-        clock=Clock(speed, start=start),
+        clock=clock,
         fleet=fleet,
         clouds=CloudClients.from_fleet(fleet),
     )
@@ -264,6 +288,9 @@ async def run_demo(
     await site.start()
     ingress = f"http://127.0.0.1:{runner.addresses[0][1]}"
     t0 = time.monotonic()
+    audits: dict[str, list[dict[str, Any]]] = {}
+    if approver is not None:
+        approver.arm(ingress, t0 + give_up_s)
     try:
         async with aiohttp.ClientSession() as http:
             for rel in demo_fleet.releases:
@@ -274,16 +301,32 @@ async def run_demo(
                         raise click.ClickException(
                             f"release intake refused {rel}: {r.status} {await r.text()}"
                         )
-            runs = await _follow(runtime, len(demo_fleet.sim_targets), give_up_s, live, console)
+            runs = await _follow(
+                runtime,
+                len(demo_fleet.sim_targets),
+                give_up_s,
+                live,
+                console,
+                stop=(lambda: bool(approver.failures)) if approver else None,
+                shown=approver.shown if approver else None,
+            )
+            if approver is not None:
+                for entry in await runtime.store.audit.entries():
+                    audits.setdefault(str(entry.get("run")), []).append(entry)
             async with http.get(f"{sim.url}/_sim/fleet") as r:
                 sim_fleet = await r.json()
             async with http.get(f"{sim.url}/_sim/stats") as r:
                 stats = await r.json()
     finally:
+        if approver is not None:
+            await approver.close()
         await runner.cleanup()
         await runtime.stop()
         await sim.runner.cleanup()  # type: ignore[union-attr]
-    return _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
+    summary = _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
+    if approver is not None:
+        _approvals(summary, {t.name: t.wave for t in fleet.targets}, audits, approver)
+    return summary
 
 
 #: ``--faults``: per service a few % each of 5xx/429, resets before the handler, answers lost after
@@ -307,9 +350,17 @@ DEMO_FAULTS = {
 
 
 async def _follow(
-    runtime: Runtime, n: int, give_up_s: float, live: bool, console: Console
+    runtime: Runtime,
+    n: int,
+    give_up_s: float,
+    live: bool,
+    console: Console,
+    *,
+    stop: Callable[[], bool] | None = None,
+    shown: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Poll the ledger until every target's run is terminal; draw progress meanwhile."""
+    """Poll the ledger until every target's run is terminal (or ``stop()`` says nothing more will
+    come); draw progress meanwhile, telling ``shown`` each run once it has been drawn."""
     from shared.store.ledger import TERMINAL, RunState
 
     progress = Progress(
@@ -321,8 +372,11 @@ async def _follow(
 
     def frame() -> Group:
         table = Table(show_header=True, header_style="bold", box=None)
+        approvals = any(r.get("approved_by") for r in by_target.values())
         for col in ("target", "kind", "wave", "from → to", "stage", "state"):
             table.add_column(col)
+        if approvals:
+            table.add_column("approved by")
         for name in sorted(by_target):
             r = by_target[name]
             stage = _current_stage(r)
@@ -332,7 +386,8 @@ async def _follow(
                 str(r.get("wave", "")),
                 f"{r.get('from_version')} → {r.get('to_version')}",
                 stage,
-                r.get("state", ""),
+                _state(r),
+                *([", ".join(r.get("approved_by") or [])] if approvals else []),
             )
         return Group(table if n <= 40 else Table(), progress)
 
@@ -343,7 +398,7 @@ async def _follow(
             by_target[r["target"]] = r
         done = sum(1 for r in by_target.values() if r.get("state") in TERMINAL)
         progress.update(task, completed=done)
-        return len(by_target) >= n and done >= n
+        return (len(by_target) >= n and done >= n) or (stop is not None and stop())
 
     if live:
         with Live(frame(), console=console, refresh_per_second=8, transient=False) as view:
@@ -351,26 +406,48 @@ async def _follow(
                 if time.monotonic() > deadline:
                     break
                 view.update(frame())
+                _tell(shown, by_target)
                 await asyncio.sleep(0.25)
             view.update(frame())
     else:
         # not a terminal: one line per change, so a CI log still shows the progress
         seen: dict[str, tuple[str, str]] = {}
+        approved: set[str] = set()
         t0 = time.monotonic()
         while True:
             finished = await poll()
             for name in sorted(by_target):
                 r = by_target[name]
-                now = (_current_stage(r), r.get("state", ""))
+                at = f"[{time.monotonic() - t0:6.1f}s] {name:<16}"
+                if r.get("approved_by") and name not in approved:
+                    approved.add(name)
+                    by = ", ".join(r["approved_by"])
+                    console.print(f"{at} {'':<10} approved by {by}", highlight=False, markup=False)
+                now = (_current_stage(r), _state(r))
                 if seen.get(name) != now:
                     seen[name] = now
-                    console.print(
-                        f"[{time.monotonic() - t0:6.1f}s] {name:<16} {now[0]:<10} {now[1]}", highlight=False
-                    )
+                    console.print(f"{at} {now[0]:<10} {now[1]}", highlight=False, markup=False)
+            _tell(shown, by_target)
             if finished or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.25)
     return by_target
+
+
+def _tell(shown: Callable[[dict[str, Any]], None] | None, runs: dict[str, dict[str, Any]]) -> None:
+    if shown is not None:
+        for run in runs.values():
+            shown(run)
+
+
+def _state(run: dict[str, Any]) -> str:
+    """A run's state as the progress shows it: people's words for the approval's."""
+    state = str(run.get("state", ""))
+    if state == "awaiting_approval":
+        return "waiting for approval"
+    if state == "planned" and run.get("approved_by"):
+        return "approved, waiting to start"
+    return state
 
 
 def _current_stage(run: dict[str, Any]) -> str:
@@ -417,6 +494,60 @@ def _summary(
     return {"ok": ok, "targets": rows, "wall_s": round(wall, 2), "runs": runs}
 
 
+def _approvals(
+    summary: dict[str, Any],
+    waves: dict[str, int],
+    audits: dict[str, list[dict[str, Any]]],
+    approver: Approver,
+) -> None:
+    """Add to ``summary`` who approved each target (``approved_by``) and its run's ``audit`` count;
+    it stays ok only if every canary (wave 0) was approved by a signed Slack click. What did not
+    happen is said in ``problems``, one line each."""
+    from functions.notify import APPROVE_ACTION
+    from shared.ops.demo_approver import APPROVER
+
+    problems: list[str] = []
+    for row in summary["targets"]:
+        run = summary["runs"].get(row["target"], {})
+        rid = str(run.get("id", ""))
+        entries = audits.get(rid, []) if rid else []
+        row["wave"] = waves.get(row["target"])
+        row["approved_by"] = list(run.get("approved_by") or [])
+        row["audit"] = len(entries)
+        if row["wave"] != 0:
+            continue
+        click = approver.clicks.get(rid)
+        edge = [
+            e
+            for e in entries
+            if e.get("via") == "slack" and e.get("action_id") == APPROVE_ACTION and e.get("outcome") == "ok"
+        ]
+        if not rid:
+            problems.append(f"{row['target']}: no run was planned")
+        elif click is None:
+            problems.append(
+                f"{row['target']}: no approval request with an Approve button reached the channel"
+            )
+        elif click.error:
+            problems.append(f"{row['target']}: {click.error}")
+        elif not click.done:
+            problems.append(f"{row['target']}: the Approve click got no 200 in time")
+        elif not edge:
+            problems.append(
+                f"{row['target']}: the Approve click was answered 200 but no audit entry records it "
+                f"as approved via Slack ({len(entries)} entries for run {rid})"
+            )
+        elif row["approved_by"] != [APPROVER]:
+            problems.append(f"{row['target']}: approved by {row['approved_by']}, not by {APPROVER}")
+    summary["approvals"] = {
+        "requests": len(approver.clicks),
+        "clicks": sum(c.attempts for c in approver.clicks.values()),
+        "replies": len(approver.replies),
+    }
+    summary["problems"] = problems
+    summary["ok"] = bool(summary["ok"] and not problems)
+
+
 def _reason(run: dict[str, Any]) -> str | None:
     if run.get("code"):
         return f"{run.get('failed_stage') or '?'}: {run['code']}: {run.get('message', '')}"[:300]
@@ -445,10 +576,14 @@ def _run_seconds(run: dict[str, Any]) -> float | None:
 
 
 def _table(summary: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"upshift demo — {'every target upgraded' if summary['ok'] else 'NOT every target upgraded'} in {summary['wall_s']} s"
-    )
-    for col in ("target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"):
+    approvals = "approvals" in summary
+    upgraded = all(r["result"] == "upgraded" for r in summary["targets"])
+    what = "every target upgraded" if upgraded else "NOT every target upgraded"
+    if approvals:
+        what += ", canaries approved in Slack" if not summary["problems"] else ", NOT every canary approved"
+    table = Table(title=f"upshift demo — {what} in {summary['wall_s']} s")
+    cols = ["target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"]
+    for col in cols + (["approved by", "audit"] if approvals else []):
         table.add_column(col)
     failed = [r for r in summary["targets"] if r.get("reason")]
     for r in summary["targets"]:
@@ -462,9 +597,11 @@ def _table(summary: dict[str, Any]) -> Table:
             f"{r['upgrade_calls']} upgrade / {r['status_calls']} status",
             dur,
             f"[{style}]{r['result']}[/]",
+            *([", ".join(r["approved_by"]) or "—", str(r["audit"])] if approvals else []),
         )
-    if failed:
-        table.caption = "\n".join(f"{r['target']}: {r['reason']}" for r in failed)
+    lines = [f"{r['target']}: {r['reason']}" for r in failed] + list(summary.get("problems", []))
+    if lines:
+        table.caption = escape("\n".join(lines))
     return table
 
 
@@ -487,6 +624,12 @@ def _table(summary: dict[str, Any]) -> Table:
 @click.option(
     "--faults", is_flag=True, help="Turn on the simulator's faults: 5xx, 429, resets, dropped responses."
 )
+@click.option(
+    "--approvals",
+    is_flag=True,
+    help="The canary wave waits for approval; the demo approves it as a Slack user clicking "
+    "Approve, through the server's signed interactivity edge.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (no live view).")
 @click.option(
     "--timeout",
@@ -495,7 +638,7 @@ def _table(summary: dict[str, Any]) -> Table:
     type=click.FloatRange(1),
     help="Give up after this many real seconds.",
 )
-def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> None:
+def demo(n: int, speed: float, faults: bool, approvals: bool, as_json: bool, timeout: float) -> None:
     """The whole pipeline on the built-in simulator and the embedded bus: no accounts, no servers."""
     from shared.log import configure
 
@@ -516,6 +659,7 @@ def demo(n: int, speed: float, faults: bool, as_json: bool, timeout: float) -> N
                     live=not as_json and console.is_terminal,
                     console=console,
                     workdir=workdir,
+                    approvals=approvals,
                 )
             )
     summary.pop("runs")
