@@ -304,6 +304,46 @@ async def test_a_redelivered_command_does_the_same_once(backend):
         assert len(state["granted"]) == 1
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"deny {CANARY} not tonight",
+        f"cancel {PROD}",
+        "cancel wave:1",
+        "pause kind:cce",
+        "resume all",
+        "freeze window:night for 2h change freeze",
+        "unfreeze all",
+        "upgrade prod-a to v1.30.0-r0",
+        "status",
+    ],
+)
+async def test_every_command_replayed_emits_the_same_events(backend, text):
+    """A redelivery of any command (its handler run again on the same event) writes nothing new
+    and emits the very same events; one audit entry."""
+    async with Harness(backend, fleet_from(FLEET), utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await planned(h)
+        await say(h, "ULEAD", "pause kind:cce")  # so that resume has something to lift
+        await say(h, "ULEAD", "freeze all for 1h so unfreeze has one")
+        from functions.chat_command import chat_command
+
+        event = Event(
+            type=T.CHAT_COMMAND,
+            data=ChatCommand(
+                team="T1", user="ULEAD", channel="C1", text=text, response_url="https://hooks.slack.com/x"
+            ),
+            extensions={"via": "slack"},
+        )
+        ctx = h.runtime.context("chat_command")
+        first = await chat_command(event, ctx)
+        entry = await h.store.audit.get(event.id)
+        second = await chat_command(event, ctx)
+        assert entry is not None and entry["outcome"] == "ok", entry
+        assert [e.id for e in first] == [e.id for e in second]
+        again = await h.store.audit.get(event.id)
+        assert again is not None and again["reply"] == entry["reply"] and again["at"] == entry["at"]
+
+
 async def test_resume_lifts_a_halt_after_a_failed_canary(backend):
     fleet = fleet_from(FLEET.replace("0: {min_approvals: 1, approvers: [leads]}", "5: {min_approvals: 1}"))
     async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
