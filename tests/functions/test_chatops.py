@@ -360,3 +360,34 @@ async def test_resume_lifts_a_halt_after_a_failed_canary(backend):
         assert started(h) == ["canary", "prod-a"]
         status = await say(h, "UVIEW", "status")
         assert status["outcome"] == "ok" and "prod-a" in status["reply"] and "halted" not in status["reply"]
+
+
+async def test_every_command_of_the_grammar_is_in_the_audit(backend):
+    from shared.domain.commands import GRAMMAR
+
+    samples = {
+        "help": "help",
+        "status": f"status {CANARY}",
+        "plan": "plan cce=v1.30.0-r0",
+        "upgrade": "upgrade prod-a to v1.30.0-r0",
+        "approve": f"approve {CANARY} looks good",
+        "deny": f"deny {PROD} wrong night",
+        "pause": "pause wave:1",
+        "resume": "resume wave:1",
+        "cancel": "cancel prod-a",
+        "freeze": "freeze kind:cce for 30m db migration",
+        "unfreeze": "unfreeze kind:cce",
+        "freezes": "freezes",
+        "audit": f"audit {CANARY}",
+    }
+    assert set(samples) == {s.name for s in GRAMMAR}, "a command was added to the grammar: add a sample"
+    async with Harness(backend, fleet_from(FLEET), utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await planned(h)
+        for name, text in samples.items():
+            entry = await say(h, "ULEAD", text)
+            assert entry["command"] == name and entry["actor"] == "slack:T1/ULEAD"
+            assert entry["team"] == "T1" and entry["channel"] == "C1" and entry["trigger_id"]
+            assert entry["outcome"] in ("ok", "invalid"), (name, entry["reply"])
+        entries = await h.store.audit.entries()
+        assert [e["command"] for e in entries] == list(samples)
+        assert all(e["reply"] for e in entries)
