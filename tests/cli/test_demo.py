@@ -26,11 +26,15 @@ def test_demo_upgrades_every_target_once(flags):
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     assert summary["ok"] is True
+    # without --approvals nothing waits for people and the summary is as it always was
+    assert "approvals" not in summary and "problems" not in summary
+    assert "waiting for approval" not in r.stderr
     rows = summary["targets"]
     assert {row["kind"] for row in rows} == {"cce", "autopilot", "starrocks", "oceanbase", "ncloud-kafka"}
     for row in rows:
         assert row["result"] == "upgraded" and row["version_now"] == row["to"] != row["from"], row
         assert row["upgrade_calls"] == 1, row
+        assert "approved_by" not in row and "audit" not in row, row
         # followed by status looks — unless a lost answer was reconciled after the job had finished
         assert row["status_calls"] >= (0 if flags else 1), row
 
