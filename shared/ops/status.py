@@ -48,6 +48,9 @@ def _render_runs(runs: list[dict[str, Any]], console: Console) -> None:
         RunState.HALTED: "red",
         RunState.RUNNING: "yellow",
         RunState.PLANNED: "cyan",
+        RunState.AWAITING_APPROVAL: "magenta",
+        RunState.DENIED: "red",
+        RunState.CANCELLED: "dim",
     }
     table = Table(title=f"{len(runs)} run(s)")
     for col in ("run", "target", "kind", "from → to", "wave", "state", "stages", "updated"):
