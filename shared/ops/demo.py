@@ -583,8 +583,11 @@ def _table(summary: dict[str, Any]) -> Table:
         what += ", canaries approved in Slack" if not summary["problems"] else ", NOT every canary approved"
     table = Table(title=f"upshift demo — {what} in {summary['wall_s']} s")
     cols = ["target", "kind", "from → to", "stages", "vendor calls", "duration (domain)", "result"]
-    for col in cols + (["approved by", "audit"] if approvals else []):
+    for col in cols:
         table.add_column(col)
+    if approvals:
+        table.add_column("approved by", overflow="fold")
+        table.add_column("audit")
     failed = [r for r in summary["targets"] if r.get("reason")]
     for r in summary["targets"]:
         dur = "" if r["duration_s"] is None else str(timedelta(seconds=int(r["duration_s"])))
@@ -649,7 +652,8 @@ def demo(n: int, speed: float, faults: bool, approvals: bool, as_json: bool, tim
             configure(json=True, stream=log_file, level=40)
             console = Console(stderr=as_json)
             if not console.is_terminal:
-                console.width = max(console.width, 120)  # CI logs: don't fold the table
+                # CI logs: don't fold the table (two more columns with --approvals)
+                console.width = max(console.width, 150 if approvals else 120)
             summary = asyncio.run(
                 run_demo(
                     targets=n,
