@@ -7,6 +7,16 @@ up (``--speed``) and started just inside a Saturday-night maintenance window; re
 announced through the real ``POST /hooks/release`` edge; progress is shown live. It exits 0
 only when every target reached its new version *according to the simulator*.
 
+``--approvals``: the canary wave (wave 0) waits for approval. The demo fleet gets a Slack app
+(``chat.slack``, its signing secret random and only in this process's environment), an
+``rbac`` grant ``demo-approvers`` and a ``notify`` webhook, all pointing at a loopback stand-in
+for Slack (:mod:`shared.ops.demo_approver`) that plays the approver: it clicks Approve on each
+request it is posted, as Slack would send that click, signed, to the running server's
+``/hooks/chat/slack/interactive``. The summary then carries per target ``wave``,
+``approved_by`` and ``audit`` (its run's audit entries), ``approvals`` (requests, clicks sent,
+replies posted back) and ``problems``; it is ok only if, besides every target upgraded, every
+canary was approved through that edge (its audit entry: via ``slack``, ``upshift.approve``).
+
 :func:`build_demo_fleet` (the fleet YAML and the simulator's objects, one per target) and
 :func:`run_demo` (one whole run, its summary returned) are also what ``bench/`` and the
 end-to-end tests drive. Being an operator surface, this module may import ``simulator``.
@@ -442,10 +452,12 @@ def _tell(shown: Callable[[dict[str, Any]], None] | None, runs: dict[str, dict[s
 
 def _state(run: dict[str, Any]) -> str:
     """A run's state as the progress shows it: people's words for the approval's."""
+    from shared.store.ledger import RunState
+
     state = str(run.get("state", ""))
-    if state == "awaiting_approval":
+    if state == RunState.AWAITING_APPROVAL:
         return "waiting for approval"
-    if state == "planned" and run.get("approved_by"):
+    if state == RunState.PLANNED and run.get("approved_by"):
         return "approved, waiting to start"
     return state
 

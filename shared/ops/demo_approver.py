@@ -48,6 +48,7 @@ from slack_sdk.signature import SignatureVerifier
 from functions.notify import APPROVE_ACTION
 from shared.clock import Clock
 from shared.runtime.chat_edge import SIGNATURE, TIMESTAMP
+from shared.store.ledger import RunState
 
 __all__ = [
     "APPROVAL",
@@ -158,7 +159,7 @@ class Approver:
     def shown(self, run: dict[str, Any]) -> None:
         """The progress showed ``run`` (a ledger run): one shown waiting for approval may be
         approved — the person in the channel clicks what they have seen waiting."""
-        if run.get("state") == "awaiting_approval":
+        if run.get("state") == RunState.AWAITING_APPROVAL:
             self._waiting_for(str(run.get("id"))).set()
 
     def _waiting_for(self, run: str) -> asyncio.Event:
