@@ -526,6 +526,11 @@ def _approvals(
         row["wave"] = waves.get(row["target"])
         row["approved_by"] = list(run.get("approved_by") or [])
         row["audit"] = len(entries)
+        if row["result"] != "upgraded" and row["reason"] is None:
+            where = f", at {row['stages'][-1]}" if row["stages"] else ""
+            problems.append(
+                f"{row['target']}: not finished when the demo gave up (--timeout): {_state(run) or 'no run'}{where}"
+            )
         if row["wave"] != 0:
             continue
         click = approver.clicks.get(rid)
