@@ -96,11 +96,13 @@ UPGRADE_ENDPOINT = {
 
 
 #: The functions under test, wired exactly as ``serverless.yml`` wires them (triggers, filters,
-#: attempts): every stage function, track_job and advance.
+#: attempts): every stage function, track_job, advance and autopilot_cancel.
 FUNCTIONS = tuple(
     name
     for name, fdef in load_manifest(resolve=False).functions.items()
-    if fdef.handler.startswith(("functions.stages.", "functions.track_job.", "functions.advance."))
+    if fdef.handler.startswith(
+        ("functions.stages.", "functions.track_job.", "functions.advance.", "functions.autopilot_cancel.")
+    )
 )
 
 

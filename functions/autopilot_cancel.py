@@ -1,5 +1,5 @@
 """autopilot_cancel (``upgrade.cancelled`` kind=autopilot): cancel the run's upgrade workflow at
-the vendor — the one cancel a vendor here documents (Autopilot ``PATCH …/upgradeworkflows/{id}``
+the vendor — the one cancel a vendor here documents (not a stage: it follows a run's end) (Autopilot ``PATCH …/upgradeworkflows/{id}``
 ``{"status": {"phase": "Cancel"}}``, vendor-facts §3.1).
 
 A run is cancelled only before its upgrade stage begins (:mod:`shared.engine.chatops.runs`), so
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from events.catalog import UpgradeCancelled
 from events.envelope import Event
-from functions.stages._huawei import cluster_id
 from shared.bus.base import Emitted
 from shared.clouds.errors import PermanentCloudError
 from shared.runtime.function import Context, upshift_function
@@ -37,7 +36,7 @@ async def autopilot_cancel(event: Event[UpgradeCancelled], ctx: Context) -> list
         ctx.log.warning("autopilot_cancel.unknown_target", target=d.target)
         return []
     try:
-        done = await ctx.need_clouds().autopilot.cancel_workflow(cluster_id(target), str(uid))
+        done = await ctx.need_clouds().autopilot.cancel_workflow(target.vendor_id, str(uid))
     except PermanentCloudError as exc:
         ctx.log.warning("autopilot_cancel.refused", code=exc.code, error=str(exc)[:300])
         await ctx.store.ledger.note_stage(
