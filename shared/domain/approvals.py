@@ -15,7 +15,8 @@ waves:
 * ``min_approvals``: distinct people needed;
 * ``expires``: an approval request lapses this long after it was posted, or when the window
   occurrence it was posted for closes, whichever comes first (then a new one is posted when
-  the next occurrence opens);
+  the next occurrence opens; a target without a window has no opening: an approval given after
+  its request lapsed counts for a new one, 24 h unless ``expires`` says otherwise);
 * ``prevent_self_approval``: whoever asked for the run (``upgrade`` from chat) may not approve it.
 """
 
@@ -181,7 +182,12 @@ def grant(
             else "this button is for another request of the run",
         )
     if now >= datetime.fromisoformat(state["expires_at"]):
-        return Grant("expired", f"the approval request expired at {state['expires_at']}")
+        if state.get("occurrence") is not None:
+            return Grant("expired", f"the approval request expired at {state['expires_at']}")
+        # a run without a window has no opening to bind a new request to: an approval given now
+        # starts a new request (what was granted before lapsed with the old one)
+        state = bind(state, now=now, opens_at=None, closes_at=None)
+        granted = []
     if state.get("prevent_self", True) and state.get("requested_by") == who:
         return Grant("self", "you asked for this run; someone else must approve it")
     if any(g.get("who") == who for g in granted):
