@@ -13,7 +13,7 @@ The rules (roles, what each token may publish, the internal types) are
   :data:`CHALLENGE` / :func:`challenge` are the ``WWW-Authenticate`` values (RFC 6750).
 * :func:`ingress_warnings` is what ``upshift serve`` says at start about its credentials: no
   tokens (every ``POST /events`` refused), an unauthenticated release hook, a token whose variable
-  is unset. Warnings name tokens and variables, never a value.
+  is unset, a chat edge (Slack signing secret, Mattermost token) whose variable is unset. Warnings name tokens and variables, never a value.
 
 No token value is ever logged or put in an answer.
 """
@@ -108,6 +108,17 @@ def ingress_warnings(fleet: Fleet | None, *, release_hook: bool) -> list[str]:
                 f"auth token {spec.name!r}: environment variable {spec.token_env} is not set; "
                 "requests carrying it are refused"
             )
+    chat = fleet.chat if fleet is not None else None
+    for edge, env in (
+        ("chat.slack", chat.slack.signing_secret_env if chat and chat.slack else None),
+        ("chat.mattermost", chat.mattermost.token_env if chat and chat.mattermost else None),
+    ):
+        if env is None:
+            continue
+        try:
+            read_secret(env)
+        except ConfigError:
+            warnings.append(f"{edge}: environment variable {env} is not set; its requests are refused (503)")
     if release_hook and fleet is not None and fleet.hooks.allow_unauthenticated:
         warnings.append(
             "hooks.allow_unauthenticated is true: anyone who reaches POST /hooks/release can "

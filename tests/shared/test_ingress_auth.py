@@ -361,3 +361,15 @@ async def test_upshift_serve_without_tokens_warns_at_start_and_refuses_events(tm
             proc.terminate()
             assert proc.wait(timeout=30) == 0
     assert "no auth tokens are configured" in err.read_text()
+
+
+def test_a_chat_edge_whose_secret_is_unset_is_warned_about(monkeypatch):
+    text = (
+        BASE + "chat: {slack: {signing_secret_env: UPSHIFT_T_SLACK}, mattermost: {token_env: UPSHIFT_T_MM}}\n"
+    )
+    monkeypatch.delenv("UPSHIFT_T_SLACK", raising=False)
+    monkeypatch.setenv("UPSHIFT_T_MM", "mm-token-value")
+    warnings = ingress_warnings(parse_fleet(text), release_hook=False)
+    assert any("chat.slack" in w and "UPSHIFT_T_SLACK" in w for w in warnings)
+    assert not any("chat.mattermost" in w for w in warnings)
+    assert "mm-token-value" not in "\n".join(warnings)
