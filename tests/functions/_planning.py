@@ -61,6 +61,7 @@ HANDLERS = {
         ],
     ),
     "chat_command": ("functions.chat_command.chat_command", [T.CHAT_COMMAND]),
+    "upgrade_request": ("functions.upgrade_request.upgrade_request", [T.UPGRADE_REQUESTED]),
 }
 
 

@@ -391,3 +391,32 @@ async def test_every_command_of_the_grammar_is_in_the_audit(backend):
         entries = await h.store.audit.entries()
         assert [e["command"] for e in entries] == list(samples)
         assert all(e["reply"] for e in entries)
+
+
+async def test_a_bots_upgrade_requested_is_the_upgrade_command_of_its_token(backend):
+    from events.catalog import UpgradeRequested
+
+    text = (
+        FLEET
+        + """
+auth:
+  tokens:
+    - {name: deploy-bot, token_env: UPSHIFT_T_DEPLOY_BOT, role: approver, publish: [upgrade.requested]}
+"""
+    )
+    functions = (*ALL, "upgrade_request")
+    async with Harness(backend, fleet_from(text), utc("2026-06-09T12:00:00"), functions=functions) as h:
+        data = UpgradeRequested(target="prod-a", to_version="v1.30.0-r0", requested_by="alice")
+        await h.publish(Event(type=T.UPGRADE_REQUESTED, data=data, extensions={"via": "token:deploy-bot"}))
+        rid = run_id("prod-a", "v1.30.0-r0")
+        run = await h.run(rid)
+        assert run is not None and run["state"] == "planned" and run["requested_by"] == "token:deploy-bot"
+        [entry] = await h.store.audit.entries(run=rid)
+        assert entry["command"] == "upgrade" and entry["actor"] == "token:deploy-bot"
+        assert entry["on_behalf_of"] == "alice" and entry["outcome"] == "ok"
+        # published inside the pipeline without a via (no authenticated edge): refused, recorded
+        other = UpgradeRequested(target="canary", to_version="v1.30.0-r0")
+        await h.publish(Event(type=T.UPGRADE_REQUESTED, data=other))
+        assert await h.run(run_id("canary", "v1.30.0-r0")) is None
+        refused = [e for e in await h.store.audit.entries() if e["outcome"] == "refused"]
+        assert len(refused) == 1 and refused[0]["actor"] is None
