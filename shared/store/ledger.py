@@ -17,7 +17,7 @@ from typing import Any
 from shared.errors import Conflict
 from shared.store.base import KV, Value
 
-__all__ = ["DROPPED", "PENDING", "TERMINAL", "Ledger", "RunState", "mutate"]
+__all__ = ["DROPPED", "PENDING", "RUNS", "TERMINAL", "VERSIONS", "Ledger", "RunState", "mutate"]
 
 
 class RunState(StrEnum):
