@@ -314,6 +314,13 @@ class Auth(_Strict):
         return self
 
 
+class Metrics(_Strict):
+    """``GET /metrics`` of ``upshift serve`` and ``upshift worker --metrics-port``: open by default;
+    ``require_token`` asks for a bearer token of ``auth.tokens`` (any role), else 401."""
+
+    require_token: bool = False
+
+
 class Notify(_Strict):
     #: env vars holding Slack-compatible incoming-webhook URLs (URLs are secrets)
     webhook_envs: list[str] = []
@@ -363,6 +370,8 @@ class Fleet(_Strict):
     hooks: Hooks = Hooks()
     auth: Auth = Auth()
     notify: Notify = Notify()
+    #: who may read ``GET /metrics`` (:class:`Metrics`)
+    metrics: Metrics = Metrics()
     waves: Waves = Waves()
     #: the Slack app / Mattermost command (:mod:`shared.domain.chat`)
     chat: Chat = Chat()
