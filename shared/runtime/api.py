@@ -33,13 +33,16 @@ are ``{"error", "field"}`` naming what was wrong; nothing is published on any re
 
 Shared with ``upshift chat`` (:mod:`shared.ops.chat`): :func:`command_event` (the
 ``chat.command`` of a command typed outside chat) and :func:`await_entry` (the wait for its
-audit entry).
+audit entry). Shared with the dashboard's API (:mod:`shared.dashboard.api`): :func:`command_route`,
+the handler of one such route, whose command text may be resolved from the run
+(``POST /api/runs/{id}/pause`` is ``pause <the run's target>``), and :class:`CommandBody`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -66,10 +69,13 @@ __all__ = [
     "OUTCOME_STATUS",
     "ApproveBody",
     "CancelBody",
+    "CommandBody",
     "DenyBody",
+    "TextOf",
     "add_api_routes",
     "await_entry",
     "command_event",
+    "command_route",
 ]
 
 #: How long a command route waits for the command's audit entry before answering 202.
@@ -112,12 +118,17 @@ async def await_entry(audit: Audit, entry_id: str, within: float, *, every: floa
 # -- bodies ----------------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
+class CommandBody(BaseModel):
+    """The body of a command route: ``{"user"?}`` (and what a subclass adds)."""
+
     # strict: a typo ("coment") is a 400 naming it, not a comment silently dropped
     model_config = ConfigDict(extra="forbid")
 
     #: who acts, as the caller names them (recorded; the role comes from the token)
     user: str | None = None
+
+
+_Body = CommandBody
 
 
 class ApproveBody(_Body):
@@ -130,6 +141,11 @@ class DenyBody(_Body):
 
 class CancelBody(_Body):
     reason: str | None = None
+
+
+#: A route's command text from the run id and the body (it may read the store, and raise
+#: :class:`~shared.runtime.edge.Refused`, e.g. 404 for an unknown run).
+TextOf = Callable[[str, CommandBody], Awaitable[str]]
 
 
 def _validation_refusal(exc: ValidationError) -> Refused:
@@ -195,20 +211,37 @@ def add_api_routes(
         entries = await runtime.store.audit.entries(run=run, limit=int(raw_limit))
         return web.json_response({"entries": entries})
 
-    def command_route(action: str, model: type[_Body]) -> Handler:
-        async def route(request: web.Request) -> web.Response:
-            principal = principal_of(auth, request)
-            run = _run_id(request.match_info["id"], "id")
-            key = _idempotency_key(request)
-            body = _body(await read_body(request, limits), model)
-            return await _command(runtime, principal, action, run, body, key, command_wait_s)
-
-        return route
+    def route(action: str, model: type[_Body]) -> Handler:
+        return command_route(runtime, action, model, limits=limits, command_wait_s=command_wait_s)
 
     app.router.add_get("/api/audit", get_audit)
-    app.router.add_post("/api/runs/{id}/approve", command_route("approve", ApproveBody))
-    app.router.add_post("/api/runs/{id}/deny", command_route("deny", DenyBody))
-    app.router.add_post("/api/runs/{id}/cancel", command_route("cancel", CancelBody))
+    app.router.add_post("/api/runs/{id}/approve", route("approve", ApproveBody))
+    app.router.add_post("/api/runs/{id}/deny", route("deny", DenyBody))
+    app.router.add_post("/api/runs/{id}/cancel", route("cancel", CancelBody))
+
+
+def command_route(
+    runtime: Runtime,
+    action: str,
+    model: type[CommandBody],
+    *,
+    limits: Limits = LIMITS,
+    command_wait_s: float = COMMAND_WAIT_S,
+    text_of: TextOf | None = None,
+) -> Handler:
+    """The handler of ``POST /api/runs/{id}/<action>`` (see the module docstring): the command
+    text is ``text_of(id, body)`` when given (it takes no free text), else ``<action> <id> …``."""
+    auth = runtime.fleet.auth if runtime.fleet is not None else None
+
+    async def route(request: web.Request) -> web.Response:
+        principal = principal_of(auth, request)
+        run = _run_id(request.match_info["id"], "id")
+        key = _idempotency_key(request)
+        body = _body(await read_body(request, limits), model)
+        text = None if text_of is None else (await text_of(run, body), None)
+        return await _command(runtime, principal, action, run, body, key, command_wait_s, text)
+
+    return route
 
 
 def _text(action: str, run: str, body: _Body) -> tuple[str, str | None]:
@@ -222,9 +255,16 @@ def _text(action: str, run: str, body: _Body) -> tuple[str, str | None]:
 
 
 async def _command(
-    runtime: Runtime, principal: Principal, action: str, run: str, body: _Body, key: str | None, wait_s: float
+    runtime: Runtime,
+    principal: Principal,
+    action: str,
+    run: str,
+    body: _Body,
+    key: str | None,
+    wait_s: float,
+    resolved: tuple[str, str | None] | None = None,
 ) -> web.Response:
-    text, free = _text(action, run, body)
+    text, free = resolved or _text(action, run, body)
     try:
         parse(text)
     except CommandError as exc:
