@@ -8,6 +8,8 @@
   are retried with backoff, never past the deadline, and a non-idempotent call
   (``idempotent=False``) is not retried once it may have reached the vendor.
 * ``ReconcilePolicy`` says how long a caller waits before believing a lost answer did nothing.
+* Every exchange is counted and timed by vendor, endpoint key and outcome
+  (:func:`shared.runtime.metrics.vendor_call`).
 * The client learns the vendor's clock from each ``Date`` header (``vendor_epoch``): vendors stamp
   their tasks in their own clock.
 
@@ -35,6 +37,7 @@ from shared.clouds.retry import RetryPolicy, parse_retry_after, with_retry
 from shared.clouds.sessions import get_session
 from shared.clouds.urls import Params, encode_query
 from shared.log import get_logger
+from shared.runtime import metrics
 
 __all__ = ["BaseClient", "JsonObject", "ReconcilePolicy"]
 
@@ -170,22 +173,26 @@ class BaseClient:
             if inspect.isawaitable(signed):
                 await signed
             started = time.monotonic()
-            try:
-                async with self.session.request(
-                    method, url, data=body or None, headers=hdrs, timeout=timeout, allow_redirects=False
-                ) as resp:
-                    raw = await resp.read()
-                    response = Response(resp.status, resp.headers, raw, self._request_id(resp.headers))
-                    self._learn_date(resp.headers.get("Date"))
-            except aiohttp.ConnectionTimeoutError as exc:
-                raise self._transport_error("connect timeout", exc, applied=False) from None
-            except aiohttp.ClientConnectorError as exc:
-                raise self._transport_error("cannot connect", exc, applied=False) from None
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise self._transport_error("timed out waiting for the answer", exc, applied=True) from None
-            except aiohttp.ClientError as exc:
-                # Disconnects, resets, truncated payloads: the request was (probably) sent.
-                raise self._transport_error("connection lost", exc, applied=True) from None
+            with metrics.vendor_call(self, endpoint_key) as call:  # counted and timed, by outcome
+                try:
+                    async with self.session.request(
+                        method, url, data=body or None, headers=hdrs, timeout=timeout, allow_redirects=False
+                    ) as resp:
+                        raw = await resp.read()
+                        response = Response(resp.status, resp.headers, raw, self._request_id(resp.headers))
+                        call.status = resp.status
+                        self._learn_date(resp.headers.get("Date"))
+                except aiohttp.ConnectionTimeoutError as exc:
+                    raise self._transport_error("connect timeout", exc, applied=False) from None
+                except aiohttp.ClientConnectorError as exc:
+                    raise self._transport_error("cannot connect", exc, applied=False) from None
+                except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                    raise self._transport_error(
+                        "timed out waiting for the answer", exc, applied=True
+                    ) from None
+                except aiohttp.ClientError as exc:
+                    # Disconnects, resets, truncated payloads: the request was (probably) sent.
+                    raise self._transport_error("connection lost", exc, applied=True) from None
         _log.debug(
             "cloud.http",
             vendor=self.vendor,
