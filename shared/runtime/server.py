@@ -2,9 +2,9 @@
 manifest's ``http`` functions, in front of a :class:`shared.runtime.host.Runtime`.
 
 Routes: ``POST /events`` (CloudEvents, binary or structured mode; strict — an unknown attribute
-or data field is refused), ``GET /healthz``, the HTTP API (``GET /api/audit``,
-``POST /api/runs/{id}/approve|deny|cancel``: :mod:`shared.runtime.api`), and one route per
-``http`` trigger in the manifest.
+or data field is refused), ``GET /healthz``, ``GET /metrics`` (:mod:`shared.runtime.metrics`),
+the HTTP API (``GET /api/audit``, ``POST /api/runs/{id}/approve|deny|cancel``:
+:mod:`shared.runtime.api`), and one route per ``http`` trigger in the manifest.
 ``POST /events`` answers 202 once the event is durable on the bus (``duplicate`` says it was
 already there). Bad input answers 4xx with a JSON body naming the problem (``{"error": ...,
 "field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
@@ -41,6 +41,7 @@ from shared.runtime.auth import ingress_warnings
 from shared.runtime.edge import Refused, error_reply, principal_of, read_body
 from shared.runtime.function import HttpRequest
 from shared.runtime.host import Runtime
+from shared.runtime.metrics import add_metrics_route
 
 __all__ = ["MAX_BODY", "app_runner", "build_app"]
 
@@ -107,6 +108,7 @@ def build_app(
     app.router.add_post("/events", post_events)
     app.router.add_get("/healthz", healthz)
     add_api_routes(app, runtime, limits=limits, command_wait_s=command_wait_s)
+    add_metrics_route(app, runtime)  # GET /metrics: open, or a bearer token (fleet metrics:)
     for name, bound in runtime.functions.items():
         for method, path in bound.http:
             app.router.add_route(method, path, _http_route(runtime, name, limits))
