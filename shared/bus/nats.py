@@ -70,6 +70,7 @@ from shared.bus.base import (
 from shared.bus.jetstream import check_namespace, connect, name, read_all, token
 from shared.errors import ConfigError, RetryLater
 from shared.log import get_logger
+from shared.runtime import metrics
 
 __all__ = ["NatsBus"]
 
@@ -374,12 +375,14 @@ class NatsBus:
                 await msg.nak(delay=1.0)
                 return
             log.error("dead-lettered", consumer=sub.name, attempts=attempt, error=text)
+            metrics.dead_letter(sub.name)
             await msg.term()
             return
         if isinstance(exc, RetryLater):
             delay = exc.delay
         else:
             delay = backoff_delay(attempt, sub.backoff_base, sub.max_backoff)
+        metrics.bus_retry(sub.name)
         log.warning(
             "handler failed; will retry",
             consumer=sub.name,

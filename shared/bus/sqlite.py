@@ -51,6 +51,7 @@ from shared.bus.base import (
 )
 from shared.errors import RetryLater
 from shared.log import bind_event, get_logger
+from shared.runtime import metrics
 
 __all__ = ["OutboxWrite", "SqliteBus", "connect", "deferred", "transaction"]
 
@@ -385,6 +386,7 @@ class SqliteBus:
             if notice is not None:  # with the dead letter, in its transaction: its run is ended
                 self._insert(conn, notice, 0.0)
             log.error("dead-lettered", consumer=d.sub.name, attempts=d.attempts, error=text)
+            metrics.dead_letter(d.sub.name)
             return
         delay = (
             error.delay
@@ -397,6 +399,7 @@ class SqliteBus:
         )
         if cur.rowcount == 0:
             raise _LeaseLost
+        metrics.bus_retry(d.sub.name)
         log.warning(
             "handler failed; will retry",
             consumer=d.sub.name,

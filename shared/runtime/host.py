@@ -12,6 +12,7 @@ Per function and trigger:
   second trigger); the runtime builds the context, calls the function (the bus has bound the
   event's correlation to the log) and hands its emitted events back to the bus, which
   publishes them before acking (the outbox).
+  Each delivery is counted per function, ``ok`` or ``error`` (:mod:`shared.runtime.metrics`).
 * ``schedule`` → every period the runtime publishes a ``clock.tick`` event whose id is the
   function and the period's start, so two runtimes on one bus tick the function once.
 * ``http`` → a route, served by :mod:`shared.runtime.server` through :meth:`Runtime.call_http`
@@ -35,6 +36,7 @@ from shared.clock import Clock
 from shared.clouds.sessions import close_sessions
 from shared.errors import ConfigError
 from shared.log import get_logger
+from shared.runtime import metrics
 from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
 from shared.runtime.manifest import Manifest, resolve_function
 from shared.store import Store
@@ -112,9 +114,11 @@ class Runtime:
                     # one durable consumer per trigger: name, name_2, name_3 …
                     n_event += 1
                     self._check_model(name, fn, trig.event.type)
+                    consumer = name if n_event == 1 else f"{name}_{n_event}"
+                    metrics.name_consumer(consumer, name)  # the bus's retries count for the function
                     self.bus.subscribe(
                         Subscription(
-                            name=name if n_event == 1 else f"{name}_{n_event}",
+                            name=consumer,
                             type=trig.event.type,
                             where=trig.event.where,
                             handler=self._event_handler(name, fn),
@@ -151,7 +155,8 @@ class Runtime:
 
     def _event_handler(self, name: str, fn: UpshiftFunction) -> Handler:
         async def handle(event: Event[Any]) -> Sequence[Emitted]:
-            out = await fn(event, self.context(name))
+            with metrics.delivery(name):  # ok, or error when it raises (the bus retries it)
+                out = await fn(event, self.context(name))
             if isinstance(out, HttpReply):
                 raise TypeError(f"event function {name} must not return HttpReply")
             return list(out or ())
