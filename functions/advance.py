@@ -43,6 +43,7 @@ from shared.domain.windows import gate
 from shared.engine.consequences import in_run, run_cancelled
 from shared.engine.polling import expected_seconds
 from shared.engine.vendor_clock import iso
+from shared.runtime import metrics
 from shared.runtime.function import Context, upshift_function
 from shared.store.base import Value
 from shared.store.ledger import TERMINAL, RunState
@@ -87,6 +88,8 @@ async def advance(event: Input, ctx: Context) -> list[Emitted]:
     state = run.get("state")
     now = ctx.clock.now()
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
+    if state not in TERMINAL:  # the stage's outcome, taken once (an ended run's are replays)
+        metrics.stage_ended(d.kind, d.stage, d.code if isinstance(d, StageFailed) else None, run, now)
 
     if isinstance(d, StageFailed) and d.code == "cancelled":
         return await _cancelled(event, d, rid, run, ctx)
