@@ -288,6 +288,13 @@ def serve(
 @_manifest_option
 @_fleet_option
 @click.option("--only", multiple=True, help="Run only these functions (repeatable).")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve this process's GET /metrics (Prometheus) on this port (0: any free one).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of --metrics-port.")
 @_connect_option
 @_clock_options
 def worker(
@@ -295,18 +302,35 @@ def worker(
     manifest: Path | None,
     fleet_path: Path | None,
     only: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
     connect_timeout: float,
     speed: float,
     domain_start: datetime | None,
     domain_anchor: float | None,
 ) -> None:
-    """The functions only (no HTTP), consuming from the bus; run N of them for scale-out."""
+    """The functions only (no HTTP but --metrics-port), consuming from the bus; run N for scale-out."""
     runtime = _open_runtime(
         bus_url, manifest, fleet_path, only, clock=_clock(speed, domain_start, domain_anchor)
     )
 
     async def main() -> None:
+        from aiohttp import web
+
+        from shared.runtime.metrics import serve_metrics
+
         await _start_runtime(runtime, runtime.bus.url, connect_timeout)
+        runner: web.AppRunner | None = None
+        if metrics_port is not None:
+            try:
+                runner = await serve_metrics(runtime, metrics_host, metrics_port)
+            except OSError as exc:  # in use, not ours to bind, no such address
+                await _quietly_stop(runtime)
+                raise ConfigError(
+                    "--metrics-port", f"cannot listen on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
+                ) from None
+            bound = runner.addresses[0][1] if runner.addresses else metrics_port
+            click.echo(f"upshift worker metrics on http://{metrics_host}:{bound}/metrics", err=True)
         click.echo(
             f"upshift worker: {', '.join(sorted(runtime.functions))} on {runtime.bus.url.split('?')[0]}",
             err=True,
@@ -314,6 +338,8 @@ def worker(
         try:
             await _until_signalled()
         finally:
+            if runner is not None:
+                await runner.cleanup()
             await runtime.stop()
 
     asyncio.run(main())
