@@ -16,10 +16,26 @@ request it is posted, as Slack would send that click, signed, to the running ser
 ``approved_by`` and ``audit`` (its run's audit entries), ``approvals`` (requests, clicks sent,
 replies posted back) and ``problems``; it is ok only if, besides every target upgraded, every
 canary was approved through that edge (its audit entry: via ``slack``, ``upshift.approve``).
+``--approvals=manual`` (with ``--dashboard``): the same fleet, but nobody in the loopback Slack
+clicks — the canaries wait for a person to approve them on the dashboard (or with the API); ok
+only if every canary was approved by someone (an ``approve`` audit entry, outcome ok). With
+``--dashboard`` the canary wave's rule names no grant: anyone whose role is approver or above
+may approve (the Slack approver's grant, the dashboard's admin token).
+
+``--dashboard``: the demo's server (up from the start, on ``--port`` or a free loopback port)
+also serves the dashboard; the fleet gets two more ``auth.tokens``, ``demo-admin`` (admin) and
+``demo-viewer`` (viewer), their values random and only in this process's environment
+(:data:`DEMO_ADMIN_TOKEN_ENV`, :data:`DEMO_VIEWER_TOKEN_ENV`). As soon as the server listens
+the demo prints one line, ``dashboard: <url>  token (admin): <token>  token (viewer): <token>``
+(on stderr with ``--json``), so a browser can watch the rollout live; after it, the summary is
+printed (with ``--json``: the JSON, then one line ``{"dashboard": url, "token": ..., "viewer_token":
+...}``) and the server stays up until SIGINT (Ctrl-C) or SIGTERM, which also end a rollout still
+running (its summary then says what had not finished).
 
 :func:`build_demo_fleet` (the fleet YAML and the simulator's objects, one per target) and
 :func:`run_demo` (one whole run, its summary returned) are also what ``bench/`` and the
-end-to-end tests drive. Being an operator surface, this module may import ``simulator``.
+end-to-end tests drive; :func:`run_demo`'s ``serving``, ``hold`` and ``stop`` are how
+a caller watches the rollout on the server while it runs and keeps the server up after it. Being an operator surface, this module may import ``simulator``.
 """
 
 from __future__ import annotations
@@ -29,10 +45,11 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -53,10 +70,12 @@ if TYPE_CHECKING:
     from shared.runtime.host import Runtime
 
 __all__ = [
+    "DEMO_ADMIN_TOKEN_ENV",
     "DEMO_ENV",
     "DEMO_FAULTS",
     "DEMO_RECONCILE",
     "DEMO_TOKEN_ENV",
+    "DEMO_VIEWER_TOKEN_ENV",
     "DemoFleet",
     "build_demo_fleet",
     "demo",
@@ -91,6 +110,15 @@ DEMO_ENV = {
 
 #: The env var of the demo fleet's ingress token (role operator, may publish version.released).
 DEMO_TOKEN_ENV = "UPSHIFT_DEMO_TOKEN"
+#: ``--dashboard``: the env vars of its sign-in tokens, ``demo-admin`` (admin) and ``demo-viewer``.
+DEMO_ADMIN_TOKEN_ENV = "UPSHIFT_DEMO_ADMIN_TOKEN"
+DEMO_VIEWER_TOKEN_ENV = "UPSHIFT_DEMO_VIEWER_TOKEN"
+#: ``--dashboard``'s canary rule: one approval by anyone whose role is approver or above.
+_OPEN_APPROVAL = "{0: {min_approvals: 1}}"
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 @dataclass
@@ -99,7 +127,10 @@ class DemoFleet:
     sim_targets: list[SimTarget]
     releases: list[dict[str, str]]
     #: the value for :data:`DEMO_TOKEN_ENV`: the bearer token that announces the releases
-    token: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(24))
+    token: str = dataclasses.field(default_factory=_token)
+    #: ``--dashboard``: the values for :data:`DEMO_ADMIN_TOKEN_ENV` and :data:`DEMO_VIEWER_TOKEN_ENV`
+    admin_token: str = dataclasses.field(default_factory=_token)
+    viewer_token: str = dataclasses.field(default_factory=_token)
 
 
 def window_start(now: datetime) -> datetime:
@@ -127,13 +158,15 @@ def build_demo_fleet(
     bake: str = "10m",
     client: dict[str, Any] | None = None,
     approvals: str | None = None,
+    dashboard: bool = False,
 ) -> DemoFleet:
     """``n`` targets cycling through the five kinds; the first of each kind is a wave-0 canary.
 
     ``client`` (``{"retry": {...}, "limits": {...}}``) is given to every cloud's client config,
     over :data:`DEMO_RECONCILE`. ``approvals`` (the demo's loopback Slack, ``127.0.0.1:<port>``):
     the canary wave waits for one approval by the demo's approver, who clicks through Slack's
-    interactivity edge (:mod:`shared.ops.demo_approver`).
+    interactivity edge (:mod:`shared.ops.demo_approver`). ``dashboard``: two more tokens, an
+    admin and a viewer, and the canary rule names no grant (the admin may approve too).
     """
     if n < 1:
         raise click.BadParameter("must be at least 1", param_hint="--targets")
@@ -150,10 +183,19 @@ def build_demo_fleet(
         "windows:",
         f"  sat-night: {{rrule: 'FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0', timezone: {WINDOW_TZ},",
         f"              {window}, concurrency: {concurrency}}}",
-        f"waves: {{bake: {bake}{f', approval: {APPROVAL}' if approvals else ''}}}",
+        f"waves: {{bake: {bake}{f', approval: {_OPEN_APPROVAL if dashboard else APPROVAL}' if approvals else ''}}}",
         *(fleet_lines(approvals) if approvals else []),
         "auth:",
-        f"  tokens: [{{name: demo, token_env: {DEMO_TOKEN_ENV}, role: operator, publish: [version.released]}}]",
+        "  tokens:",
+        f"    - {{name: demo, token_env: {DEMO_TOKEN_ENV}, role: operator, publish: [version.released]}}",
+        *(
+            [
+                f"    - {{name: demo-admin, token_env: {DEMO_ADMIN_TOKEN_ENV}, role: admin}}",
+                f"    - {{name: demo-viewer, token_env: {DEMO_VIEWER_TOKEN_ENV}, role: viewer}}",
+            ]
+            if dashboard
+            else []
+        ),
         "targets:",
     ]
     sims: list[SimTarget] = []
@@ -220,6 +262,12 @@ async def run_demo(
     client: dict[str, Any] | None = None,
     job_seconds: dict[str, float] | None = None,
     approvals: bool = False,
+    manual_approvals: bool = False,
+    dashboard: bool = False,
+    port: int = 0,
+    serving: Callable[[str, DemoFleet], None] | None = None,
+    hold: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline on a fresh simulator + embedded bus; the summary (``runs`` included).
 
@@ -228,7 +276,14 @@ async def run_demo(
     ``approvals``: the canary wave waits for approval, which the demo gives as a Slack user
     clicking Approve (:mod:`shared.ops.demo_approver`) through the server's signed interactivity
     edge; the summary then says, per target, who approved it and how many audit entries its run
-    has, and is ok only if every canary was approved that way.
+    has, and is ok only if every canary was approved that way. ``manual_approvals``: nobody
+    clicks in the loopback Slack; ok only if someone approved every canary (the dashboard, the API).
+
+    The server listens on ``127.0.0.1:port`` (0: a free port) from the start; ``serving(url,
+    fleet)`` is told its URL and the fleet's tokens as soon as it does. ``dashboard``: the fleet
+    has the admin and viewer tokens. ``stop`` set ends the rollout's wait early; ``hold(summary)``
+    is awaited once the summary is made, the server still up (``--dashboard`` waits there for a
+    signal).
     """
     from aiohttp import web
 
@@ -262,6 +317,7 @@ async def run_demo(
             bake=bake,
             client=client,
             approvals=approver.address if approver else None,
+            dashboard=dashboard,
         )
 
     sim_targets = fleet_at("").sim_targets
@@ -281,6 +337,9 @@ async def run_demo(
     for env, field in DEMO_ENV.items():
         os.environ[env] = getattr(creds, field)  # in-process only: the simulator's demo credentials
     os.environ[DEMO_TOKEN_ENV] = demo_fleet.token
+    if dashboard:
+        os.environ[DEMO_ADMIN_TOKEN_ENV] = demo_fleet.admin_token
+        os.environ[DEMO_VIEWER_TOKEN_ENV] = demo_fleet.viewer_token
     fleet = parse_fleet(demo_fleet.fleet_yaml, "demo fleet")
     url = f"sqlite:///{workdir}/upshift.db"
     runtime = Runtime(
@@ -294,14 +353,24 @@ async def run_demo(
     await runtime.start()
     runner = app_runner(build_app(runtime))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    ingress = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    t0 = time.monotonic()
     audits: dict[str, list[dict[str, Any]]] = {}
-    if approver is not None:
-        approver.arm(ingress, t0 + give_up_s)
+
+    def over() -> bool:
+        """Nothing more will come: a click was given up, or ``stop`` was set."""
+        return bool(approver is not None and approver.failures) or (stop is not None and stop.is_set())
+
     try:
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+        ingress = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        if serving is not None:
+            serving(ingress, demo_fleet)
+        t0 = time.monotonic()
+        if approver is not None and not manual_approvals:
+            # unarmed (--approvals=manual), the loopback Slack takes the requests but never clicks
+            approver.arm(ingress, t0 + give_up_s)
         async with aiohttp.ClientSession() as http:
             for rel in demo_fleet.releases:
                 body = {**rel, "released_at": (start - timedelta(days=30)).isoformat()}
@@ -317,7 +386,7 @@ async def run_demo(
                 give_up_s,
                 live,
                 console,
-                stop=(lambda: bool(approver.failures)) if approver else None,
+                stop=over,
                 shown=approver.shown if approver else None,
             )
             if approver is not None:
@@ -327,15 +396,18 @@ async def run_demo(
                 sim_fleet = await r.json()
             async with http.get(f"{sim.url}/_sim/stats") as r:
                 stats = await r.json()
+        summary = _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
+        if approver is not None:
+            waves = {t.name: t.wave for t in fleet.targets}
+            _approvals(summary, waves, audits, approver, manual=manual_approvals)
+        if hold is not None:
+            await hold(summary)
     finally:
         if approver is not None:
             await approver.close()
         await runner.cleanup()
         await runtime.stop()
         await sim.runner.cleanup()  # type: ignore[union-attr]
-    summary = _summary(demo_fleet, from_versions, runs, sim_fleet, stats, time.monotonic() - t0)
-    if approver is not None:
-        _approvals(summary, {t.name: t.wave for t in fleet.targets}, audits, approver)
     return summary
 
 
@@ -511,10 +583,13 @@ def _approvals(
     waves: dict[str, int],
     audits: dict[str, list[dict[str, Any]]],
     approver: Approver,
+    *,
+    manual: bool = False,
 ) -> None:
     """Add to ``summary`` who approved each target (``approved_by``) and its run's ``audit`` count;
-    it stays ok only if every canary (wave 0) was approved by a signed Slack click. What did not
-    happen is said in ``problems``, one line each."""
+    it stays ok only if every canary (wave 0) was approved by a signed Slack click (``manual``: by
+    anyone, an ``approve`` audit entry with outcome ok). What did not happen is said in
+    ``problems``, one line each."""
     from functions.notify import APPROVE_ACTION
     from shared.ops.demo_approver import APPROVER
 
@@ -526,12 +601,24 @@ def _approvals(
         row["wave"] = waves.get(row["target"])
         row["approved_by"] = list(run.get("approved_by") or [])
         row["audit"] = len(entries)
+        approved = any(e.get("command") == "approve" and e.get("outcome") == "ok" for e in entries)
+        if manual and row["wave"] == 0 and rid and not approved:
+            # the one thing missing, said once: the run itself is only waiting for that
+            problems.append(
+                f"{row['target']}: nobody approved it before the demo stopped "
+                "(--approvals=manual: approve it on the dashboard)"
+            )
+            continue
         if row["result"] != "upgraded" and row["reason"] is None:
             where = f", at {row['stages'][-1]}" if row["stages"] else ""
             problems.append(
                 f"{row['target']}: not finished when the demo gave up (--timeout): {_state(run) or 'no run'}{where}"
             )
         if row["wave"] != 0:
+            continue
+        if manual:
+            if not rid:
+                problems.append(f"{row['target']}: no run was planned")
             continue
         click = approver.clicks.get(rid)
         edge = [
@@ -646,9 +733,25 @@ def _table(summary: dict[str, Any]) -> Table:
 )
 @click.option(
     "--approvals",
-    is_flag=True,
+    type=click.Choice(["slack", "manual"]),
+    is_flag=False,
+    flag_value="slack",
+    default=None,
     help="The canary wave waits for approval; the demo approves it as a Slack user clicking "
-    "Approve, through the server's signed interactivity edge.",
+    "Approve, through the server's signed interactivity edge. --approvals=manual (with "
+    "--dashboard): nobody clicks, approve the canaries on the dashboard.",
+)
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Print the dashboard's URL and sign-in tokens as soon as the server listens, and keep "
+    "the server up after the rollout until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="The loopback port of the demo's server (default: a free one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (no live view).")
 @click.option(
@@ -658,10 +761,21 @@ def _table(summary: dict[str, Any]) -> Table:
     type=click.FloatRange(1),
     help="Give up after this many real seconds.",
 )
-def demo(n: int, speed: float, faults: bool, approvals: bool, as_json: bool, timeout: float) -> None:
+def demo(
+    n: int,
+    speed: float,
+    faults: bool,
+    approvals: str | None,
+    dashboard: bool,
+    port: int,
+    as_json: bool,
+    timeout: float,
+) -> None:
     """The whole pipeline on the built-in simulator and the embedded bus: no accounts, no servers."""
     from shared.log import configure
 
+    if approvals == "manual" and not dashboard:
+        raise click.BadParameter("manual approvals need --dashboard to approve on", param_hint="--approvals")
     # the live view owns the terminal; function logs would tear it, so only errors go to a file
     with tempfile.TemporaryDirectory(prefix="upshift-demo-") as workdir:
         log_path = os.path.join(workdir, "upshift.log")
@@ -671,21 +785,68 @@ def demo(n: int, speed: float, faults: bool, approvals: bool, as_json: bool, tim
             if not console.is_terminal:
                 # CI logs: don't fold the table (two more columns with --approvals)
                 console.width = max(console.width, 150 if approvals else 120)
-            summary = asyncio.run(
-                run_demo(
-                    targets=n,
-                    speed=speed,
-                    faults=faults,
-                    give_up_s=timeout,
-                    live=not as_json and console.is_terminal,
-                    console=console,
-                    workdir=workdir,
-                    approvals=approvals,
-                )
+            kwargs: dict[str, Any] = dict(
+                targets=n,
+                speed=speed,
+                faults=faults,
+                give_up_s=timeout,
+                live=not as_json and console.is_terminal,
+                console=console,
+                workdir=workdir,
+                approvals=approvals is not None,
+                manual_approvals=approvals == "manual",
+                port=port,
             )
-    summary.pop("runs")
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        console.print(_table(summary))
+            if dashboard:
+                summary = asyncio.run(_dashboard(kwargs, console, as_json))
+            else:
+                summary = asyncio.run(run_demo(**kwargs))
+                _print_summary(summary, console, as_json)
     sys.exit(0 if summary["ok"] else 1)
+
+
+def _print_summary(summary: dict[str, Any], console: Console, as_json: bool) -> None:
+    shown = {k: v for k, v in summary.items() if k != "runs"}
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        console.print(_table(shown))
+
+
+async def _dashboard(kwargs: dict[str, Any], console: Console, as_json: bool) -> dict[str, Any]:
+    """``--dashboard``: :func:`run_demo` telling where the dashboard is, the server kept up after
+    the rollout; SIGINT or SIGTERM end the rollout's wait and the server."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    where: dict[str, str] = {}
+
+    def serving(url: str, fleet: DemoFleet) -> None:
+        where.update(dashboard=f"{url}/", token=fleet.admin_token, viewer_token=fleet.viewer_token)
+        console.print(
+            f"dashboard: {where['dashboard']}  token (admin): {fleet.admin_token}  "
+            f"token (viewer): {fleet.viewer_token}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+    async def hold(summary: dict[str, Any]) -> None:
+        _print_summary(summary, console, as_json)
+        if as_json:
+            click.echo(json.dumps(where))
+        if not stop.is_set():
+            console.print(
+                f"the rollout is over; the dashboard stays up at {where['dashboard']} until Ctrl-C",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            await stop.wait()
+
+    try:
+        return await run_demo(**kwargs, dashboard=True, serving=serving, hold=hold, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
