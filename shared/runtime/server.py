@@ -4,7 +4,9 @@ manifest's ``http`` functions, in front of a :class:`shared.runtime.host.Runtime
 Routes: ``POST /events`` (CloudEvents, binary or structured mode; strict — an unknown attribute
 or data field is refused), ``GET /healthz``, ``GET /metrics`` (:mod:`shared.runtime.metrics`),
 the HTTP API (``GET /api/audit``, ``POST /api/runs/{id}/approve|deny|cancel``:
-:mod:`shared.runtime.api`), and one route per ``http`` trigger in the manifest.
+:mod:`shared.runtime.api`), the dashboard's JSON API (``/api/runs``, ``/api/runs/{id}``,
+``/api/fleet``, ``/api/calendar``, ``/api/approvals``, ``POST /api/runs/{id}/pause|resume``,
+``/api/openapi.json``: :mod:`shared.dashboard.api`), and one route per ``http`` trigger in the manifest.
 ``POST /events`` answers 202 once the event is durable on the bus (``duplicate`` says it was
 already there). Bad input answers 4xx with a JSON body naming the problem (``{"error": ...,
 "field": ...}``) and publishes nothing; an unexpected failure answers 500 with no traceback (it
@@ -33,6 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from events.codec import BadEvent, from_http_request
+from shared.dashboard.api import add_dashboard_api
 from shared.domain.access import authorize_publish
 from shared.limits import LIMITS, Limits
 from shared.log import get_logger
@@ -108,6 +111,7 @@ def build_app(
     app.router.add_post("/events", post_events)
     app.router.add_get("/healthz", healthz)
     add_api_routes(app, runtime, limits=limits, command_wait_s=command_wait_s)
+    add_dashboard_api(app, runtime, limits=limits, command_wait_s=command_wait_s)
     add_metrics_route(app, runtime)  # GET /metrics: open, or a bearer token (fleet metrics:)
     for name, bound in runtime.functions.items():
         for method, path in bound.http:
