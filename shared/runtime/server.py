@@ -36,6 +36,7 @@ from aiohttp.typedefs import Handler
 
 from events.codec import BadEvent, from_http_request
 from shared.dashboard.api import add_dashboard_api
+from shared.dashboard.pages import add_dashboard_routes
 from shared.domain.access import authorize_publish
 from shared.limits import LIMITS, Limits
 from shared.log import get_logger
@@ -112,6 +113,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     add_api_routes(app, runtime, limits=limits, command_wait_s=command_wait_s)
     add_dashboard_api(app, runtime, limits=limits, command_wait_s=command_wait_s)
+    add_dashboard_routes(app, runtime, limits=limits, command_wait_s=command_wait_s)  # the HTML pages
     add_metrics_route(app, runtime)  # GET /metrics: open, or a bearer token (fleet metrics:)
     for name, bound in runtime.functions.items():
         for method, path in bound.http:
