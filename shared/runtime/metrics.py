@@ -56,6 +56,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -80,6 +81,9 @@ __all__ = [
     "stage_ended",
     "vendor_call",
 ]
+
+# no ``*_created`` series: they double the output and say only when this process started
+disable_created_metrics()
 
 #: A vendor call's outcome: answered 2xx/3xx, 4xx (but 429), 5xx, 429, or no answer at all.
 OUTCOMES = ("ok", "client_error", "server_error", "throttled", "network")
