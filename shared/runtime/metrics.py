@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 # no ``*_created`` series: they double the output and say only when this process started
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: A vendor call's outcome: answered 2xx/3xx, 4xx (but 429), 5xx, 429, or no answer at all.
 OUTCOMES = ("ok", "client_error", "server_error", "throttled", "network")
