@@ -105,6 +105,7 @@ async def _failed(
         ended_at=iso(ctx.clock.now()),
         code=code,
         message=message,
+        request_id=request_id,
     )
     crashpoints.hit("poll.noted")
     return [stage_failed(event, code, message, job_id=poll.job_id, request_id=request_id)]

@@ -83,6 +83,8 @@ class Attempt(Generic[C]):
             ended_at=now,
             code=code,
             message=message,
+            # (the dashboard shows the vendor's request id with the error; None: none was sent)
+            request_id=request_id,
         )
         crashpoints.hit("stage.noted")
         return [stage_failed(self.event, code, message, request_id=request_id)]
