@@ -407,7 +407,7 @@ def add_dashboard_routes(
         log.info("dashboard sign-in", principal=principal.name, role=principal.role)
         response = web.HTTPSeeOther(next_)
         sessions.set_session(response, request, cookie)
-        return response
+        raise response
 
     async def logout(request: web.Request) -> web.Response:
         session = sessions.session_of(request)
@@ -417,7 +417,7 @@ def add_dashboard_routes(
                 return message(request, 403, "Refused", "The form's CSRF token is missing or wrong.", session)
         response = web.HTTPSeeOther("/login")
         sessions.clear_session(response)
-        return response
+        raise response
 
     async def read_form(request: web.Request) -> dict[str, str]:
         raw = await read_body(request, limits)
