@@ -131,7 +131,7 @@ async def test_run_view_pause_halt_cancel_and_unknown_runs(backend):
     async with Harness(backend, fleet(), START, functions=FUNCTIONS) as h:
         ids = await planned(h)
         f, now = h.fleet, h.clock.now()
-        assert await run_view(h.store, f, now, "r0000000000000000") is None
+        assert await run_view(h.store, f, now, "r000000000000000") is None
         assert await run_view(h.store, f, now, "not-a-run") is None
 
         await control.pause(h.store.kv, parse_scope("prod-a"), "prod-a", by="t", event_id="e1", now=now)
