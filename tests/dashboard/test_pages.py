@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,9 +24,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from shared.dashboard.pages import CHANGES, SESSIONS
 from shared.dashboard.session import LOGIN_COOKIE, SESSION_COOKIE
 from shared.runtime.server import build_app
+from simulator.natsd import free_port
 from tests.dashboard._fleet import FLEET, FUNCTIONS, START, TOKENS, fleet, planned
 from tests.functions._planning import Harness, fleet_from
-from tests.helpers import eventually
+from tests.helpers import eventually, start_serve, wait_healthy
 
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 NONCE = re.compile(r'name="nonce" value="([^"]*)"')
@@ -450,3 +453,33 @@ async def test_the_stream_says_changed_after_a_state_change_and_ends_on_shutdown
         while await r.content.readline():
             pass
     await eventually(lambda: changes.streams == 0)
+
+
+async def test_upshift_serve_stops_on_sigterm_ending_an_open_stream_cleanly(tmp_path):
+    """The real process: its SIGTERM shutdown ends the stream (the chunked body completes) rather
+    than leaving it to be cut at the shutdown timeout, and serve exits 0."""
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(FLEET)
+    env = {env: value for env, value, _ in TOKENS.values()}
+    port = free_port()
+    proc = start_serve(f"sqlite:///{tmp_path}/serve.db", port, "--fleet", str(fleet_file), env=env)
+    try:
+        await wait_healthy(port, proc, timeout=60)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            base = f"http://127.0.0.1:{port}"
+            csrf = CSRF.search(await (await s.get(f"{base}/login")).text()).group(1)
+            r = await s.post(f"{base}/login", data={"token": TOKENS["board"][1], "csrf": csrf, "next": "/"})
+            assert r.status == 200 and 'id="runs"' in await r.text()
+            stream = await s.get(f"{base}/dashboard/stream")
+            assert stream.status == 200
+            assert await stream.content.readline() == b"retry: 3000\n"
+            assert await stream.content.readline() == b": connected\n"
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                rest = await stream.content.read()  # a cut stream raises ClientPayloadError here
+            assert rest == b"\n"
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
