@@ -108,9 +108,9 @@ _FORM_FIELDS = 8
 
 
 def _when(value: datetime | None) -> Markup:
-    """An instant as ``<time>`` in UTC (minutes), empty for None."""
+    """An instant as ``<time>`` in UTC (minutes), a dash for None."""
     if value is None:
-        return Markup("")
+        return Markup("—")
     utc = value.astimezone(UTC)
     return Markup('<time datetime="{}">{}</time>').format(utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M UTC"))
 
