@@ -16,7 +16,6 @@ import pytest
 from events import T
 from shared.dashboard.views import (
     BadQuery,
-    RunState,
     allowed_actions,
     approvals_view,
     calendar_query,
@@ -30,6 +29,7 @@ from shared.domain.access import Principal
 from shared.domain.commands import parse_scope
 from shared.domain.stages import run_id
 from shared.engine import control
+from shared.store import RunState
 from tests.dashboard._fleet import FUNCTIONS, START, command, fleet, planned
 from tests.functions._planning import Harness, bus_url, utc
 from tests.functions._stages_harness import ENV, pipeline
