@@ -1,6 +1,6 @@
 """Fixtures of the browser tests: Debian's Chromium under Playwright, and a live demo to look at.
 
-* ``browser`` (session): Playwright's sync API driving the system Chromium
+* ``browser`` (module): Playwright's sync API driving the system Chromium
   (``shutil.which("chromium")``, else ``/usr/bin/chromium``) headless, with the flags this closed
   network needs (:data:`CHROMIUM_ARGS`: no QUIC, no background or component downloads, no sync).
   Playwright gives every launch a fresh temporary profile (its own ``--user-data-dir``), and every
@@ -17,8 +17,11 @@
   a full-page screenshot at ``tmp_path / "screens" / "<name>.png"``, copied to
   ``/tmp/upshift-screens/`` when ``UPSHIFT_SCREENS`` is set.
 
-Sync Playwright, because pytest-asyncio runs each async test on a loop of its own and a session
-browser would outlive them; these tests are sync functions, so no loop is running in them.
+Sync Playwright, because these tests are sync functions: no loop is running in them. Per module,
+not per session: while a sync Playwright is started, its event loop counts as running on the
+main thread, and every async test after it (pytest-asyncio's own loops) would fail with "cannot
+be called from a running event loop"; stopped at the module's end, it leaves the rest of the
+suite alone. A launch costs about a second.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def missing(why: str, *, module: bool = False) -> NoReturn:
     pytest.skip(message, allow_module_level=module)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
