@@ -51,7 +51,8 @@ def run_of(demo: Demo, target: str, state: str = "awaiting_approval") -> dict[st
 
 def approve(demo: Demo, run: str) -> None:
     status, body = demo.api("POST", f"api/runs/{run}/approve", {"comment": "from the browser test"})
-    assert status == 200 and body["outcome"] == "ok", body
+    # 202: its audit entry did not come within the route's wait — the command still runs
+    assert (status, body.get("outcome", body.get("status"))) in ((200, "ok"), (202, "accepted")), body
 
 
 def test_login_with_a_token_and_a_wrong_one(new_page, demo, shot):
