@@ -8,7 +8,8 @@ wrong one), each answering the model of :mod:`shared.dashboard.views` as JSON:
 * ``GET /api/runs/{id}`` → :class:`RunDetail` (its ``actions`` narrowed to what the token's role
   allows, :func:`~shared.dashboard.views.allowed_actions`); 400 for an id not shaped like
   :data:`shared.domain.commands.RUN_ID`, 404 for an unknown run;
-* ``GET /api/fleet`` → :class:`FleetView`; ``GET /api/approvals`` → :class:`ApprovalsView`;
+* ``GET /api/fleet[?live=true]`` → :class:`FleetView` (``live``: with the vendors' own answer,
+  :mod:`shared.dashboard.live`); ``GET /api/approvals`` → :class:`ApprovalsView`;
 * ``GET /api/calendar?days=&tz=`` → :class:`CalendarView` (``days`` 1…31, ``tz`` IANA).
 
 A parameter the route does not take, or a bad value (an unknown state, kind or window, a page
@@ -33,6 +34,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared.dashboard.live import LiveLooks, live_flag
 from shared.dashboard.openapi import openapi_document
 from shared.dashboard.views import (
     BadQuery,
@@ -101,9 +103,14 @@ def add_dashboard_api(
             raise Refused(error_reply(404, f"there is no run {rid!r}", "id"))
         return detail.model_copy(update={"actions": allowed_actions(fleet, principal, detail)})
 
+    looks = LiveLooks(runtime)
+
     async def fleet_(request: web.Request, _: Principal, fleet: Fleet) -> BaseModel:
-        _no_parameters(request.query)
-        return await fleet_view(store, fleet, runtime.clock.now())
+        _no_parameters({k: v for k, v in request.query.items() if k != "live"})
+        live = live_flag(request.query.get("live"))
+        if live is None:
+            raise BadQuery("live", "live is true or false")
+        return await fleet_view(store, fleet, runtime.clock.now(), await looks.get(fleet) if live else None)
 
     async def calendar(request: web.Request, _: Principal, fleet: Fleet) -> BaseModel:
         return await calendar_view(store, fleet, runtime.clock.now(), **calendar_query(request.query))

@@ -173,8 +173,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/api/fleet",
-        "Every target: version, policies, next window, freezes, last run",
+        "Every target: version, policies, next window, freezes, last run (live: and the vendor's own answer)",
         {200: ("the fleet", FleetView), **_READ_ERRORS},
+        (Parameter("live", "query", {"type": "boolean", "default": False}, "ask each vendor (cached 60 s)"),),
     ),
     Operation(
         "get",

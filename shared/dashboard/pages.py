@@ -56,6 +56,7 @@ from pydantic import ValidationError
 
 from events.catalog import ChatCommand
 from events.envelope import consequence_id, new_id
+from shared.dashboard.live import LiveLooks, live_flag
 from shared.dashboard.session import Session, Sessions, safe_next
 from shared.dashboard.sse import Changes
 from shared.dashboard.views import (
@@ -335,12 +336,15 @@ def add_dashboard_routes(
             "text": str(entry.get("reply") or outcome),
         }
 
+    looks = LiveLooks(runtime)
+
     async def fleet_page(request: web.Request) -> web.Response:
         session = signed_in(request)
-        view = await fleet_view(runtime.store, fleet(), runtime.clock.now())
-        return render(
-            request, "fleet.html", {"view": view, "live": "fleet", "page_title": "Fleet"}, session=session
-        )
+        ask = live_flag(request.query.get("live")) is True  # anything but a yes reads the ledger only
+        f = fleet()
+        view = await fleet_view(runtime.store, f, runtime.clock.now(), await looks.get(f) if ask else None)
+        context = {"view": view, "live": "fleet", "page_title": "Fleet", "asked_vendors": ask}
+        return render(request, "fleet.html", context, session=session)
 
     async def calendar_page(request: web.Request) -> web.Response:
         session = signed_in(request)

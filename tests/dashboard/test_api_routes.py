@@ -212,6 +212,7 @@ async def test_fleet_calendar_approvals_and_their_parameters(sqlite):
             ("/api/calendar", {"tz": "Europe/Atlantis"}, "tz"),
             ("/api/calendar", {"tz": "/etc/passwd"}, "tz"),
             ("/api/fleet", {"target": "canary"}, "target"),
+            ("/api/fleet", {"live": "maybe"}, "live"),
             ("/api/approvals", {"page": "1"}, "page"),
         ]:
             status, payload = await app.get(path, **params)

@@ -32,7 +32,7 @@ from shared.engine import control
 from shared.store import RunState
 from tests.dashboard._fleet import FUNCTIONS, START, command, fleet, planned
 from tests.functions._planning import Harness, bus_url, utc
-from tests.functions._stages_harness import ENV, pipeline
+from tests.functions._stages_harness import ENV, TARGETS, pipeline
 
 
 @pytest.fixture(params=["sqlite", "nats"])
@@ -356,3 +356,31 @@ def test_query_parsing_names_the_field() -> None:
         with pytest.raises(BadQuery) as exc:
             calendar_query(query)
         assert exc.value.field == field, query
+
+
+async def test_the_fleet_view_shows_the_vendors_own_answer_when_asked(backend, monkeypatch):
+    """``live``: each target's look (upshift inventory's) beside the ledger's version, through the
+    cache the pages and the API share; the simulator answers, and counts the looks."""
+    from shared.dashboard.live import LiveLooks, live_flag
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    async with pipeline(backend) as p:
+        looks = LiveLooks(p.runtime)
+
+        async def calls() -> int:
+            return sum(n for by in (await p.stats()).values() for n in by.values())
+
+        before = await calls()
+        live = await looks.get(p.fleet)
+        looked = await calls()
+        again = await looks.get(p.fleet)  # within the TTL: the same looks, no new vendor call
+        assert looked > before and again == live and await calls() == looked
+        view = await fleet_view(p.store, p.fleet, datetime.now(UTC), live)
+        rows = {t.name: t for t in view.targets}
+        for name, (_kind, _id, from_v, _to, _fields) in TARGETS.items():
+            assert rows[name].vendor_version == from_v, (name, rows[name].vendor_error)
+            assert not rows[name].drift and rows[name].vendor_error is None
+        plain = await fleet_view(p.store, p.fleet, datetime.now(UTC))
+        assert all(t.vendor_version is None for t in plain.targets), "no look unless asked"
+    assert [live_flag(v) for v in (None, "1", "TRUE", "no", "maybe")] == [False, True, True, False, None]

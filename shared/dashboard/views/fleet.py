@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from shared.dashboard.views.models import (
@@ -23,6 +24,7 @@ from shared.domain.freezes import ActiveFreeze
 from shared.domain.plan import approval_rule, matching_policies
 from shared.domain.windows import OpenWindow, next_open, window_at
 from shared.engine.control import control_state, paused_by
+from shared.ops.inventory import Live
 from shared.store import Store
 from shared.store.base import Value
 
@@ -54,8 +56,11 @@ def _freeze_row(f: ActiveFreeze, now: datetime) -> FreezeRow:
     )
 
 
-async def fleet_view(store: Store, fleet: Fleet, now: datetime) -> FleetView:
-    """Every target of the fleet, in fleet order (see the module docstring)."""
+async def fleet_view(
+    store: Store, fleet: Fleet, now: datetime, live: Mapping[str, Live] | None = None
+) -> FleetView:
+    """Every target of the fleet, in fleet order (see the module docstring); ``live``: the
+    vendors' looks by target name (:mod:`shared.dashboard.live`), shown beside ours."""
     runs = await store.ledger.runs()
     last: dict[str, Value] = {}
     for run in runs:  # oldest first: the last one seen is the newest
@@ -72,6 +77,7 @@ async def fleet_view(store: Store, fleet: Fleet, now: datetime) -> FleetView:
         policies = matching_policies(fleet, t)
         facts = {"target": t.name, "kind": t.kind, "window": t.window, "wave": t.wave}
         r = last.get(t.name)
+        look = (live or {}).get(t.name)
         rows.append(
             TargetRow(
                 name=t.name,
@@ -89,6 +95,11 @@ async def fleet_view(store: Store, fleet: Fleet, now: datetime) -> FleetView:
                 next_window=None if t.window is None else nexts.get(t.window),
                 freezes=[_freeze_row(f, now) for f in freezes if covers_target(f, t)],
                 paused_by=paused_by(control, facts),
+                vendor_version=None if look is None else look.version,
+                vendor_state=None if look is None else look.state,
+                vendor_may_move_to=None if look is None else look.may_move_to,
+                vendor_error=None if look is None else look.error,
+                drift=look is not None and look.drift,
                 last_run=None
                 if r is None
                 else LastRun(

@@ -228,8 +228,15 @@ class TargetRow(_View):
     #: the version it runs: the ledger's (what Upshift upgraded it to), else the fleet file's
     version: str | None = None
     version_source: Literal["ledger", "fleet"] | None = None
-    #: the vendor's own answer (``upshift inventory``); never asked for by a page: always None here
+    #: the vendor's own answer (``upshift inventory``'s look), only when asked for (``live``)
     vendor_version: str | None = None
+    vendor_state: str | None = None
+    #: versions the vendor says it may move to (None: the vendor does not say)
+    vendor_may_move_to: list[str] | None = None
+    #: the look failed: the vendor's code and words
+    vendor_error: str | None = None
+    #: the vendor runs another version than the ledger / fleet file says
+    drift: bool = False
     #: the matching policies' tracks (every one must hold), longest soak, skips, frozen
     tracks: list[str] = []
     min_release_age_s: float = 0.0
