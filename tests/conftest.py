@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from shared.log import configure
-from simulator.natsd import NatsServer
+from simulator.natsd import NatsCluster, NatsServer
 
 # The fuzz tests explore new examples on every local run (and keep what failed in .hypothesis/);
 # under CI they draw the same examples every run, so a clean clone's result does not depend on
@@ -51,3 +51,14 @@ def own_nats_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path):
+    """A 3-node JetStream cluster of this test alone (it may kill and restart nodes), logs in
+    ``tmp_path``; returned once it has a meta leader. Its ``url`` lists all three nodes."""
+    cluster = NatsCluster.start(3, log_dir=str(tmp_path))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
