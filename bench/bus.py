@@ -1,127 +1,233 @@
-"""Bus throughput: events/s through publish → handle (no-op) → ack, per backend.
+"""Bus throughput in the pipeline's shapes, ours against bare libraries and FastStream, one run.
 
-    python -m bench.bus [--n 20000]
+    python -m bench.bus [--n 5000] [--profile sqlite|nats]
 
-Measures, in one run: the embedded SQLite bus, the NATS JetStream bus, and a bare nats-py
-JetStream loop (publish awaiting each ack, pull-fetch in batches, ack) against the same
-nats-server — the baseline the NATS backend is judged by (budget: ≥ 0.5×). The SQLite budget
-is ≥ 5,000 events/s. The producer publishes one event at a time, awaiting durability, while
-the consumer runs concurrently: what a live pipeline does. The last line is one JSON object.
+Three shapes (see :mod:`bench._bus_common`): ``publish`` (64 publishes in flight),
+``consume_emit`` (a pre-published backlog, a handler emitting one event per input: consume →
+emit → ack) and ``both`` (the two at once), for five variants in the same run: our SQLite bus
+and bare ``sqlite3``; our NATS bus, bare nats-py and FastStream's JetStream pull subscriber
+(see :mod:`bench._bus_baselines`), against one real nats-server on a free loopback port with a
+temporary store. Goals on ``consume_emit``: NATS bus ≥ 0.5× bare nats-py and ≥ 1.2× FastStream,
+SQLite bus ≥ 0.6× bare sqlite3.
+
+Prints a table (events/s, and each of ours over its baselines); the last line is one JSON object
+``{"n", "sqlite": {"publish", "consume_emit", "both"}, "bare_sqlite": {…}, "nats": {…},
+"bare_nats": {…}, "faststream": {…}}`` (events/s). ``--profile`` instead runs our bus's
+``consume_emit`` under cProfile and prints where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from events import Event, T
-from events.catalog import Echo
-from shared.bus import Subscription, open_bus
-from simulator.natsd import NatsServer
+from bench._bus_baselines import bare_nats, bare_sqlite, faststream
+from bench._bus_common import (
+    CONCURRENCY,
+    IN_FLIGHT,
+    emit_one,
+    in_flight,
+    inputs,
+    wait_drained_nats,
+    wait_drained_sqlite,
+)
+from events import T
+from shared.bus import Bus, Subscription, open_bus
+
+__all__ = ["GOALS", "main", "ours"]
+
+SHAPES = ("publish", "consume_emit", "both")
+#: (ours, baseline, shape, at least): the issue's goals.
+GOALS = (
+    ("nats", "bare_nats", "consume_emit", 0.5),
+    ("nats", "faststream", "consume_emit", 1.2),
+    ("sqlite", "bare_sqlite", "consume_emit", 0.6),
+)
+
+Drained = Callable[[], Awaitable[float]]
 
 
-def _events(n: int) -> list[Event]:
-    return [Event(type=T.ECHO, data=Echo(message=f"m{i}")) for i in range(n)]
-
-
-async def through_bus(url: str, n: int) -> float:
-    """Events/s for ``n`` events through one Bus with a no-op handler."""
+def _bus(url: str) -> Bus:
     bus = open_bus(url)
-    done = asyncio.Event()
-    seen = 0
+    bus.subscribe(Subscription("bench", T.ECHO, {"stage": "in"}, emit_one, concurrency=CONCURRENCY))
+    return bus
 
-    async def noop(event):
-        nonlocal seen
-        seen += 1
-        if seen >= n:
-            done.set()
-        return ()
 
-    bus.subscribe(Subscription("bench", T.ECHO, {}, noop, concurrency=256))
-    await bus.start()
-    events = _events(n)
-    runner = asyncio.create_task(bus.run())
-    t0 = time.perf_counter()
-    for e in events:
-        await bus.publish(e)
-    await asyncio.wait_for(done.wait(), timeout=600)
-    elapsed = time.perf_counter() - t0
+async def _publish(bus: Bus, n: int) -> None:
+    await in_flight(IN_FLIGHT, inputs(n), bus.publish)
+
+
+async def _run(bus: Bus) -> asyncio.Task[None]:
+    return asyncio.create_task(bus.run())
+
+
+async def _close(bus: Bus, runner: asyncio.Task[None]) -> None:
     await bus.close()
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
-    return n / elapsed
 
 
-async def bare_nats(url: str, n: int) -> float:
-    """The same shape with nothing but nats-py: publish (await ack) / fetch / ack."""
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    stream = "BARE" + uuid.uuid4().hex[:8].upper()
-    subject = f"{stream.lower()}.echo"
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"]))
-    await js.add_consumer(
-        stream, ConsumerConfig(durable_name="bench", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000)
-    )
-    psub = await js.pull_subscribe_bind("bench", stream=stream)
-    payloads = [json.dumps(e.to_wire()).encode() for e in _events(n)]
-    got = 0
-
-    async def consume():
-        nonlocal got
-        while got < n:
-            try:
-                msgs = await psub.fetch(256, timeout=1)
-            except nats.errors.TimeoutError:
-                continue
-            for m in msgs:
-                json.loads(m.data)  # a consumer reads what it is given
-                await m.ack()
-                got += 1
-
-    consumer = asyncio.create_task(consume())
+async def ours(url_ab: str, url_c: str, drained: Callable[[str], Drained], n: int) -> dict[str, float]:
+    """The three shapes through our bus: ``url_ab`` for publish then consume_emit, ``url_c`` for both;
+    ``drained(url)`` waits until that bus has nothing unacknowledged."""
+    out: dict[str, float] = {}
+    bus = _bus(url_ab)
+    await bus.start()  # the consumer exists before the backlog is published
     t0 = time.perf_counter()
-    for i, p in enumerate(payloads):
-        await js.publish(subject, p, headers={"Nats-Msg-Id": str(i)})
-    await asyncio.wait_for(consumer, timeout=600)
-    elapsed = time.perf_counter() - t0
-    await js.delete_stream(stream)
-    await nc.close()
-    return n / elapsed
+    await _publish(bus, n)
+    out["publish"] = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    runner = await _run(bus)
+    out["consume_emit"] = n / (await drained(url_ab)() - t0)
+    await _close(bus, runner)
+
+    bus = _bus(url_c)
+    await bus.start()
+    t0 = time.perf_counter()
+    runner = await _run(bus)
+    await _publish(bus, n)
+    out["both"] = n / (await drained(url_c)() - t0)
+    await _close(bus, runner)
+    return out
 
 
-async def main(n: int) -> dict[str, float]:
+def _sqlite_drained(url: str) -> Drained:
+    path = url.removeprefix("sqlite:///")
+    return lambda: wait_drained_sqlite(path, "SELECT COUNT(*) FROM bus_deliveries")
+
+
+def _nats_drained(server_url: str) -> Callable[[str], Drained]:
+    def for_url(url: str) -> Drained:
+        namespace = url.split("namespace=")[1]
+
+        async def wait() -> float:
+            nc = await nats.connect(server_url)
+            try:
+                return await wait_drained_nats(nc.jetstream(), namespace.upper(), "bench")
+            finally:
+                await nc.close()
+
+        return wait
+
+    return for_url
+
+
+def _ns() -> str:
+    return "bench" + uuid.uuid4().hex[:8]
+
+
+async def main(n: int) -> dict[str, Any]:
+    from simulator.natsd import NatsServer
+
+    result: dict[str, Any] = {"n": n}
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite_eps = await through_bus(f"sqlite:///{tmp}/bench.db", n)
-    print(f"sqlite bus      {sqlite_eps:10,.0f} events/s   (budget >= 5,000: {sqlite_eps / 5000:.2f}x)")
+        result["bare_sqlite"] = await bare_sqlite(tmp, n)
+        result["sqlite"] = await ours(
+            f"sqlite:///{tmp}/ours-ab.db", f"sqlite:///{tmp}/ours-c.db", _sqlite_drained, n
+        )
     server = NatsServer.start()
     try:
-        bare_eps = await bare_nats(server.url, n)
-        print(f"bare nats-py    {bare_eps:10,.0f} events/s   (baseline)")
-        nats_eps = await through_bus(f"{server.url}?namespace=bench{uuid.uuid4().hex[:6]}", n)
-        print(
-            f"nats bus        {nats_eps:10,.0f} events/s   ({nats_eps / bare_eps:.2f}x bare; budget >= 0.50x)"
+        result["bare_nats"] = await bare_nats(server.url, n)
+        result["nats"] = await ours(
+            f"{server.url}?namespace={_ns()}", f"{server.url}?namespace={_ns()}", _nats_drained(server.url), n
         )
+        result["faststream"] = await faststream(server.url, n)
     finally:
         server.stop()
-    return {
-        "n": n,
-        "sqlite_eps": round(sqlite_eps, 1),
-        "nats_eps": round(nats_eps, 1),
-        "bare_nats_eps": round(bare_eps, 1),
-        "nats_ratio": round(nats_eps / bare_eps, 3),
-        "sqlite_budget_ratio": round(sqlite_eps / 5000, 3),
-    }
+    for key in ("sqlite", "bare_sqlite", "nats", "bare_nats", "faststream"):
+        result[key] = {shape: round(result[key][shape], 1) for shape in SHAPES}
+    return result
+
+
+_LABELS = {
+    "sqlite": "sqlite bus",
+    "bare_sqlite": "bare sqlite3",
+    "nats": "nats bus",
+    "bare_nats": "bare nats-py",
+    "faststream": "faststream",
+}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as text: events/s per shape, then each of ours over each of its baselines."""
+    lines = [
+        f"n = {result['n']} events per shape; events/s",
+        f"{'':26}" + "".join(f"{s:>14}" for s in SHAPES),
+    ]
+    for key in ("sqlite", "bare_sqlite", "nats", "bare_nats", "faststream"):
+        lines.append(f"{_LABELS[key]:26}" + "".join(f"{result[key][s]:14,.0f}" for s in SHAPES))
+    lines.append("")
+    for mine, base in (("sqlite", "bare_sqlite"), ("nats", "bare_nats"), ("nats", "faststream")):
+        label = f"{_LABELS[mine]} / {_LABELS[base]}"
+        lines.append(f"{label:26}" + "".join(f"{result[mine][s] / result[base][s]:13.2f}x" for s in SHAPES))
+    lines.append("")
+    for mine, base, shape, floor in GOALS:
+        ratio = result[mine][shape] / result[base][shape]
+        verdict = "met" if ratio >= floor else "MISSED"
+        lines.append(f"goal {_LABELS[mine]} >= {floor}x {_LABELS[base]} on {shape}: {ratio:.2f}x, {verdict}")
+    return "\n".join(lines)
+
+
+async def profile(backend: str, n: int, top: int = 25) -> str:
+    """Our bus's consume_emit under cProfile: the functions with the most own time, and their share."""
+    from simulator.natsd import NatsServer
+
+    server = NatsServer.start() if backend == "nats" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if server is None:
+            url, drained = f"sqlite:///{tmp}/prof.db", _sqlite_drained(f"sqlite:///{tmp}/prof.db")
+        else:
+            url = f"{server.url}?namespace={_ns()}"
+            drained = _nats_drained(server.url)(url)
+        try:
+            bus = _bus(url)
+            await bus.start()
+            await _publish(bus, n)
+            prof = cProfile.Profile()
+            t0 = time.perf_counter()
+            prof.enable()
+            runner = await _run(bus)
+            end = await drained()
+            prof.disable()
+            await _close(bus, runner)
+        finally:
+            if server is not None:
+                server.stop()
+    stats = pstats.Stats(prof)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    lines = [
+        f"{backend} bus consume_emit under cProfile: {n / (end - t0):,.0f} events/s (profiled);"
+        f" own time of the top {top} functions, share of all profiled time",
+    ]
+    for (file, line, func), (_cc, calls, tottime, cumtime, _callers) in rows:
+        where = f"{file.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({func})"
+        lines.append(
+            f"{tottime / total:6.1%}  {tottime:7.3f}s own {cumtime:7.3f}s cum {calls:8d} calls  {where}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="events per backend")
+    parser.add_argument("--n", type=int, default=5000, help="events per shape and variant")
+    parser.add_argument(
+        "--profile", choices=("sqlite", "nats"), help="profile our bus's consume_emit instead"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.n))))
+    if args.profile:
+        print(asyncio.run(profile(args.profile, args.n)))
+    else:
+        res = asyncio.run(main(args.n))
+        print(table(res))
+        print(json.dumps(res))
