@@ -37,6 +37,12 @@ and, on every request the spec covers, independently of the roll:
 - ``clock_skew_s``: the vendor's clock is off by this much: every timestamp it puts in an answer
   (see :func:`vendor_time`) and its ``Date`` header. Every response carries a ``Date`` in the
   simulator's (domain) clock, skewed for the request's spec; auth checks keep the real clock.
+
+Job durations (a simulator knob, no vendor's): every upgrade job, CCE/Autopilot pre-check and
+snapshot lasts its target's ``job_seconds`` (times the vendor module's fraction) — exactly, unless
+``state.durations`` is a :class:`JobDurations` with ``sigma > 0``: then each is drawn, seeded, from
+a lognormal with that median (``base * exp(N(0, sigma))``), and every drawn duration is kept in
+``state.durations.drawn`` by job id, so a benchmark knows when each job really ends.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ __all__ = [
     "FaultSet",
     "FaultSpec",
     "Handler",
+    "JobDurations",
     "Outcome",
     "SimClock",
     "SimCredentials",
@@ -117,6 +124,27 @@ class SimTarget:
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
+
+
+@dataclass
+class JobDurations:
+    """Per-job durations (see the module docstring): ``base`` exactly when ``sigma`` is 0, else
+    ``base * exp(N(0, sigma))`` from an RNG seeded with ``seed``; ``drawn``: job id -> (target id,
+    simulated start, seconds) of every duration handed out."""
+
+    sigma: float = 0.0
+    seed: int = 0
+    drawn: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sigma < 0:
+            raise ValueError("sigma must be >= 0")
+        self._rng = random.Random(self.seed)
+
+    def draw(self, job_id: str, target_id: str, started: float, base: float) -> float:
+        seconds = base * math.exp(self._rng.gauss(0.0, self.sigma)) if self.sigma > 0 else base
+        self.drawn[job_id] = (target_id, started, seconds)
+        return seconds
 
 
 class SimClock:
@@ -507,6 +535,9 @@ class SimState:
     jobs: dict[str, Any] = field(default_factory=dict)
     #: service -> vendor error body builder, registered by the vendor modules.
     error_bodies: dict[str, ErrorBody] = field(default_factory=dict)
+    durations: JobDurations = field(default_factory=JobDurations)
+    #: target id -> its SimJobs, oldest first (jobs_of must not scan every job of a 10,000-target fleet)
+    _by_target: dict[str, list[SimJob]] = field(default_factory=dict, repr=False)
     _seq: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
 
     @classmethod
@@ -552,16 +583,7 @@ class SimState:
     def jobs_of(self, target_id: str, *, visible: bool = False) -> list[SimJob]:
         """Jobs on the target, oldest first; ``visible``: without those still hidden by the current
         request's ``list_lag_s`` (for list and find views)."""
-        return sorted(
-            (
-                j
-                for j in self.jobs.values()
-                if isinstance(j, SimJob)
-                and j.target_id == target_id
-                and not (visible and lagging(j.created_real))
-            ),
-            key=lambda j: j.created_real,
-        )
+        return [j for j in self._by_target.get(target_id, ()) if not (visible and lagging(j.created_real))]
 
     def active_job(self, target: SimTarget, *, visible: bool = False) -> SimJob | None:
         """The job still running on ``target`` (the vendors allow one upgrade at a time).
@@ -598,14 +620,16 @@ class SimState:
         """Start an upgrade; its fate follows ``target.outcome`` and consumes ``target.fail_next``.
         The caller checks conflicts first."""
         fail, stall = self.job_fate(target)
+        now = self.clock.now()
+        base = target.job_seconds if duration is None else duration
         job = SimJob(
             id=job_id,
             target_id=target.id,
             service=service,
             from_version=target.version,
             to_version=to_version,
-            started=self.clock.now(),
-            duration=target.job_seconds if duration is None else duration,
+            started=now,
+            duration=self.durations.draw(job_id, target.id, now, base),
             fail=fail,
             fail_reason=(fail_reason or f"simulated failure upgrading {target.name} to {to_version}")
             if fail
@@ -615,6 +639,7 @@ class SimState:
             stall=stall,
         )
         self.jobs[job_id] = job
+        self._by_target.setdefault(target.id, []).append(job)
         return job
 
     def count(self, endpoint: str, target_id: str) -> None:

@@ -1,0 +1,125 @@
+"""Cold start: process start to the first event handled, an Upshift function against a bare one.
+
+    python -m bench.coldstart [--reps 7] [--function echo]
+
+Both run the same way, as deployed (``functions-framework --asgi --signature-type cloudevent``):
+
+* **function**: ``--source shared/runtime/framework.py --target echo`` (the manifest's target,
+  with ``UPSHIFT_BUS`` a fresh SQLite file per start: its first event opens the bus and the store
+  and publishes the echo before it answers, as it must);
+* **bare**: a module generated in a temp dir, one ``@functions_framework.aio.cloud_event``
+  function that does nothing.
+
+Each repetition starts the process, then POSTs one binary-mode CloudEvent (``dev.upshift.echo``,
+``{"message": "cold", "reply": true}``) every 5 ms until one answers 2xx; the figure is the
+time from spawning the process to that answer. The two alternate, ``--reps`` times each; the
+medians are reported. Goal (issue 13): function ≤ 1.5× bare. Last line: one JSON object
+``{"function_s", "bare_s", "ratio"}`` (plus the repetitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from simulator.natsd import free_port
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE = '''"""A bare functions_framework.aio CloudEvent function (the cold-start baseline)."""
+
+import functions_framework.aio
+
+
+@functions_framework.aio.cloud_event
+async def bare(cloud_event):
+    return None
+'''
+HEADERS = {
+    "Content-Type": "application/json",
+    "ce-specversion": "1.0",
+    "ce-type": "dev.upshift.echo",
+    "ce-source": "bench/coldstart",
+}
+BODY = json.dumps({"message": "cold", "reply": True}).encode()
+
+
+def _post(port: int, n: int) -> int | None:
+    """The status of one CloudEvent POST, None when nothing listens yet."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/", body=BODY, headers={**HEADERS, "ce-id": f"cold-{os.getpid()}-{n}"})
+        return conn.getresponse().status
+    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+        return None
+    finally:
+        conn.close()
+
+
+def one_start(source: str, target: str, env: dict[str, str], log: Path) -> float:
+    """Seconds from spawning functions-framework to the first 2xx answer to a CloudEvent."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "functions_framework", "--asgi", "--signature-type", "cloudevent",
+        "--source", source, "--target", target, "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with open(log, "ab") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        n = 0
+        while True:
+            status = _post(port, n)
+            n += 1
+            if status is not None:
+                if not 200 <= status < 300:
+                    raise SystemExit(f"{target} answered {status}; see {log}")
+                return time.perf_counter() - t0
+            if proc.poll() is not None:
+                raise SystemExit(f"{target} exited with {proc.returncode}; see {log}")
+            if time.perf_counter() - t0 > 120:
+                raise SystemExit(f"{target} did not answer in 120 s; see {log}")
+            time.sleep(0.005)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(reps: int, function: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="upshift-coldstart-") as tmp:
+        work = Path(tmp)
+        (work / "bare.py").write_text(BARE)
+        base = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "0"}
+        fn_s: list[float] = []
+        bare_s: list[float] = []
+        for i in range(reps):
+            fn_env = {**base, "UPSHIFT_BUS": f"sqlite:///{work}/bus{i}.db"}
+            fn_s.append(one_start("shared/runtime/framework.py", function, fn_env, work / "function.log"))
+            bare_s.append(one_start(str(work / "bare.py"), "bare", base, work / "bare.log"))
+    f, b = statistics.median(fn_s), statistics.median(bare_s)
+    return {
+        "function_s": round(f, 3),
+        "bare_s": round(b, 3),
+        "ratio": round(f / b, 3),
+        "function": function,
+        "reps": reps,
+        "function_runs_s": [round(x, 3) for x in fn_s],
+        "bare_runs_s": [round(x, 3) for x in bare_s],
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--function", default="echo", help="the manifest function to deploy")
+    args = parser.parse_args()
+    print(json.dumps(main(args.reps, args.function)))
