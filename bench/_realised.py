@@ -58,8 +58,8 @@ def notice_delays(
     target_ids: Mapping[str, str] | None = None,
     offset_s: float = 0.0,
 ) -> list[tuple[float, float]]:
-    """(delay, job seconds) of every succeeded stage that followed a job the simulator drew a
-    duration for. A stage's ``job_id`` is the simulator's job id where the vendor names jobs so
+    """(delay, job seconds) of every succeeded stage that ``track_job`` followed (it has a
+    ``job_id`` and status calls) and whose job the simulator drew a duration for. A stage's ``job_id`` is the simulator's job id where the vendor names jobs so
     (CCE, Autopilot, TaurusDB); where it does not (NAVER follows the cluster, OCP its task id
     under another name) the stage is matched to its target's drawn job (``target_ids``: target
     name -> simulator id) that started closest before the stage's ``started_at``. ``offset_s``:
@@ -71,7 +71,8 @@ def notice_delays(
     for run in runs:
         mine = by_target.get((target_ids or {}).get(str(run.get("target")), ""), [])
         for stage in run.get("stages", {}).values():
-            if not stage.get("job_id") or stage.get("state") != "succeeded" or not stage.get("ended_at"):
+            followed = stage.get("job_id") and stage.get("status_calls")  # track_job looked at it
+            if not followed or stage.get("state") != "succeeded" or not stage.get("ended_at"):
                 continue
             rec = drawn.get(str(stage["job_id"]))
             if rec is not None:

@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import statistics
 import sys
@@ -108,6 +109,8 @@ async def _run(args: argparse.Namespace, workdir: Path, nats: NatsServer | None)
         if args.latency_ms:
             await ro.set_faults({"*": {"latency_ms": args.latency_ms}})
         serve, port = ro.serve()
+        if args.profile:  # serve under cProfile: its stats are written when SIGTERM ends it
+            serve.cmd[1:3] = ["-m", "cProfile", "-o", args.profile, "-m", "shared.ops.cli"]
         serve.start()
         procs: list[Proc] = [serve]
         if args.bus == "nats":
@@ -154,6 +157,7 @@ async def _run(args: argparse.Namespace, workdir: Path, nats: NatsServer | None)
         "p95_status_calls": pct(calls, 0.95),
         "median_notice_s": round(statistics.median(delays), 2) if delays else None,
         "p95_notice_s": round(p95, 2) if p95 is not None else None,
+        "p95_notice_real_s": round(p95 / args.speed, 3) if p95 is not None else None,
         "late_notices": late,
         "jobs_followed": len(notices),
         "peak_rss_mb": round(max(rss), 1) if rss else None,
@@ -192,8 +196,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated API latency per call")
     parser.add_argument("--give-up-s", type=float, default=3600.0, help="real seconds")
+    parser.add_argument("--profile", help="run serve under cProfile, its stats to this file")
     parser.add_argument("--dump", help="write the runs and the drawn durations here (JSON)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)  # serve runs in the repository's root
+    return args
 
 
 if __name__ == "__main__":
