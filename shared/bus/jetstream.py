@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared.bus.url import servers_of
 from shared.errors import ConfigError
 
 __all__ = ["check_namespace", "connect", "last_headers", "name", "read_all", "token"]
@@ -63,12 +64,16 @@ def name(value: str) -> str:
 async def connect(url: str) -> Client:
     """A connection that keeps reconnecting forever: a restarted server is waited for, not fatal.
 
-    Publishes made while disconnected are buffered by nats-py and their acks time out, so callers
-    see an error (and retry) rather than a hang.
+    ``url`` may list several servers (``nats://a:1,b:2``, as ``BusUrl.location`` has it):
+    the client connects to one and, when it goes away, reconnects to any other of them (or of the
+    cluster's members the server announced). Publishes made while disconnected are buffered by
+    nats-py and their acks time out, so callers see an error (and retry) rather than a hang.
     """
     return await nats.connect(
-        url,
+        servers=servers_of(url),
         max_reconnect_attempts=-1,
+        # short: a killed node's clients move to a survivor at once (the pool is tried in turn,
+        # each server waited for this long only after a failed attempt on it)
         reconnect_time_wait=0.25,
         allow_reconnect=True,
         connect_timeout=5,

@@ -18,7 +18,8 @@ case-insensitive and ``x`` and ``x_dlq`` must not both be used):
   and no client-side scheduler has to be running. The dedupe id sits on the schedule message, so
   an id is accepted once whether it was sent now or later. Due times use this host's clock.
 * Each ``Subscription`` is a durable pull consumer (name = sub name, made NATS-safe) with explicit
-  ack, ``ack_wait`` = lease, ``max_deliver`` = ``max_attempts`` + 1 and deliver policy *new*: like the
+  ack, shared by every process that subscribes the same name (all workers fetch from it: each
+  event goes to one of them; no queue-group push), ``ack_wait`` = lease, ``max_deliver`` = ``max_attempts`` + 1 and deliver policy *new*: like the
   SQLite bus, a consumer gets the events published after it was first registered.
 * A handler's emitted events are published concurrently and every publish ack awaited **before**
   the input is acked. A failure naks with a backoff (always a delay: a plain nak redelivers at
@@ -27,6 +28,14 @@ case-insensitive and ``x`` and ``x_dlq`` must not both be used):
   comes back once more (the spare delivery) and is dead-lettered the same way, unrun. ``NS_DLQ``
   also captures the server's max-deliveries advisories for ``NS`` (``dead_letters()`` fetches the
   original by stream sequence), for consumers made before the spare delivery existed.
+* On a cluster (a URL listing several servers), both streams and every consumer have the URL's
+  ``replicas``; the connection fails over to a surviving node and fetches, publishes and acks
+  that fail meanwhile are retried (an ack lost so is a redelivery, which handlers absorb). A
+  handler run that failed because the bus was unavailable (timeouts, no responders, no stream
+  response while a leader is elected, 503) is run again in place, its lease renewed, for up to
+  ``_OUTAGE_S``, not nak'ed: an outage of a few seconds must not spend its attempts and
+  dead-letter it. A publish answered "duplicate message id is in process" (10158: the same id
+  being stored by another publisher) is asked again until it is a plain duplicate.
 * Running handlers are kept leased with in-progress acks every ``ack_wait / 3`` (as the SQLite bus
   renews its leases); a process that dies stops renewing and the event is redelivered.
 """
@@ -44,6 +53,14 @@ from typing import Any
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import (
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    NoRespondersError,
+    OutboundBufferLimitError,
+    StaleConnectionError,
+)
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -53,7 +70,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from events.codec import BadEvent, from_dict, from_json, to_json
 from events.envelope import Event
@@ -85,6 +102,30 @@ _MAX_BATCH = 256
 _ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 # A stream create that found the stream already there (with another config): update instead.
 _STREAM_IN_USE = 10058
+#: A publish whose Nats-Msg-Id another publish is still storing (a cluster's raft proposal in
+#: flight): it is neither stored nor refused yet, so ask again (then it is a plain duplicate).
+_DUPLICATE_IN_PROCESS = 10158
+#: Errors that say the bus is unreachable or electing a leader, not that the handler is wrong.
+_UNAVAILABLE = (
+    NatsTimeout,
+    NoRespondersError,
+    NoStreamResponseError,
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    StaleConnectionError,
+    OutboundBufferLimitError,
+)
+#: How long a delivery whose handler met an unavailable bus is retried in place (not counted as
+#: an attempt) before it is failed like any error: a node's loss costs a few seconds of election.
+_OUTAGE_S = 60.0
+_OUTAGE_RETRY_S = (0.25, 2.0)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, APIError) and not isinstance(exc, _UNAVAILABLE):
+        # 503: JetStream not ready (no leader yet); 10158: the same message id still in flight
+        return exc.code == 503 or exc.err_code == _DUPLICATE_IN_PROCESS
+    return isinstance(exc, _UNAVAILABLE)
 
 
 def _attr(event: Event[Any], key: str) -> str | None:
@@ -98,8 +139,12 @@ def _attr(event: Event[Any], key: str) -> str | None:
 class NatsBus:
     """JetStream implementation of :class:`shared.bus.base.Bus` (see the module docstring)."""
 
-    def __init__(self, url: str, *, namespace: str = "upshift", ack_wait: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, namespace: str = "upshift", ack_wait: float = 30.0, replicas: int = 1
+    ) -> None:
         self.url = url
+        #: of both streams and every durable consumer (3 on a 3-node cluster: a node may die)
+        self.replicas = replicas
         self.namespace = check_namespace(namespace)
         self.ack_wait = ack_wait
         self.stream = namespace.upper()
@@ -165,6 +210,7 @@ class NatsBus:
                         storage=StorageType.FILE,
                         duplicate_window=DUPLICATE_WINDOW,
                         allow_msg_schedules=True,
+                        num_replicas=self.replicas,
                     )
                 )
                 await self._ensure_stream(
@@ -173,6 +219,7 @@ class NatsBus:
                         subjects=[f"_dlq.{self.namespace}.>", f"{_ADVISORY}.{self.stream}.*"],
                         storage=StorageType.FILE,
                         duplicate_window=DUPLICATE_WINDOW,
+                        num_replicas=self.replicas,
                     )
                 )
             for sub in self._subs.values():
@@ -201,6 +248,7 @@ class NatsBus:
             max_deliver=sub.max_attempts + 1,
             filter_subject=self.filter_for(sub),
             max_ack_pending=max(1000, sub.concurrency * 4),
+            num_replicas=self.replicas,
         )
         # CONSUMER.CREATE creates, or updates the editable fields of an existing durable.
         await self.js.add_consumer(self.stream, config)
@@ -242,8 +290,16 @@ class NatsBus:
         if self._js is None:
             await self.start()
         subject, payload, headers = self._message(event, delay)
-        ack = await self.js.publish(subject, payload, headers=headers, timeout=_PUBLISH_TIMEOUT)
-        return not ack.duplicate
+        for tries in range(1, 11):
+            try:
+                ack = await self.js.publish(subject, payload, headers=headers, timeout=_PUBLISH_TIMEOUT)
+            except APIError as err:
+                if err.err_code != _DUPLICATE_IN_PROCESS or tries == 10:
+                    raise
+                await asyncio.sleep(0.05 * tries)  # (another process publishes the same id: a tick)
+                continue
+            return not ack.duplicate
+        raise AssertionError("unreachable")
 
     def _message(self, event: Event[Any], delay: float) -> tuple[str, bytes, dict[str, str]]:
         subject = self.subject_for(event)
@@ -265,8 +321,11 @@ class NatsBus:
             subject, payload, headers = self._message(event, delay)
             futures.append(await self.js.publish_async(subject, payload, headers=headers))
         if futures:
-            async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                await asyncio.gather(*futures)
+            try:
+                async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                    await asyncio.gather(*futures)
+            except TimeoutError:  # no acknowledgement: the bus is away (the caller retries in place)
+                raise NatsTimeout from None
 
     # -- consuming -----------------------------------------------------------------------------
 
@@ -346,17 +405,31 @@ class NatsBus:
             died = RuntimeError("max deliveries reached without an ack (the handler's process died or hung)")
             await self._failed(sub, msg, event, attempt, died)
             return
-        try:
-            # Each delivery runs in its own task, hence its own context copy: binding the
-            # correlation fields here needs no unbinding (what bind_event does, minus the undo).
-            structlog.contextvars.bind_contextvars(**event.correlation())
-            emitted = await sub.handler(event)  # type: ignore[misc]
-            crashpoints.hit("outbox.before_commit")
-            if emitted:
-                await self._publish_all(emitted)
-        except Exception as exc:  # any failure (handler or publishing its output) means "retry"
-            await self._failed(sub, msg, event, attempt, exc)
-            return
+        # Each delivery runs in its own task, hence its own context copy: binding the
+        # correlation fields here needs no unbinding (what bind_event does, minus the undo).
+        structlog.contextvars.bind_contextvars(**event.correlation())
+        loop = asyncio.get_running_loop()
+        outage_ends, pause = loop.time() + _OUTAGE_S, _OUTAGE_RETRY_S[0]
+        while True:
+            try:
+                emitted = await sub.handler(event)  # type: ignore[misc]
+                crashpoints.hit("outbox.before_commit")
+                if emitted:
+                    await self._publish_all(emitted)
+                break
+            except Exception as exc:  # any failure (handler or publishing its output) means "retry"
+                if _unavailable(exc) and loop.time() < outage_ends:
+                    # The bus is away (a node lost, a leader being elected): run the delivery
+                    # again here, as a redelivery would, without spending one of its attempts
+                    # (a few seconds of election must not dead-letter it). Its lease is renewed.
+                    if self._closed.is_set():
+                        return  # unsettled: redelivered after ack_wait
+                    log.info("bus unavailable; retrying in place", consumer=sub.name, error=repr(exc))
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _OUTAGE_RETRY_S[1])
+                    continue
+                await self._failed(sub, msg, event, attempt, exc)
+                return
         crashpoints.hit("outbox.published")
         await msg.ack()
 

@@ -38,7 +38,9 @@ def open_kv(url: str) -> KV:
         return SqliteKV(parsed.location)
     from shared.store.nats import NatsKV
 
-    return NatsKV(parsed.location, namespace=parsed.options.get("namespace", "upshift"))
+    return NatsKV(
+        parsed.location, namespace=parsed.options.get("namespace", "upshift"), replicas=parsed.replicas
+    )
 
 
 @dataclass

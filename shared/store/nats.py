@@ -1,7 +1,8 @@
 """The KV protocol on JetStream KV: one bucket per logical bucket, compare-and-set by revision.
 
 * Bucket ``b`` lives in the JetStream KV bucket ``<namespace>_<b>`` (created on first use, file
-  storage, history 1); keys are stored escaped with :func:`escape_key`, values as JSON.
+  storage, history 1, the URL's ``replicas``); keys are stored escaped with :func:`escape_key`,
+  values as JSON.
 * The revision is the bucket stream's sequence of the last write, so it grows on every write.
 * ``create``/``update``/``delete(revision=…)`` use the server's expected-last-subject-sequence
   check: of two racing writers exactly one wins, the other gets :class:`Conflict`.
@@ -41,8 +42,10 @@ def _encode(value: Value) -> bytes:
 class NatsKV:
     """JetStream KV implementation of :class:`shared.store.base.KV`."""
 
-    def __init__(self, url: str, *, namespace: str = "upshift") -> None:
+    def __init__(self, url: str, *, namespace: str = "upshift", replicas: int = 1) -> None:
         self.url = url
+        #: of every bucket this store creates (3 on a 3-node cluster: a node may die)
+        self.replicas = replicas
         self.namespace = check_namespace(namespace)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -76,7 +79,7 @@ class NatsKV:
             # Creating an existing bucket with the same config is a no-op on the server, so two
             # processes racing here both succeed.
             kv = await self._js.create_key_value(
-                KeyValueConfig(bucket=full, history=1, storage=StorageType.FILE)
+                KeyValueConfig(bucket=full, history=1, storage=StorageType.FILE, replicas=self.replicas)
             )
         self._buckets[bucket] = kv
         return kv
