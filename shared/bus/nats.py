@@ -105,6 +105,8 @@ _STREAM_IN_USE = 10058
 #: A publish whose Nats-Msg-Id another publish is still storing (a cluster's raft proposal in
 #: flight): it is neither stored nor refused yet, so ask again (then it is a plain duplicate).
 _DUPLICATE_IN_PROCESS = 10158
+#: A consumer asking for more replicas than its stream has (yet: a scale-up is in progress).
+_REPLICAS_EXCEED_STREAM = 10126
 #: Errors that say the bus is unreachable or electing a leader, not that the handler is wrong.
 _UNAVAILABLE = (
     NatsTimeout,
@@ -250,8 +252,17 @@ class NatsBus:
             max_ack_pending=max(1000, sub.concurrency * 4),
             num_replicas=self.replicas,
         )
-        # CONSUMER.CREATE creates, or updates the editable fields of an existing durable.
-        await self.js.add_consumer(self.stream, config)
+        # CONSUMER.CREATE creates, or updates the editable fields of an existing durable. A stream
+        # just updated to more replicas scales up in the background; until it has, a consumer
+        # with as many is refused (10126), so ask again for a while.
+        for tries in range(1, 101):
+            try:
+                await self.js.add_consumer(self.stream, config)
+                break
+            except BadRequestError as err:
+                if err.err_code != _REPLICAS_EXCEED_STREAM or tries == 100:
+                    raise
+                await asyncio.sleep(0.1)
         self._pulls[sub.name] = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
 
     async def close(self) -> None:

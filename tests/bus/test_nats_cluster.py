@@ -75,6 +75,20 @@ async def test_streams_consumers_and_buckets_get_the_replicas(nats_cluster: Nats
         await bus.close()
 
 
+async def test_a_single_replica_namespace_moves_to_three(nats_cluster: NatsCluster, namespace) -> None:
+    """The same namespace opened with replicas=1, then replicas=3: streams and consumer follow
+    (the stream scales up in the background; the consumer is created once it has)."""
+    for replicas in (1, 3):
+        bus = NatsBus(nats_cluster.url, namespace=namespace, replicas=replicas)
+        bus.subscribe(Subscription("f", T.ECHO, handler=_noop))
+        try:
+            await bus.start()
+            assert (await bus.js.stream_info(bus.stream)).config.num_replicas == replicas
+            assert (await bus.js.consumer_info(bus.stream, "f")).config.num_replicas == replicas
+        finally:
+            await bus.close()
+
+
 async def _noop(event):
     return None
 
