@@ -175,9 +175,18 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
         and any(w.startswith("frozen") for w in sel.waiting.values())
     ):
         out.append(wave_ready(ctx, event, key, sel.wave, thaw, now))  # look again when the freeze ends
-    for rid, why in sel.waiting.items():
+    if (
+        sel.waiting
+    ):  # one line per delivery, not per run: 10,000 waiting runs made every delivery O(N) in logging
+        reasons: dict[str, int] = {}
+        for why in sel.waiting.values():
+            reasons[why] = reasons.get(why, 0) + 1
         ctx.log.info(
-            "waiting", runid=rid, reason=why, retry_at=sel.retry_at.isoformat() if sel.retry_at else None
+            "waiting",
+            runs=len(sel.waiting),
+            reasons=reasons,
+            first=sorted(sel.waiting)[:5],
+            retry_at=sel.retry_at.isoformat() if sel.retry_at else None,
         )
     return out
 
