@@ -21,8 +21,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.bus.url import servers_of
 from shared.errors import ConfigError
+from shared.log import get_logger
 
 __all__ = ["check_namespace", "connect", "last_headers", "name", "read_all", "token"]
+
+log = get_logger("upshift.bus.nats")
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_SAFE = re.compile(r"[A-Za-z0-9_:\-]")
@@ -69,8 +72,29 @@ async def connect(url: str) -> Client:
     cluster's members the server announced). Publishes made while disconnected are buffered by
     nats-py and their acks time out, so callers see an error (and retry) rather than a hang.
     """
-    return await nats.connect(
-        servers=servers_of(url),
+    servers = servers_of(url)
+
+    async def on_error(exc: Exception) -> None:
+        # nats-py's default logs a traceback per failed reconnect attempt: connection failures
+        # are one quiet line here (the disconnect itself is logged once); anything else warns.
+        lost = isinstance(exc, OSError | nats.errors.StaleConnectionError | nats.errors.TimeoutError)
+        (log.debug if lost else log.warning)("nats connection error", error=repr(exc))
+
+    client: list[Client] = []
+
+    async def on_disconnected() -> None:
+        if client and (client[0].is_closed or client[0].is_draining):
+            return  # our own close()
+        log.warning("nats disconnected; reconnecting", servers=len(servers))
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    nc = await nats.connect(
+        servers=servers,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
         max_reconnect_attempts=-1,
         # short: a killed node's clients move to a survivor at once (the pool is tried in turn,
         # each server waited for this long only after a failed attempt on it)
@@ -79,6 +103,8 @@ async def connect(url: str) -> Client:
         connect_timeout=5,
         name="upshift",
     )
+    client.append(nc)
+    return nc
 
 
 async def read_all(

@@ -15,11 +15,12 @@ import time
 from collections import Counter
 
 import pytest
-from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from bench._rollout import Rollout, wait_healthy
 from events import T
 from shared.bus import Subscription, parse_bus_url
+from shared.bus.jetstream import connect
 from shared.bus.nats import NatsBus
 from shared.errors import ConfigError
 from shared.store.nats import NatsKV
@@ -178,19 +179,18 @@ async def test_a_bus_outage_does_not_spend_a_delivery_s_attempts(nats_server: Na
         await asyncio.wait_for(task, 10)
 
 
-async def _stream_leader(ro: Rollout, cluster: NatsCluster) -> int:
-    """Index of the node leading the rollout's main stream (the one whose loss hurts most)."""
-    bus = NatsBus(cluster.url, namespace=parse_bus_url(ro.bus_url).options["namespace"])
+async def _stream_leader(ro: Rollout, cluster: NatsCluster) -> tuple[int, int]:
+    """(index of the node leading the rollout's main stream — the one whose loss hurts most —,
+    the stream's replicas). Read on a bare connection: a bus would (re)configure the stream."""
+    stream = parse_bus_url(ro.bus_url).options["namespace"].upper()
+    nc = await connect(cluster.url)
     try:
-        await bus.start()
-        info = await bus.js.stream_info(bus.stream)
-    except NotFoundError:
-        return 0
+        info = await nc.jetstream().stream_info(stream)
     finally:
-        await bus.close()
+        await nc.close()
     leader = info.cluster.leader if info.cluster else None
     names = [f"{cluster.name}-{i + 1}" for i in range(len(cluster.nodes))]
-    return names.index(leader) if leader in names else 0
+    return (names.index(leader) if leader in names else 0), info.config.num_replicas or 1
 
 
 async def _until_upgraded(ro: Rollout, count: int, limit_s: float) -> int:
@@ -226,7 +226,8 @@ async def test_a_rollout_survives_a_node_killed_and_workers_killed(
             seen[label] = await ro.upgraded()
 
         seen["node_killed_at"] = await _until_upgraded(ro, TARGETS // 10, GIVE_UP_S)
-        node = await _stream_leader(ro, nats_cluster)
+        node, replicas = await _stream_leader(ro, nats_cluster)
+        assert replicas == 3
         await asyncio.to_thread(nats_cluster.kill, node)
         ro.kills["nats-server"] = 1
         await kill_a_worker("worker_killed_at")
@@ -236,6 +237,7 @@ async def test_a_rollout_survives_a_node_killed_and_workers_killed(
         await kill_a_worker("worker_killed_again_at")
         done = await ro.wait_done(GIVE_UP_S, every=1.0)
         fig = await ro.figures()
+        assert (await _stream_leader(ro, nats_cluster))[1] == 3
     wall = time.monotonic() - started
     print(f"\ncluster failover rollout: {fig.summary()} {seen} test wall {wall:.0f}s")
     assert done, (
