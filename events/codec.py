@@ -147,6 +147,11 @@ def from_dict(obj: Mapping[str, Any], *, strict: bool = False) -> Event[Any]:
     if not isinstance(obj, Mapping):
         raise BadEvent("", "an event must be a JSON object")
     _text(obj)
+    return _parse(obj, strict=strict)
+
+
+def _parse(obj: Mapping[str, Any], *, strict: bool) -> Event[Any]:
+    """:func:`from_dict` after the nesting and text check (which ``loads_bounded`` also makes)."""
     type_ = obj.get("type")
     if not type_:
         raise BadEvent("type", "required attribute is missing")
@@ -179,7 +184,9 @@ def from_json(raw: str | bytes, *, strict: bool = False) -> Event[Any]:
         obj = loads_bounded(raw)
     except JsonRefused as exc:
         raise BadEvent(exc.field, exc.message) from None
-    return from_dict(obj, strict=strict)
+    if not isinstance(obj, Mapping):
+        raise BadEvent("", "an event must be a JSON object")
+    return _parse(obj, strict=strict)  # loads_bounded made from_dict's check: not twice per event
 
 
 def to_json(event: Event[Any]) -> str:

@@ -10,6 +10,7 @@ read the same numbers. :data:`LIMITS` is what they use; a test builds a server w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,9 @@ def loads_bounded(raw: str | bytes, limits: Limits = LIMITS) -> Any:
     nesting deeper than ``limits.max_depth`` (named by the top-level key it is under), lone
     surrogates (``"\\ud800"``: not Unicode), ``NaN``/``Infinity`` (not JSON) and malformed text."""
     try:
-        doc = json.loads(raw, parse_constant=_no_constant)
+        # Decoded as json.loads decodes bytes, so the fast path below sees the text it parsed.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
+        doc = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         raise JsonRefused(
@@ -75,8 +78,27 @@ def loads_bounded(raw: str | bytes, limits: Limits = LIMITS) -> Any:
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRefused("", f"malformed JSON: {exc}") from None
-    check_bounded(doc, limits)
+    if not _plainly_bounded(text, limits.max_depth):
+        check_bounded(doc, limits)
     return doc
+
+
+#: A JSON escape of a UTF-16 surrogate (half of a pair, or a lone one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _plainly_bounded(text: str, max_depth: int) -> bool:
+    """True when ``text`` cannot parse to anything :func:`check_bounded` refuses, so the walk over
+    every value (most of a bus delivery's decoding time) can be skipped: no surrogate in it (it
+    encodes to UTF-8) nor an escape that could decode to one, and at most ``max_depth`` brackets
+    (every object or array opens with one, so none nests deeper). False only means "walk it"."""
+    if text.count("{") + text.count("[") > max_depth:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\\u" not in text or not _SURROGATE_ESCAPE.search(text)
 
 
 def check_bounded(doc: Any, limits: Limits = LIMITS) -> None:
