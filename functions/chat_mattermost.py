@@ -24,8 +24,8 @@ from shared.runtime.chat_edge import (
     command_event,
     decode_form,
     need,
-    new_command,
     refusal,
+    slash_command,
     too_long,
     verify_mattermost,
     working_on_it,
@@ -56,17 +56,7 @@ async def chat_mattermost(request: HttpRequest, ctx: Context) -> HttpReply:
         if refused is not None:
             return HttpReply(200, refused.body)
         trigger = form.get("trigger_id") or None
-        command = new_command(
-            _FIELDS,
-            platform="mattermost",
-            team=team,
-            user=user,
-            user_name=form.get("user_name") or None,
-            channel=form.get("channel_id", ""),
-            text=text,
-            response_url=form.get("response_url") or None,
-            trigger_id=trigger,
-        )
+        command = slash_command(_FIELDS, "mattermost", form, team=team, user=user, text=text, trigger=trigger)
     except Refused as exc:
         return refusal(ctx, exc)
     instant = trigger or "body:" + hashlib.sha256(request.body).hexdigest()

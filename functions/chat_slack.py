@@ -34,6 +34,7 @@ from shared.runtime.chat_edge import (
     need,
     new_command,
     slack_edge,
+    slash_command,
     too_long,
     working_on_it,
 )
@@ -75,16 +76,8 @@ async def chat_slack(request: HttpRequest, ctx: Context) -> HttpReply:
         refused = too_long(text)
         if refused is not None:
             return Offer(refused.body, team=team)
-        command = new_command(
-            _SLASH_FIELDS,
-            platform="slack",
-            team=team,
-            user=user,
-            user_name=form.get("user_name") or None,
-            channel=form.get("channel_id", ""),
-            text=text,
-            response_url=form.get("response_url") or None,
-            trigger_id=trigger,
+        command = slash_command(
+            _SLASH_FIELDS, "slack", form, team=team, user=user, text=text, trigger=trigger
         )
         event = command_event(command, ("slack", team, trigger), VIA, ctx)
         return Offer(working_on_it(text, mrkdwn=True), event, team=team)

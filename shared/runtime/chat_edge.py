@@ -43,7 +43,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
@@ -74,6 +74,7 @@ __all__ = [
     "new_command",
     "refusal",
     "slack_edge",
+    "slash_command",
     "too_long",
     "verify_mattermost",
     "working_on_it",
@@ -169,6 +170,31 @@ def new_command(fields: Mapping[str, str], **values: Any) -> ChatCommand:
         err = exc.errors(include_url=False)[0]
         name = str(err["loc"][0]) if err["loc"] else ""
         raise Refused(400, err["msg"], fields.get(name, name or "body")) from None
+
+
+def slash_command(
+    fields: Mapping[str, str],
+    platform: Literal["slack", "mattermost"],
+    form: Mapping[str, str],
+    *,
+    team: str,
+    user: str,
+    text: str,
+    trigger: str | None,
+) -> ChatCommand:
+    """The command of a slash-command form (Slack's and Mattermost's send the same fields:
+    ``user_name``, ``channel_id``, ``response_url``), through :func:`new_command`."""
+    return new_command(
+        fields,
+        platform=platform,
+        team=team,
+        user=user,
+        user_name=form.get("user_name") or None,
+        channel=form.get("channel_id", ""),
+        text=text,
+        response_url=form.get("response_url") or None,
+        trigger_id=trigger,
+    )
 
 
 def command_event(
