@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -61,6 +60,8 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from shared.domain.fleet import Fleet
     from shared.runtime.host import Runtime
     from shared.store import Store
@@ -322,6 +323,10 @@ async def render(runtime: Runtime) -> bytes:
 
 def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
     """``GET /metrics`` on ``app``: open, or a bearer token when the fleet requires one."""
+    # aiohttp here, not at the top: the bus backends record through this module, and a deployed
+    # function (functions-framework, no aiohttp server) must not pay aiohttp's import on its cold start
+    from aiohttp import web
+
     from shared.runtime.edge import Refused, principal_of
 
     fleet = runtime.fleet
@@ -342,6 +347,8 @@ def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
 async def serve_metrics(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     """A small app serving only ``GET /metrics`` on ``host:port`` (``upshift worker
     --metrics-port``), started; the caller cleans the runner up. ``OSError`` if it cannot bind."""
+    from aiohttp import web  # here: see add_metrics_route
+
     app = web.Application()
     add_metrics_route(app, runtime)
     runner = web.AppRunner(app, access_log=None)
