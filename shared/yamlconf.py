@@ -32,7 +32,15 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     """A mapping gives the same key twice (YAML 1.2 forbids it; PyYAML keeps the last)."""
 
 
-class _Loader(yaml.SafeLoader):
+try:
+    # libyaml's parser when PyYAML was built with it: the same nodes and marks, ~5x faster — a
+    # deployed function parses serverless.yml on its cold start.
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # a PyYAML without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _Loader(_SafeLoader):
     """SafeLoader that refuses duplicate mapping keys, naming both lines."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
