@@ -50,17 +50,26 @@ from shared.bus import Delayed, Emitted
 from shared.domain.fleet import Fleet
 from shared.domain.freezes import blocking
 from shared.domain.stages import expected_duration, first_stage, run_id
-from shared.domain.waves import ANYTIME, BUCKET, Selection, finish, rebind, remove, select, window_key
+from shared.domain.waves import (
+    ANYTIME,
+    BUCKET,
+    Selection,
+    concurrency,
+    finish,
+    head_room,
+    rebind,
+    remove,
+    select,
+    window_key,
+)
 from shared.domain.windows import Gate, gate
 from shared.engine.approvals import request_event
 from shared.engine.control import active_freezes, control_state, paused_by
+from shared.engine.waves import decide
 from shared.runtime.function import Context, upshift_function
 from shared.store.ledger import DROPPED, mutate
 
 __all__ = ["halted_event", "stage_requested_id", "start_upgrades", "wave_ready"]
-
-#: Concurrency of targets without a window (a window's own is ``window.concurrency``).
-ANYTIME_CONCURRENCY = 10
 
 
 def _stage_requested_key(runid: str, stage: str, attempt: int) -> tuple[object, ...]:
@@ -144,7 +153,7 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
             doc,
             key,
             now=now,
-            concurrency=_concurrency(fleet, key),
+            concurrency=concurrency(fleet, key),
             bake=fleet.waves.bake,
             fits=fits,
             by=event.id,
@@ -152,14 +161,18 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
         outcome[:] = [sel]
         return new
 
-    doc = await mutate(ctx.store.kv, BUCKET, key, change)
+    doc = await decide(ctx.store.kv, key, change, head_max=head_room(fleet, key))
     sel = outcome[0]
     out: list[Emitted] = []
+    dropped = False
     for rid, run in doc["runs"].items():
         if run.get("released_by") == event.id:
             released = await _release(ctx, key, rid, run, now)
             if released is not None:
                 out.append(released)
+            dropped |= released is None
+    if dropped and sel.wave is not None:  # its slot is free again: look at once
+        out.append(wave_ready(ctx, event, key, sel.wave, now, now))
     for rid in rebound:  # approval requests bound to this opening (a replay: the same ids)
         if rid in doc["runs"]:
             out.append(request_event(rid, doc["runs"][rid], key))
@@ -209,10 +222,6 @@ def _window_of(event: Input, fleet: Fleet) -> tuple[str | None, tuple[str, bool,
         reason = f"{data.target} failed at {data.stage}: {data.code} {data.message}"
         return key, (event.runid or run_id(data.target, data.to_version), False, reason)
     return key, None
-
-
-def _concurrency(fleet: Fleet, key: str) -> int:
-    return ANYTIME_CONCURRENCY if key == ANYTIME else fleet.windows[key].concurrency
 
 
 async def _release(

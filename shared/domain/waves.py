@@ -12,8 +12,17 @@ can never both release the same run or exceed the concurrency.
                   "state": "planned" | "running", "released_at", "released_by"}},
  "last_ended": {"0": iso, ...},            # per wave: when its last run finished
  "halted": null | {"wave", "target", "runid", "reason", "at", "by"},
- "resumed": [{"by", "at", "halted"}]}     # who lifted a halt (the last few)
+ "resumed": [{"by", "at", "halted"}],     # who lifted a halt (the last few)
+ "queue": {"1": {"pages": [page key, ...], "taken": seq}},  # planned runs beyond the head
+ "seq": int}                               # the last sequence number given to a paged run
 ```
+
+The document stays small whatever the fleet's size: it holds the running runs and at most
+:func:`head_room` planned ones; the rest wait, in order, in append-only pages of bucket
+``wave-pages`` (:mod:`shared.domain.wave_pages`), drained into the document as its planned runs
+run out. Every delivery reads and writes O(concurrency), not O(targets): at 10,000 targets one
+document holding every planned run was 2 MB, past NATS's 1 MB message limit, and rewritten on
+every delivery.
 
 A run that needs approval carries ``approval`` (:mod:`shared.domain.approvals`): :func:`select`
 releases it only once approved, within its request's occurrence; :func:`rebind` binds the
@@ -31,15 +40,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.approvals import bind, waiting_reason
+from shared.domain.fleet import Fleet
 from shared.domain.versions import BadVersion, compare
 
 __all__ = [
     "ANYTIME",
+    "ANYTIME_CONCURRENCY",
     "BUCKET",
+    "Added",
+    "Doc",
     "Selection",
     "add_planned",
+    "concurrency",
+    "copy_doc",
     "finish",
+    "head_room",
     "new_doc",
+    "pinned",
+    "queued_waves",
     "rebind",
     "remove",
     "resume",
@@ -51,6 +69,10 @@ __all__ = [
 BUCKET = "waves"
 #: The waves document of targets without a window.
 ANYTIME = "_anytime"
+#: Concurrency of targets without a window (a window's own is ``window.concurrency``).
+ANYTIME_CONCURRENCY = 10
+#: The fewest planned runs a document holds before spilling to pages (:func:`head_room`).
+HEAD_MIN = 100
 
 Doc = dict[str, Any]
 
@@ -59,45 +81,114 @@ def window_key(window: str | None) -> str:
     return window or ANYTIME
 
 
+def concurrency(fleet: Fleet, key: str) -> int:
+    """How many runs of the waves document ``key`` may run at once."""
+    return ANYTIME_CONCURRENCY if key == ANYTIME else fleet.windows[key].concurrency
+
+
+def head_room(fleet: Fleet, key: str) -> int:
+    """How many planned runs the document itself holds (the rest wait in its pages): enough
+    to refill every slot twice over between two page reads."""
+    return max(HEAD_MIN, 2 * concurrency(fleet, key))
+
+
 def new_doc(key: str) -> Doc:
-    return {"window": key, "runs": {}, "last_ended": {}, "halted": None}
+    return {"window": key, "runs": {}, "last_ended": {}, "halted": None, "queue": {}, "seq": 0}
 
 
-def _copy(doc: Doc | None, key: str) -> Doc:
+def copy_doc(doc: Doc | None, key: str) -> Doc:
     base = doc or new_doc(key)
     return {
         **base,
         "runs": {k: dict(v) for k, v in base.get("runs", {}).items()},
         "last_ended": dict(base.get("last_ended", {})),
+        "queue": {w: {**q, "pages": list(q.get("pages", []))} for w, q in base.get("queue", {}).items()},
     }
 
 
+def pinned(entry: dict[str, Any]) -> bool:
+    """A planned run that never goes to the pages: approvals and chat read and change it in the
+    document (its approval request, its ``not_before``)."""
+    return "approval" in entry or "not_before" in entry
+
+
+def queued_waves(doc: Doc | None) -> set[int]:
+    """The waves with runs still waiting in the document's pages."""
+    return {int(w) for w, q in (doc or {}).get("queue", {}).items() if q.get("pages")}
+
+
 def add_planned(
-    doc: Doc | None, key: str, runs: dict[str, dict[str, Any]]
-) -> tuple[Doc, dict[str, str], dict[str, str]]:
+    doc: Doc | None,
+    key: str,
+    runs: dict[str, dict[str, Any]],
+    *,
+    queued: dict[str, dict[str, Any]] | None = None,
+    head_max: int | None = None,
+) -> Added:
     """Add planned runs, latest version wins per target.
 
-    Returns the new doc, the runs refused (runid → reason: a planned or running run of that
-    target already goes as far or further) and the planned runs this superseded (older
-    versions not started yet; old runid → the runid that replaces it). A run already present is accepted again (replays are no-ops).
+    ``queued``: the planned entries the window's pages hold (:mod:`shared.domain.wave_pages`),
+    by runid, so latest-wins sees every planned run of a target. ``head_max``: how many planned
+    entries the document itself may hold; a run beyond it (or of a wave whose queue is not
+    empty, so the order holds) is ``spilled`` to the pages — except a run with an approval
+    request or a ``not_before``, which always stays in the document (approvals and chat read
+    and change it there). A run already present, in the document or a page, is accepted again
+    (replays are no-ops).
     """
-    doc = _copy(doc, key)
-    lost: dict[str, str] = {}
-    superseded: dict[str, str] = {}
+    doc = copy_doc(doc, key)
+    queued = queued or {}
+    out = Added(doc)
+    waiting = {w for w, q in doc.get("queue", {}).items() if q.get("pages")}
+    in_head = sum(1 for e in doc["runs"].values() if e["state"] == "planned" and not pinned(e))
     for rid, run in runs.items():
-        if rid in doc["runs"]:
+        if rid in doc["runs"] or (rid in queued and rid not in out.unqueued):
+            continue
+        if any(rid == r for r, _ in out.spilled):
             continue
         same = {o: e for o, e in doc["runs"].items() if e["target"] == run["target"]}
+        same |= {o: e for o, e in queued.items() if e["target"] == run["target"] and o not in out.unqueued}
+        same |= {o: e for o, e in out.spilled if e["target"] == run["target"]}
         ahead = [e for e in same.values() if _cmp(run["kind"], e["to_version"], run["to_version"]) >= 0]
         if ahead:
-            lost[rid] = f"a {ahead[0]['state']} run to {ahead[0]['to_version']} goes as far"
+            out.lost[rid] = f"a {ahead[0]['state']} run to {ahead[0]['to_version']} goes as far"
             continue
         for other, e in same.items():
-            if e["state"] == "planned":
-                del doc["runs"][other]
-                superseded[other] = rid
-        doc["runs"][rid] = {**run, "state": "planned"}
-    return doc, lost, superseded
+            if e["state"] != "planned":
+                continue
+            out.superseded[other] = rid
+            if other in doc["runs"]:
+                in_head -= 0 if pinned(doc["runs"].pop(other)) else 1
+            elif other in queued:
+                out.unqueued.add(other)
+            else:
+                out.spilled = [(r, x) for r, x in out.spilled if r != other]
+        entry = {**run, "state": "planned"}
+        if (
+            not pinned(entry)
+            and head_max is not None
+            and (str(run["wave"]) in waiting or in_head >= head_max)
+        ):
+            out.spilled.append((rid, entry))
+            waiting.add(str(run["wave"]))
+            continue
+        doc["runs"][rid] = entry
+        in_head += 0 if pinned(entry) else 1
+    return out
+
+
+@dataclass
+class Added:
+    """What :func:`add_planned` decided: the new document, and what goes elsewhere."""
+
+    doc: Doc
+    #: runid → why it was refused (a planned or running run of that target goes as far or further)
+    lost: dict[str, str] = field(default_factory=dict)
+    #: older planned runs not started yet → the runid that replaces each
+    superseded: dict[str, str] = field(default_factory=dict)
+    #: superseded runs that sit in a page: to take out of it
+    unqueued: set[str] = field(default_factory=set)
+    #: accepted runs for the window's pages, in order: (runid, entry)
+    spilled: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _cmp(kind: str, a: str, b: str) -> int:
@@ -115,7 +206,7 @@ def finish(
     Only the first failure halts (``halted.by`` is the event that did, so its redelivery can
     re-emit the same ``upgrade.halted`` and a second failure emits none).
     """
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     run = doc["runs"].pop(runid, None)
     if run is None:
         return doc
@@ -163,14 +254,16 @@ def select(
     ``fits(run)`` is the window gate (``ok``, ``reason``, ``retry_at``). Released runs become
     ``running`` with ``released_by = by``. Nothing is released while the window is halted.
     """
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     sel = Selection()
     runs = doc["runs"]
     planned = {rid: r for rid, r in runs.items() if r["state"] == "planned"}
     running = [r for r in runs.values() if r["state"] == "running"]
-    if doc.get("halted") is not None or not planned:
+    # a wave still in the pages counts: a later wave never goes first because its runs were drained
+    queued = queued_waves(doc)
+    if doc.get("halted") is not None or not (planned or queued):
         return doc, sel
-    wave = min(r["wave"] for r in planned.values())
+    wave = min([r["wave"] for r in planned.values()] + list(queued))
     sel.wave = wave
     if any(r["wave"] < wave for r in running):
         return doc, sel
@@ -212,14 +305,14 @@ def select(
 
 def remove(doc: Doc | None, key: str, runid: str) -> Doc:
     """A run that never ran (cancelled, denied) leaves: no wave moves, nothing halts."""
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     doc["runs"].pop(runid, None)
     return doc
 
 
 def set_entry(doc: Doc | None, key: str, runid: str, entry: dict[str, Any]) -> Doc:
     """The run's entry replaced (its approval state changed)."""
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     doc["runs"][runid] = entry
     return doc
 
@@ -231,7 +324,7 @@ def rebind(
     closed, or it expired) is bound to this occurrence, nothing granted; the runs rebound (each
     needs a new request). A request already bound to this occurrence is kept (a replay rebinds
     nothing)."""
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     out: list[str] = []
     for rid, run in doc["runs"].items():
         state = run.get("approval")
@@ -249,7 +342,7 @@ def resume(
 ) -> Doc:
     """Lift the window's halt when ``covered`` takes in the halted run (``halted`` holds its
     target and wave); who lifted it is kept in ``resumed`` (the last 20)."""
-    doc = _copy(doc, key)
+    doc = copy_doc(doc, key)
     halted = doc.get("halted")
     if halted is None or not covered(halted):
         return doc

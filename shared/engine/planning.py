@@ -30,12 +30,12 @@ from shared.domain.approvals import new_approval
 from shared.domain.fleet import Fleet
 from shared.domain.plan import Decision, approval_rule
 from shared.domain.stages import run_id
-from shared.domain.waves import BUCKET, add_planned, window_key
+from shared.domain.waves import head_room, window_key
 from shared.domain.windows import next_open, window_at
 from shared.engine.approvals import request_event
+from shared.engine.waves import join
 from shared.runtime.function import Context
-from shared.store.base import Value
-from shared.store.ledger import DROPPED, PENDING, RunState, mutate
+from shared.store.ledger import DROPPED, PENDING, RunState
 
 __all__ = ["plan_runs", "planned_event", "run_entry"]
 
@@ -78,7 +78,7 @@ async def plan_runs(
             rid: run_entry(fleet, d, now, requested_by=requested_by, not_before=not_before)
             for rid, d in by_run.items()
         }
-        lost, superseded = await _join(ctx, key, entries)
+        lost, superseded = await _join(ctx, fleet, key, entries)
         for old, new in superseded.items():
             await _supersede(ctx, old, new)
         for rid, d in by_run.items():
@@ -166,23 +166,16 @@ def planned_event(rid: str, d: Decision) -> Event[UpgradePlanned]:
 
 
 async def _join(
-    ctx: Context, key: str, entries: dict[str, dict[str, Any]]
+    ctx: Context, fleet: Fleet, key: str, entries: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Add the runs to the window's waves document (CAS); (refused runs, superseded → new run).
-    ``entries`` is updated in place to the entries as the document holds them."""
-    outcome: list[tuple[dict[str, str], dict[str, str]]] = []
-
-    def change(doc: Value | None) -> Value:
-        new, lost, superseded = add_planned(doc, key, entries)
-        outcome[:] = [(lost, superseded)]  # the last attempt is the one that was written
-        return new
-
-    doc = await mutate(ctx.store.kv, BUCKET, key, change)
+    """Add the runs to the window's waves document and its pages; (refused runs, superseded →
+    new run). ``entries`` is updated in place to the entries as the document holds them."""
+    added = await join(ctx.store.kv, key, entries, head_max=head_room(fleet, key))
     # the approval state as written (a replay finds the first delivery's, bound when it ran)
     for rid in entries:
-        if rid in doc["runs"]:
-            entries[rid] = doc["runs"][rid]
-    return outcome[0]
+        if rid in added.doc["runs"]:
+            entries[rid] = added.doc["runs"][rid]
+    return added.lost, added.superseded
 
 
 async def _supersede(ctx: Context, old: str, new: str) -> None:

@@ -161,3 +161,57 @@ async def test_a_redelivered_trigger_emits_the_same_stage_requested(backend):
         again = await start_upgrades(planned, h.runtime.context("start_upgrades"))
         assert [e.id for e in again] == [first.id]
         assert not await h.runtime.bus.publish(again[0])
+
+
+PAGED_FLEET = """
+clouds:
+  huawei: {region: ap-southeast-1, project_id: p1}
+windows:
+  night: {rrule: "FREQ=DAILY;BYHOUR=2", duration: 6h, timezone: Europe/Berlin, cutoff: 30m, concurrency: 3}
+waves: {bake: 0m}
+durations: {cce: {precheck: 20m}}
+targets:
+  - {name: canary, kind: cce, cluster_id: c0, window: night, wave: 0, version: v1.28.0-r0}
+""" + "".join(
+    f"  - {{name: prod-{i:02d}, kind: cce, cluster_id: c{i + 1}, window: night, wave: 1, version: v1.28.0-r0}}\n"
+    for i in range(20)
+)
+
+
+async def test_a_big_window_pages_its_planned_runs_and_releases_each_once(backend, monkeypatch):
+    """The document holds at most its room of planned runs (here 6: concurrency 3, HEAD_MIN 2);
+    the other 14 wait in pages of 4, drain in order, and every page is deleted once drained."""
+    from shared.domain import wave_pages, waves
+
+    monkeypatch.setattr(waves, "HEAD_MIN", 2)
+    monkeypatch.setattr(wave_pages, "PAGE_SIZE", 4)
+    fleet = fleet_from(PAGED_FLEET)
+    async with Harness(backend, fleet, utc("2026-06-09T12:00:00"), functions=ALL) as h:
+        await h.at(utc("2026-06-09T12:00:00"))
+        await h.release("cce", "v1.29.0-r0")
+        assert len(h.events(T.UPGRADE_PLANNED)) == 21
+        doc = await h.waves()
+        assert sum(1 for r in doc["runs"].values() if r["state"] == "planned") == 6
+        assert [len(q["pages"]) for q in doc["queue"].values()] == [4]  # 15 wave-1 runs: 4+4+4+3
+        assert len(await h.store.kv.keys("wave-pages")) == 4
+
+        minute = utc("2026-06-10T00:00:00")
+        await h.at(minute)  # the window opens: the canary
+        done = 0
+        while done < len(h.events(T.STAGE_REQUESTED)):
+            doc = await h.waves()
+            assert await _running(h) <= 3
+            planned = sum(1 for r in doc["runs"].values() if r["state"] == "planned")
+            assert planned <= 6, f"{planned} planned runs in the document"
+            minute += timedelta(minutes=1)
+            await h.at(minute)
+            await h.outcome(h.events(T.STAGE_REQUESTED)[done], ok=True)
+            done += 1
+            await h.settle()
+        requested = _targets(h.events(T.STAGE_REQUESTED))
+        assert requested[0] == "canary"
+        assert sorted(requested[1:]) == [f"prod-{i:02d}" for i in range(20)], "each once"
+        assert requested[1:] == sorted(requested[1:]), "in the order planned (by target)"
+        assert await h.store.kv.keys("wave-pages") == [], "drained pages are deleted"
+        assert (await h.waves())["queue"] == {}
+        await _assert_inside_windows(h)
