@@ -14,6 +14,13 @@ DST, decided once here:
   night that is 23 or 25 hours long.
 
 Every returned instant is timezone-aware UTC.
+
+Cached, because the gate runs on every ``stage.requested`` and iterating a weekly RRULE from its
+anchor costs milliseconds: per window object, the last *span* asked about — an interval of
+instants over which :func:`window_at` and :func:`next_open` have the same answers (the occurrence
+that contains them up to the next one's opening, or the closed gap up to the next opening).
+Answers are the uncached ones (``_window_at``/``_next_open``); only how often they are computed
+changes.
 """
 
 from __future__ import annotations
@@ -212,8 +219,7 @@ def occurrences(window: Window, start: datetime, end: datetime) -> list[OpenWind
     return sorted(set(out), key=lambda o: o.opens_at)
 
 
-def window_at(window: Window, now: datetime) -> OpenWindow | None:
-    """The occurrence that contains ``now`` (opens_at <= now < closes_at), latest first; else None."""
+def _window_at(window: Window, now: datetime) -> OpenWindow | None:
     now = _utc(now)
     candidates = occurrences(window, now - window.duration, now + timedelta(microseconds=1))
     for occ in reversed(candidates):
@@ -222,8 +228,7 @@ def window_at(window: Window, now: datetime) -> OpenWindow | None:
     return None
 
 
-def next_open(window: Window, after: datetime) -> OpenWindow | None:
-    """The first occurrence opening strictly after ``after``; None if none within ~2 years."""
+def _next_open(window: Window, after: datetime) -> OpenWindow | None:
     after = _utc(after)
     step = timedelta(days=8)
     lo = after + timedelta(microseconds=1)
@@ -234,6 +239,62 @@ def next_open(window: Window, after: datetime) -> OpenWindow | None:
         lo += step
         step = min(step * 2, timedelta(days=120))
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Instants ``[lo, hi)`` of one window over which ``window_at`` is ``occ`` and, when ``nxt``
+    is not None, ``next_open`` is ``nxt``.
+
+    Why that holds: occurrences all last ``duration``, so ``window_at(t)`` is the latest opening
+    at or before ``t`` if it still runs at ``t``. With ``occ`` open and ``nxt`` the first opening
+    after ``occ.opens_at``, every ``t`` in ``[occ.opens_at, min(occ.closes_at, nxt.opens_at))``
+    has ``occ`` as its latest opening and ``nxt`` as its next. With nothing open at ``t0`` and
+    ``nxt`` the first opening after ``t0``, nothing opens in ``(t0, nxt.opens_at)`` and nothing
+    opened before ``t0`` still runs after it. (``nxt`` None: "none within the horizon" of that
+    instant only, so ``next_open`` of another instant is computed again.)"""
+
+    lo: datetime
+    hi: datetime
+    occ: OpenWindow | None
+    nxt: OpenWindow | None
+
+
+#: id(window) -> (window, its last span). Keyed by identity (a fleet's windows live as long as the
+#: fleet; the entry holds the window, so its id cannot be reused meanwhile); bounded for reloads.
+_SPANS: dict[int, tuple[Window, _Span]] = {}
+_MAX_SPANS = 512
+
+
+def _span(window: Window, now: datetime) -> _Span:
+    """The span of ``window`` containing ``now`` (UTC), from the cache or computed and cached."""
+    held = _SPANS.get(id(window))
+    if held is not None and held[0] is window and held[1].lo <= now < held[1].hi:
+        return held[1]
+    occ = _window_at(window, now)
+    nxt = _next_open(window, occ.opens_at if occ is not None else now)
+    if occ is not None:
+        span = _Span(
+            occ.opens_at, occ.closes_at if nxt is None else min(occ.closes_at, nxt.opens_at), occ, nxt
+        )
+    else:
+        span = _Span(now, nxt.opens_at if nxt is not None else now + timedelta(microseconds=1), None, nxt)
+    if len(_SPANS) >= _MAX_SPANS:
+        _SPANS.clear()
+    _SPANS[id(window)] = (window, span)
+    return span
+
+
+def window_at(window: Window, now: datetime) -> OpenWindow | None:
+    """The occurrence that contains ``now`` (opens_at <= now < closes_at), latest first; else None."""
+    return _span(window, _utc(now)).occ
+
+
+def next_open(window: Window, after: datetime) -> OpenWindow | None:
+    """The first occurrence opening strictly after ``after``; None if none within ~2 years."""
+    after = _utc(after)
+    nxt = _span(window, after).nxt
+    return nxt if nxt is not None else _next_open(window, after)
 
 
 def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta) -> Gate:
@@ -257,10 +318,12 @@ def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta)
             False,
             f"stage takes {format_duration(expected)}, longer than window {name!r} allows ({format_duration(usable)})",
         )
-    occ = window_at(window, now)
+    span = _span(window, now)
+    occ = span.occ
     if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
         return Gate(True, f"window {name!r} open until cutoff {occ.cutoff_at.isoformat()}", window=occ)
-    nxt = next_open(window, occ.opens_at if occ is not None else now)
+    # the span's next opening is the one after occ.opens_at (or after now, when closed)
+    nxt = span.nxt if span.nxt is not None else _next_open(window, occ.opens_at if occ is not None else now)
     retry = None if nxt is None else nxt.opens_at
     if occ is None:
         reason = f"window {name!r} is closed"
