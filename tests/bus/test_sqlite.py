@@ -139,3 +139,48 @@ async def test_ledger_writes_commit_with_the_outbox(tmp_path):
         task.cancel()
         for part in (kv, other):
             await part.close()
+
+
+async def test_a_group_commit_drops_only_the_handler_whose_lease_was_lost(tmp_path):
+    """Two handlers finished in one group commit, one of them past a lease another consumer took:
+    that one's deferred write and outputs are dropped, the other's commit with its ack."""
+    import asyncio
+
+    from shared.store.sqlite import SqliteKV
+
+    path = str(tmp_path / "one.db")
+    clock = [1000.0]
+    bus, kv = SqliteBus(path, lease=5.0, now=lambda: clock[0]), SqliteKV(path)
+    await kv.start()
+    gate, started = asyncio.Event(), []
+
+    async def slow(event):
+        await kv.defer("marks", event.data.message, lambda _: {"by": "slow"})
+        started.append(event.id)
+        await gate.wait()
+        return [event.follow(T.ECHO, Echo(message=f"out-{event.data.message}", reply=False), target="down")]
+
+    bus.subscribe(Subscription("slow", T.ECHO, {"target": "up"}, slow))
+    await bus.start()
+    task = asyncio.create_task(bus.run())
+    try:
+        lost, held = echo(target="up", message="lost"), echo(target="up", message="held")
+        await bus.publish(lost)
+        await bus.publish(held)
+        await eventually(lambda: len(started) == 2)
+        # another process took the expired lease of one: its attempt moved on behind our back
+        bus.conn.execute("UPDATE bus_deliveries SET attempts = attempts + 1 WHERE event_id = ?", (lost.id,))
+        gate.set()
+        await eventually(lambda: not bus._inflight)
+        outs = bus.conn.execute(
+            "SELECT json_extract(body, '$.data.message') FROM bus_events WHERE json_extract(body, '$.target') = 'down'"
+        ).fetchall()
+        assert outs == [("out-held",)]
+        left = bus.conn.execute("SELECT event_id FROM bus_deliveries WHERE consumer = 'slow'").fetchall()
+        assert left == [(lost.id,)]
+        assert await kv.get("marks", "lost") is None
+        assert (await kv.get("marks", "held")).value == {"by": "slow"}  # type: ignore[union-attr]
+    finally:
+        await bus.close()
+        task.cancel()
+        await kv.close()
