@@ -42,22 +42,13 @@ unless the fleet says ``metrics: {require_token: true}``, then a bearer token of
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -83,9 +74,6 @@ __all__ = [
     "vendor_call",
 ]
 
-# no ``*_created`` series: they double the output and say only when this process started
-disable_created_metrics()  # type: ignore[no-untyped-call]
-
 #: A vendor call's outcome: answered 2xx/3xx, 4xx (but 429), 5xx, 429, or no answer at all.
 OUTCOMES = ("ok", "client_error", "server_error", "throttled", "network")
 #: Vendor round trips: milliseconds to the clients' total timeout (30 s by default).
@@ -98,6 +86,12 @@ class Metrics:
     """The registry and every metric in it (one instance per process, :func:`metrics`)."""
 
     def __init__(self) -> None:
+        # prometheus_client here, not at the top: the bus backends import this module, and a
+        # deployed function that records nothing must not pay its import (~25 ms) on a cold start
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+        # no ``*_created`` series: they double the output and say only when this process started
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.vendor_calls = Counter(
             "upshift_vendor_calls",
@@ -149,21 +143,27 @@ class Metrics:
         self.consumers: dict[str, str] = {}
 
 
-_metrics = Metrics()
+_metrics: Metrics | None = None  # made on first use (see Metrics.__init__)
+_making = threading.Lock()  # two threads recording first must not make two registries
 
 
 def metrics() -> Metrics:
     """This process's metrics."""
+    global _metrics
+    if _metrics is None:
+        with _making:
+            if _metrics is None:
+                _metrics = Metrics()
     return _metrics
 
 
 def reset() -> Metrics:
     """A fresh registry with every metric at zero (tests); the consumer names are kept."""
     global _metrics
-    consumers = _metrics.consumers
-    _metrics = Metrics()
-    _metrics.consumers = consumers
-    return _metrics
+    consumers = metrics().consumers
+    _metrics = fresh = Metrics()
+    fresh.consumers = consumers
+    return fresh
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -217,17 +217,17 @@ def vendor_call(client: _VendorClient, operation: str) -> Iterator[_Call]:
 
 def _record_call(client: _VendorClient, operation: str, status: int | None, started: float) -> None:
     vendor = _vendor_label(client)
-    _metrics.vendor_calls.labels(vendor, operation, _outcome(status)).inc()
-    _metrics.vendor_call_duration.labels(vendor, operation).observe(time.monotonic() - started)
+    metrics().vendor_calls.labels(vendor, operation, _outcome(status)).inc()
+    metrics().vendor_call_duration.labels(vendor, operation).observe(time.monotonic() - started)
 
 
 def name_consumer(consumer: str, function: str) -> None:
     """Bus consumer ``consumer`` delivers to ``function`` (its label in the bus metrics)."""
-    _metrics.consumers[consumer] = function
+    metrics().consumers[consumer] = function
 
 
 def _function(consumer: str) -> str:
-    return _metrics.consumers.get(consumer, consumer)
+    return metrics().consumers.get(consumer, consumer)
 
 
 @contextmanager
@@ -239,20 +239,20 @@ def delivery(function: str) -> Iterator[None]:
     except asyncio.CancelledError:
         raise
     except BaseException:
-        _metrics.deliveries.labels(function, "error").inc()
+        metrics().deliveries.labels(function, "error").inc()
         raise
     else:
-        _metrics.deliveries.labels(function, "ok").inc()
+        metrics().deliveries.labels(function, "ok").inc()
 
 
 def bus_retry(consumer: str) -> None:
     """The bus will deliver to ``consumer`` again after a failure."""
-    _metrics.retries.labels(_function(consumer)).inc()
+    metrics().retries.labels(_function(consumer)).inc()
 
 
 def dead_letter(consumer: str) -> None:
     """The bus gave up delivering an event to ``consumer``."""
-    _metrics.dead_letters.labels(_function(consumer)).inc()
+    metrics().dead_letters.labels(_function(consumer)).inc()
 
 
 def _instant(value: Any) -> datetime | None:
@@ -277,7 +277,7 @@ def stage_ended(kind: str, stage: str | None, code: str | None, run: dict[str, A
     started = _instant(entry.get("started_at")) or ended
     outcome = "succeeded" if code is None else ("cancelled" if code == "cancelled" else "failed")
     seconds = max(0.0, (ended - started).total_seconds())
-    _metrics.stage_duration.labels(kind, stage, outcome).observe(seconds)
+    metrics().stage_duration.labels(kind, stage, outcome).observe(seconds)
 
 
 # -- state, at scrape time ---------------------------------------------------------------------
@@ -289,7 +289,7 @@ async def refresh(store: Store, fleet: Fleet | None, now: datetime) -> None:
     from shared.domain.windows import window_at
     from shared.store.ledger import RunState
 
-    m = _metrics
+    m = metrics()
     counts = dict.fromkeys(RunState, 0)
     jobs = 0
     for run in await store.ledger.runs():
@@ -315,7 +315,9 @@ async def refresh(store: Store, fleet: Fleet | None, now: datetime) -> None:
 async def render(runtime: Runtime) -> bytes:
     """The text exposition of this process's metrics, state gauges refreshed from ``runtime``."""
     await refresh(runtime.store, runtime.fleet, runtime.clock.now())
-    return generate_latest(_metrics.registry)
+    from prometheus_client import generate_latest  # here: see Metrics.__init__
+
+    return generate_latest(metrics().registry)
 
 
 # -- serving -----------------------------------------------------------------------------------
@@ -326,6 +328,7 @@ def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
     # aiohttp here, not at the top: the bus backends record through this module, and a deployed
     # function (functions-framework, no aiohttp server) must not pay aiohttp's import on its cold start
     from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST
 
     from shared.runtime.edge import Refused, principal_of
 
