@@ -19,8 +19,6 @@ document spread out instead of colliding again.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -37,18 +35,12 @@ from shared.domain.wave_pages import (
 from shared.domain.waves import BUCKET, Added, Doc, add_planned, new_doc
 from shared.errors import Conflict
 from shared.store.base import KV, Entry
+from shared.store.ledger import backoff
 
-__all__ = ["TRIES", "backoff", "decide", "join"]
+__all__ = ["TRIES", "decide", "join"]
 
 #: Compare-and-set attempts before giving up (each after a pause of up to ``backoff``).
 TRIES = 100
-
-
-async def backoff(attempt: int) -> None:
-    """A random pause before compare-and-set attempt ``attempt`` + 1 (none before the first retry
-    of a quiet document; up to 50 ms once many writers collide)."""
-    if attempt:
-        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
 
 
 async def _write(kv: KV, key: str, entry: Entry | None, doc: Doc) -> None:

@@ -9,6 +9,8 @@ with the events that announce it. Elsewhere the replay rule (``shared/runtime/fu
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -17,7 +19,15 @@ from typing import Any
 from shared.errors import Conflict
 from shared.store.base import KV, Value
 
-__all__ = ["DROPPED", "PENDING", "RUNS", "TERMINAL", "VERSIONS", "Ledger", "RunState", "mutate"]
+__all__ = ["DROPPED", "PENDING", "RUNS", "TERMINAL", "VERSIONS", "Ledger", "RunState", "backoff", "mutate"]
+
+
+async def backoff(attempt: int) -> None:
+    """A random pause before compare-and-set attempt ``attempt`` + 1: none before the first,
+    up to 50 ms once many writers collide (workers that lost spread out instead of colliding
+    again on the next read)."""
+    if attempt:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
 
 
 class RunState(StrEnum):
@@ -79,7 +89,8 @@ async def mutate(
             guess: Value | None = await defer(bucket, key, change)
             if guess is not None:
                 return guess
-    for _ in range(tries):
+    for attempt in range(tries):
+        await backoff(attempt)
         entry = await kv.get(bucket, key)
         new = change(None if entry is None else dict(entry.value))
         try:
