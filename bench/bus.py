@@ -14,7 +14,7 @@ Prints a table (events/s, and each of ours over its baselines); the last line is
 ``{"n", "sqlite": {"publish", "consume_emit", "both"}, "bare_sqlite": {…}, "nats": {…},
 "bare_nats": {…}, "faststream": {…}}`` (events/s, each the best of ``--repeat`` interleaved
 rounds). ``--profile`` instead runs our bus's ``consume_emit`` under cProfile and prints where the
-time goes.
+time goes (the top functions by own and by cumulative time).
 """
 
 from __future__ import annotations
@@ -194,7 +194,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 async def profile(backend: str, n: int, top: int = 25) -> str:
-    """Our bus's consume_emit under cProfile: the functions with the most own time, and their share."""
+    """Our bus's consume_emit under cProfile: the functions with the most own and the most
+    cumulative time, and their share."""
     from simulator.natsd import NatsServer
 
     server = NatsServer.start() if backend == "nats" else None
@@ -220,16 +221,17 @@ async def profile(backend: str, n: int, top: int = 25) -> str:
                 server.stop()
     stats = pstats.Stats(prof)
     total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
     lines = [
         f"{backend} bus consume_emit under cProfile: {n / (end - t0):,.0f} events/s (profiled);"
-        f" own time of the top {top} functions, share of all profiled time",
+        f" the top {top} functions by own time, then by cumulative time, each's share of all profiled time",
     ]
-    for (file, line, func), (_cc, calls, tottime, cumtime, _callers) in rows:
-        where = f"{file.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({func})"
-        lines.append(
-            f"{tottime / total:6.1%}  {tottime:7.3f}s own {cumtime:7.3f}s cum {calls:8d} calls  {where}"
-        )
+    for column in (2, 3):  # pstats rows: (cc, calls, own, cumulative, callers)
+        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][column], reverse=True)[:top]  # type: ignore[attr-defined]
+        lines.append("-- by own time" if column == 2 else "-- by cumulative time")
+        for (file, line, func), (_cc, calls, tottime, cumtime, _callers) in rows:
+            where = f"{file.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({func})"
+            share = (tottime if column == 2 else cumtime) / total
+            lines.append(f"{share:6.1%}  {tottime:7.3f}s own {cumtime:7.3f}s cum {calls:8d} calls  {where}")
     return "\n".join(lines)
 
 

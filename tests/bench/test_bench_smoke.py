@@ -27,3 +27,17 @@ def test_bench_bus_last_line_is_the_json_object():
         assert set(result[variant]) == SHAPES
         assert all(isinstance(v, float) and v > 0 for v in result[variant].values())
     assert any(line.startswith("goal nats bus >= 0.5x bare nats-py") for line in lines)
+
+
+def test_bench_bus_profile_names_where_the_time_goes():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bus", "--profile", "sqlite", "--n", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "-- by own time" in lines and "-- by cumulative time" in lines
+    cumulative = lines[lines.index("-- by cumulative time") + 1 :]
+    assert any("shared/bus/sqlite.py" in line for line in cumulative)
