@@ -36,8 +36,14 @@ case-insensitive and ``x`` and ``x_dlq`` must not both be used):
   ``_OUTAGE_S``, not nak'ed: an outage of a few seconds must not spend its attempts and
   dead-letter it. A publish answered "duplicate message id is in process" (10158: the same id
   being stored by another publisher) is asked again until it is a plain duplicate.
-* Running handlers are kept leased with in-progress acks every ``ack_wait / 3`` (as the SQLite bus
-  renews its leases); a process that dies stops renewing and the event is redelivered.
+* Deliveries reach their handlers the moment they arrive (:class:`shared.bus.pulling.Puller`,
+  one pull request open per consumer for its free slots) and stay leased until settled:
+  in-progress acks every ``ack_wait / 3`` from a thread with a connection of its own
+  (:class:`shared.bus.pulling.LeaseKeeper`), so a handler that keeps the event loop busy past
+  ``ack_wait`` is not redelivered (nor counted towards dead-lettering) while its process lives; a
+  process that dies, or whose loop is frozen for ``_FROZEN_S``, stops renewing and the event is
+  redelivered. A redelivery that still reaches the process handling it (a lease lost with a
+  connection) is renewed and settled, not run a second time.
 """
 
 from __future__ import annotations

@@ -152,6 +152,8 @@ class LeaseKeeper:
 
     async def _loop(self) -> None:
         nc: Client | None = None
+        with contextlib.suppress(Exception):  # at once, not at the first renewal (else: retried then)
+            nc = await self._connect()
         try:
             while not await asyncio.to_thread(self._stopping.wait, self._every):
                 with self._lock:
