@@ -1,12 +1,13 @@
 """track_job (``job.poll``): ONE status call on a vendor job, then the next look or the outcome.
 
-* running → ``job.poll`` again, delayed per :func:`shared.engine.polling.poll_delay` (first
-  look near the expected end, then every ~10% of the expected/elapsed time, at least 5 s of
-  domain time) — a few looks per job, completion noticed within ~10% of its duration;
-* succeeded → ``stage.succeeded``; the stage's duration goes into the ledger's history, which
-  later expected durations (and so the poll schedule and the window gate) are drawn from;
+* running → ``job.poll`` again, delayed per :func:`shared.engine.polling.poll_delay` (the first
+  look at a low quantile of the (kind, stage)'s history, then every 8 % of the elapsed time, at
+  least 5 s of domain time) — completion noticed within max(5 s, 8 %) of the job's length;
+* succeeded → ``stage.succeeded``; the stage's duration (:func:`~shared.engine.polling.observed_seconds`:
+  the middle of the last interval between looks) goes into the ledger's history, which later
+  expectations (and so the poll schedule and the window gate) are drawn from;
 * failed → ``stage.failed`` with the vendor's reason;
-* no progress for ``STUCK_AFTER`` × the expected duration → ``stage.failed`` (code ``stuck``).
+* no progress for ``STUCK_AFTER`` × the typical duration → ``stage.failed`` (code ``stuck``).
 
 Every look counts in the ledger (``status_calls`` of the run and of the stage). A transient
 error of the status call is retried by the bus; a permanent one fails the stage.
@@ -25,7 +26,7 @@ from shared.clouds.errors import CloudError, TransientCloudError
 from shared.domain.stages import run_id
 from shared.engine.calls import JobCall, call_for
 from shared.engine.consequences import next_poll, stage_failed, stage_succeeded
-from shared.engine.polling import STUCK_AFTER, expected_seconds, poll_delay
+from shared.engine.polling import STUCK_AFTER, expected, observed_seconds, poll_delay
 from shared.engine.vendor_clock import iso
 from shared.errors import RetryLater
 from shared.runtime.function import Context, upshift_function
@@ -70,17 +71,17 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     elapsed = (now - started).total_seconds()
     if status.state == "succeeded":
         await ledger.note_stage(rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
-        await ledger.add_duration(poll.kind, poll.stage, elapsed)
+        await ledger.add_duration(poll.kind, poll.stage, observed_seconds(elapsed, poll.poll))
         crashpoints.hit("poll.noted")
         return [stage_succeeded(event, poll.job_id)]
     if status.state == "failed":
         return await _failed(ctx, event, rid, status.code, status.reason)
 
-    expected = await expected_seconds(ctx, poll.kind, poll.stage)
+    exp = await expected(ctx, poll.kind, poll.stage)
     moved_at = asked if status.progress != poll.last_progress else (poll.last_progress_at or started)
     still = (asked - moved_at).total_seconds()
-    if still >= STUCK_AFTER * expected:
-        reason = f"no progress for {still:.0f}s (expected the whole stage to take {expected:.0f}s); last: {status.progress}"
+    if still >= STUCK_AFTER * exp.typical_s:
+        reason = f"no progress for {still:.0f}s (expected the whole stage to take {exp.typical_s:.0f}s); last: {status.progress}"
         return await _failed(ctx, event, rid, "stuck", reason)
 
     await ledger.note_stage(rid, poll.stage, status_calls=1, progress=status.progress)
@@ -88,7 +89,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     nxt = poll.model_copy(
         update={"poll": poll.poll + 1, "last_progress": status.progress, "last_progress_at": moved_at}
     )
-    return [next_poll(event, nxt, poll_delay(expected, elapsed), ctx.clock)]
+    return [next_poll(event, nxt, poll_delay(exp, elapsed), ctx.clock)]
 
 
 async def _failed(

@@ -24,6 +24,7 @@ from shared.domain.fleet import Target
 from shared.domain.stages import UPGRADE_STAGES
 from shared.engine.consequences import stage_failed, stage_started, stage_succeeded
 from shared.engine.contract import Done, Job, Refused, VendorCall
+from shared.engine.polling import Expected
 from shared.engine.vendor_clock import Since, iso, vendor_now
 from shared.errors import ConfigError, Conflict, RetryLater
 from shared.runtime.function import Context
@@ -45,7 +46,7 @@ class Attempt(Generic[C]):
     ctx: Context
     target: Target
     rid: str
-    expected_s: float
+    expected: Expected
     vendor: C | None = None
 
     @property
@@ -140,7 +141,7 @@ class Attempt(Generic[C]):
             in_doubt=False,
         )
         crashpoints.hit("stage.noted")
-        return stage_started(self.event, job_id, now, self.expected_s, self.ctx.clock)
+        return stage_started(self.event, job_id, now, self.expected, self.ctx.clock)
 
     async def invoke(self, claim: Claim | None) -> list[Emitted]:
         """The one vendor call, its errors mapped per the module contract."""
@@ -218,7 +219,7 @@ class Attempt(Generic[C]):
                 job_id=claim.job_id,
                 started_at=iso(started_at),
             )
-        return stage_started(self.event, claim.job_id or "", started_at, self.expected_s, self.ctx.clock)
+        return stage_started(self.event, claim.job_id or "", started_at, self.expected, self.ctx.clock)
 
     async def replay_refusal(self, claim: Claim, stage_entry: Value) -> list[Emitted]:
         """The claim was refused by an earlier delivery: fail the stage again, call nothing."""

@@ -34,7 +34,7 @@ from events.envelope import Event, consequence
 from shared.bus.base import Delayed, Emitted
 from shared.clock import Clock
 from shared.domain.stages import run_id
-from shared.engine.polling import poll_delay
+from shared.engine.polling import Expected, poll_delay
 from shared.engine.vendor_clock import iso
 
 __all__ = [
@@ -118,7 +118,7 @@ def stage_failed(
 
 
 def stage_started(
-    event: Event[StageRequested], job_id: str, started_at: datetime, expected_s: float, clock: Clock
+    event: Event[StageRequested], job_id: str, started_at: datetime, expected: Expected, clock: Clock
 ) -> list[Emitted]:
     """``stage.started`` and the job's first ``job.poll``, delayed per :func:`poll_delay`."""
     d = event.data
@@ -144,7 +144,7 @@ def stage_started(
     return [
         in_run(event, d, T.STAGE_STARTED, started, d.stage),
         Delayed(
-            in_run(event, d, T.JOB_POLL, poll, d.stage, 1), clock.real_delay(poll_delay(expected_s, elapsed))
+            in_run(event, d, T.JOB_POLL, poll, d.stage, 1), clock.real_delay(poll_delay(expected, elapsed))
         ),
     ]
 

@@ -1,34 +1,117 @@
-"""How often a vendor job is looked at, and when it counts as stuck.
+"""How often a vendor job is looked at, when it counts as stuck, and what its duration was.
 
-The first status look comes at ``FIRST_LOOK`` of the stage's expected duration, then one every
-``STEP`` of it (or of the elapsed time once past it), never more often than ``FLOOR`` domain
-seconds: with a fair estimate a job takes ~3 looks, and completion is noticed within ~10% of its
-duration. The expected duration is the ledger's history of the (kind, stage) when it has one,
-else the fleet's ``durations``, else the kind's default (:func:`shared.domain.stages.expected_duration`).
+The goal (issue 13): a job's end is noticed within max(5 s, 10 % of the job) — for every job
+length, with few status calls. What a (kind, stage) takes is known from the ledger's history
+(the last :data:`shared.store.ledger.HISTORY` durations; the fleet's ``durations`` or the kind's
+default when there is none), summed up as an :class:`Expected`:
+
+* ``typical_s`` — the median: the window gate's estimate, and the stuck limit's unit;
+* ``first_s`` — the first look, early enough that few jobs have ended by then: the history's
+  :data:`LOW_Q` quantile (with HISTORY = 20: its shortest); with fewer than :data:`MIN_HISTORY`
+  samples, not after :data:`BLIND` × the typical either (one sample says nothing of the spread);
+  never before :data:`FIRST_MIN` × the typical (an outlier must not cost dozens of looks).
+
+After the first look, the next comes :data:`STEP` × the elapsed time later, at least
+:data:`FLOOR` domain seconds (:func:`poll_delay`): a geometric schedule. A job that ends between
+two looks is noticed at the second, less than max(FLOOR, STEP × its length) after its end, so
+the bound holds for any length once past the first look; STEP = 8 % leaves 2 % of the job for
+the pipeline's own latency. Looks per job: ~1 + ln(length / first) / ln(1 + STEP) — about 7 for
+a median job when the history's spread is a lognormal σ of 0.3. A job without progress for
+:data:`STUCK_AFTER` × the typical is stuck; until then it has had at most :data:`LOOKS_TO_STUCK`
+looks (the FLOOR steps up to FLOOR / STEP, then the geometric ones from FIRST_MIN × typical).
+
+:func:`observed_seconds` is what goes into the history when a look finds the job done: the
+middle of the last interval between looks, not the look's own elapsed time (which is late by
+up to a step, and would creep the history upward); a job done at its first look ended some time
+before it — it is counted a step earlier, so that jobs shorter than the first look pull the
+next first looks earlier instead of keeping them where they were.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from shared.domain.stages import expected_duration
 from shared.runtime.function import Context
 
-__all__ = ["FIRST_LOOK", "FLOOR", "STEP", "STUCK_AFTER", "expected_seconds", "poll_delay"]
+__all__ = [
+    "BLIND",
+    "FIRST_MIN",
+    "FLOOR",
+    "LOOKS_TO_STUCK",
+    "LOW_Q",
+    "MIN_HISTORY",
+    "STEP",
+    "STUCK_AFTER",
+    "Expected",
+    "expected",
+    "expected_from",
+    "expected_seconds",
+    "observed_seconds",
+    "poll_delay",
+]
 
-#: First look at this share of the expected duration, then every STEP of it, at least FLOOR apart.
-FIRST_LOOK, STEP, FLOOR = 0.9, 0.1, 5.0
-#: A job whose progress has not changed for this many expected durations is stuck.
+#: Between two looks: STEP of the elapsed time, at least FLOOR domain seconds.
+STEP, FLOOR = 0.08, 5.0
+#: The first look: the history's LOW_Q quantile; with fewer than MIN_HISTORY samples at most
+#: BLIND × the typical; never before FIRST_MIN × the typical.
+LOW_Q, MIN_HISTORY, BLIND, FIRST_MIN = 0.05, 10, 0.6, 0.25
+#: A job whose progress has not changed for this many typical durations is stuck.
 STUCK_AFTER = 3.0
+#: Looks a job can have before it is stuck (see the module docstring): the FLOOR steps, the
+#: geometric ones from FIRST_MIN × typical to STUCK_AFTER × typical, the first and the last.
+LOOKS_TO_STUCK = 2 + math.ceil(1 / STEP) + math.ceil(math.log(STUCK_AFTER / FIRST_MIN) / math.log(1 + STEP))
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a (kind, stage) is expected to take, in domain seconds (see the module docstring)."""
+
+    typical_s: float
+    first_s: float
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank ``q``-quantile (the shortest sample for q ≤ 1/len)."""
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+def expected_from(history: Sequence[float], default_s: float) -> Expected:
+    """The expectation from past durations (``history``, seconds) or, without any, ``default_s``."""
+    typical = statistics.median(history) if history else default_s
+    first = _quantile(history, LOW_Q) if history else typical
+    if len(history) < MIN_HISTORY:
+        first = min(first, BLIND * typical)
+    return Expected(typical, max(FLOOR, FIRST_MIN * typical, first))
+
+
+async def expected(ctx: Context, kind: str, stage: str) -> Expected:
+    """The expectation of a (kind, stage) from the ledger's history (else the fleet's, the default)."""
+    history = await ctx.store.ledger.durations(kind, stage)
+    default = expected_duration(kind, stage, fleet=ctx.fleet).total_seconds()
+    return expected_from(history, default)
 
 
 async def expected_seconds(ctx: Context, kind: str, stage: str) -> float:
-    """Domain seconds a (kind, stage) is expected to take, from the ledger's history."""
-    history = await ctx.store.ledger.durations(kind, stage)
-    return expected_duration(kind, stage, history=history, fleet=ctx.fleet).total_seconds()
+    """Domain seconds a (kind, stage) typically takes (the median of the ledger's history)."""
+    return (await expected(ctx, kind, stage)).typical_s
 
 
-def poll_delay(expected_s: float, elapsed_s: float) -> float:
+def poll_delay(exp: Expected, elapsed_s: float) -> float:
     """Domain seconds until the next status look, ``elapsed_s`` after the job started."""
-    first = FIRST_LOOK * expected_s
-    if elapsed_s < first:
-        return max(FLOOR, first - elapsed_s)
-    return max(FLOOR, STEP * max(expected_s, elapsed_s))
+    if elapsed_s < exp.first_s:
+        return max(FLOOR, exp.first_s - elapsed_s)
+    return max(FLOOR, STEP * elapsed_s)
+
+
+def observed_seconds(elapsed_s: float, looks: int) -> float:
+    """The duration to remember for a job found done at its ``looks``-th look, ``elapsed_s`` in."""
+    if looks <= 1:
+        return elapsed_s * (1 - STEP)
+    # the previous look was one step earlier: elapsed_s = prev + max(FLOOR, STEP × prev)
+    prev = max(0.0, min(elapsed_s - FLOOR, elapsed_s / (1 + STEP)))
+    return (prev + elapsed_s) / 2

@@ -54,7 +54,7 @@ from shared.engine.attempt import Attempt
 from shared.engine.consequences import stage_failed, stage_succeeded, stage_waiting
 from shared.engine.contract import VendorCall
 from shared.engine.control import hold_if_paused
-from shared.engine.polling import expected_seconds
+from shared.engine.polling import expected
 from shared.engine.vendor_clock import iso, vendor_now
 from shared.errors import ConfigError
 from shared.runtime.function import Context
@@ -78,8 +78,8 @@ async def run_stage(call: VendorCall[C], event: Event[StageRequested], ctx: Cont
     stage_entry = (run or {}).get("stages", {}).get(req.stage, {})
     if stage_entry.get("state") == "succeeded":
         return [stage_succeeded(event, stage_entry.get("job_id"))]
-    expected_s = await expected_seconds(ctx, req.kind, req.stage)
-    attempt = Attempt(call, event, ctx, target, rid, expected_s)
+    exp = await expected(ctx, req.kind, req.stage)
+    attempt = Attempt(call, event, ctx, target, rid, exp)
     if run is not None and run.get("state") in TERMINAL:
         # A late duplicate: what this stage committed is replayed (the bus drops the copies);
         # a stage that never ran for this run (cancelled, superseded) starts nothing now.
@@ -105,7 +105,7 @@ async def run_stage(call: VendorCall[C], event: Event[StageRequested], ctx: Cont
             return []
 
     now = ctx.clock.now()
-    g = gate(ctx.need_fleet(), target, now, timedelta(seconds=expected_s))
+    g = gate(ctx.need_fleet(), target, now, timedelta(seconds=exp.typical_s))
     if run is None:
         await ledger.open_run(
             rid,

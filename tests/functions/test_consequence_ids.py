@@ -23,6 +23,7 @@ from shared.domain.plan import Decision
 from shared.domain.releases import Release, release_event
 from shared.engine.consequences import next_poll, stage_failed, stage_started, stage_succeeded, stage_waiting
 from shared.engine.planning import planned_event
+from shared.engine.polling import Expected
 from shared.log import get_logger
 from shared.runtime.function import Context
 from shared.store import Store, open_store
@@ -72,7 +73,7 @@ def ids(emitted: Sequence[Emitted]) -> list[str]:
 def test_stage_engine_ids() -> None:
     assert stage_succeeded(REQUESTED, "job-1").id == "face29e9e99c76ec3231a736fc3030fe"
     assert stage_failed(REQUESTED, "c", "m").id == "ca34d09fb9b2992057750402992a5baa"
-    assert ids(stage_started(REQUESTED, "job-1", AT, 600.0, context().clock)) == [
+    assert ids(stage_started(REQUESTED, "job-1", AT, Expected(600.0, 360.0), context().clock)) == [
         "a0fbc48cd2d22d7fd6232a1f90d37169",
         "ff4ca6abc3e46f081e5a9e964b75f0e2",
     ]
