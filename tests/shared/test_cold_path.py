@@ -15,6 +15,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from shared.runtime.manifest import DEFAULT_MANIFEST
 
 ROOT = DEFAULT_MANIFEST.parent
@@ -61,8 +63,11 @@ print(json.dumps({"status": status, "frozen": frozen, "added": added}))
 """
 
 
-def _cold_start(tmp_path) -> dict[str, object]:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "UPSHIFT_BUS": f"sqlite:///{tmp_path}/cold.db"}
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One cold start, shared by the tests below (a subprocess costs seconds)."""
+    tmp = tmp_path_factory.mktemp("cold")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "UPSHIFT_BUS": f"sqlite:///{tmp}/cold.db"}
     out = subprocess.run(
         [sys.executable, "-c", _PROBE],
         cwd=ROOT,
@@ -80,8 +85,7 @@ def _heavy(added: list[str]) -> list[str]:
     return [m for m in added if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
-def test_a_deployed_functions_first_event_loads_nothing_heavy(tmp_path) -> None:
-    cold = _cold_start(tmp_path)
+def test_a_deployed_functions_first_event_loads_nothing_heavy(cold: dict[str, object]) -> None:
     assert cold["status"] == 200, "the echo was not answered: the probe measured nothing"
     added = cold["added"]
     assert isinstance(added, list)
@@ -92,7 +96,6 @@ def test_a_deployed_functions_first_event_loads_nothing_heavy(tmp_path) -> None:
     assert others == [], "another function's module was loaded"
 
 
-def test_the_built_target_is_frozen_out_of_the_collector(tmp_path) -> None:
+def test_the_built_target_is_frozen_out_of_the_collector(cold: dict[str, object]) -> None:
     """framework.__getattr__ freezes what building the target made (gc.freeze, before the fork)."""
-    cold = _cold_start(tmp_path)
     assert isinstance(cold["frozen"], int) and cold["frozen"] > 10_000
