@@ -178,6 +178,7 @@ class NatsBus:
             lambda: connect(self.url), every=ack_wait / 3, frozen_after=max(_FROZEN_S, 10 * ack_wait)
         )
         self._room: dict[str, asyncio.Event] = {}
+        self._want: dict[str, int] = {}  # consumer → wake its pull loop at this many in flight
         self._closed: asyncio.Event = asyncio.Event()
 
     # -- names ---------------------------------------------------------------------------------
@@ -398,7 +399,9 @@ class NatsBus:
         backlog = False
         while True:
             free = sub.concurrency - self._inflight[sub.name]
-            if free <= 0 or (backlog and free < low):
+            need = low if backlog else 1
+            if free < need:  # woken by _handle once that many slots are free, not at every one
+                self._want[sub.name] = sub.concurrency - need
                 room.clear()
                 await room.wait()
                 continue
@@ -450,7 +453,8 @@ class NatsBus:
             self._held.pop(key, None)
             self._leases.release(key)
             self._inflight[sub.name] -= 1
-            self._room[sub.name].set()
+            if self._inflight[sub.name] <= self._want.get(sub.name, 0):
+                self._room[sub.name].set()
 
     async def _deliver(self, sub: Subscription, key: tuple[str, int]) -> None:
         held = self._held[key]  # [the newest delivery]: what is settled (see _arrived)

@@ -42,6 +42,7 @@ _HEARTBEAT = "100"
 #: A request not answered this long after its expiry is taken as lost (a dropped connection).
 _LOST_AFTER = 1.0
 _WPI = b"+WPI"
+_CONNECT_S = 5.0
 
 
 class Puller:
@@ -153,7 +154,7 @@ class LeaseKeeper:
     async def _loop(self) -> None:
         nc: Client | None = None
         with contextlib.suppress(Exception):  # at once, not at the first renewal (else: retried then)
-            nc = await self._connect()
+            nc = await asyncio.wait_for(self._connect(), _CONNECT_S)
         try:
             while not await asyncio.to_thread(self._stopping.wait, self._every):
                 with self._lock:
@@ -167,8 +168,8 @@ class LeaseKeeper:
                     continue
                 self._frozen_logged = False
                 try:
-                    if nc is None:
-                        nc = await self._connect()
+                    if nc is None:  # (bounded: stop() must not wait on a server that is down)
+                        nc = await asyncio.wait_for(self._connect(), _CONNECT_S)
                     for reply in replies:
                         await nc.publish(reply, _WPI)
                     await nc.flush(timeout=max(1, int(self._every)))
