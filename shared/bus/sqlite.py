@@ -104,6 +104,8 @@ class _Delivery:
     error: str | None = None
     #: Writes the handler deferred to its outbox transaction (applied on ack and on failure alike).
     writes: list[OutboxWrite] = field(default_factory=list)
+    #: The task running the handler; the delivery stays in ``_inflight`` until its outcome commits.
+    task: asyncio.Task[None] | None = None
 
 
 #: The delivery being handled in this task, and the database file its bus writes.
@@ -158,7 +160,6 @@ class SqliteBus:
         self._wake = asyncio.Event()
         self._closing = False
         self._stopped = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._filters: dict[str, dict[str, str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -173,8 +174,9 @@ class SqliteBus:
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        running = [d.task for d in self._inflight.values() if d.task is not None]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         if self._conn is not None:
             self._commit_outcomes()
             self._conn.close()
@@ -344,9 +346,9 @@ class SqliteBus:
                 delivery.error = f"undecodable event {event_id}: {exc}"
             self._inflight[seq] = delivery
             self._per_sub[sub.name] += 1
-            task = loop.create_task(self._handle(delivery))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # Its task is found through _inflight (until its outcome commits), with no done
+            # callback to schedule per delivery.
+            delivery.task = loop.create_task(self._handle(delivery))
         return len(rows)
 
     async def _handle(self, d: _Delivery) -> None:
