@@ -71,7 +71,11 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     elapsed = (now - started).total_seconds()
     if status.state == "succeeded":
         await ledger.note_stage(rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
-        await ledger.add_duration(poll.kind, poll.stage, observed_seconds(elapsed, poll.poll))
+        # the job was done when the vendor was asked: the answer's latency is not the job's
+        took = observed_seconds(
+            (asked - started).total_seconds(), poll.poll, await expected(ctx, poll.kind, poll.stage)
+        )
+        await ledger.add_duration(poll.kind, poll.stage, took)
         crashpoints.hit("poll.noted")
         return [stage_succeeded(event, poll.job_id)]
     if status.state == "failed":

@@ -104,9 +104,18 @@ class Attempt(Generic[C]):
         return await self.fail(code, message, request_id=request_id, calls=calls)
 
     async def accept(
-        self, result: Job | Done, claim: Claim | None, *, adopted: bool = False, calls: int = 0
+        self,
+        result: Job | Done,
+        claim: Claim | None,
+        *,
+        adopted: bool = False,
+        calls: int = 0,
+        sent_at: datetime | None = None,
     ) -> list[Emitted]:
-        """Record the outcome on the claim, then in the ledger; the events that follow it."""
+        """Record the outcome on the claim, then in the ledger; the events that follow it.
+        ``sent_at``: when the call that started the job was sent — the job's start as far as we
+        can know (the answer, and recording it, may take a while on a busy pipeline; looks
+        timed from then would notice short jobs late). Else now."""
         sync = isinstance(result, Done)
         job_id = result.job_id or ""
         if claim is not None:
@@ -137,15 +146,16 @@ class Attempt(Generic[C]):
             upgrade=self.upgrade,
             state="running",
             job_id=result.job_id,
-            started_at=iso(now),
+            started_at=iso(sent_at or now),
             in_doubt=False,
         )
         crashpoints.hit("stage.noted")
-        return stage_started(self.event, job_id, now, self.expected, self.ctx.clock)
+        return stage_started(self.event, job_id, sent_at or now, self.expected, self.ctx.clock)
 
     async def invoke(self, claim: Claim | None) -> list[Emitted]:
         """The one vendor call, its errors mapped per the module contract."""
         ctx, req = self.ctx, self.req
+        sent_at = ctx.clock.now()
         try:
             result = await self.call.start(self.client, self.target, req)
         except Refused as exc:
@@ -176,7 +186,7 @@ class Attempt(Generic[C]):
             code = exc.code or f"http.{exc.status}"
             return await self.refuse(claim, code, exc.message, exc.request_id, calls=int(reached_vendor))
         crashpoints.hit("stage.called")
-        return await self.accept(result, claim, calls=1)
+        return await self.accept(result, claim, calls=1, sent_at=sent_at)
 
     async def conflicted(self, claim: Claim, exc: CloudError) -> list[Emitted]:
         """ "Already in progress / exists": possibly our own earlier call. Look before failing."""

@@ -23,8 +23,9 @@ looks (the FLOOR steps up to FLOOR / STEP, then the geometric ones from FIRST_MI
 :func:`observed_seconds` is what goes into the history when a look finds the job done: the
 middle of the last interval between looks, not the look's own elapsed time (which is late by
 up to a step, and would creep the history upward); a job done at its first look ended some time
-before it — it is counted a step earlier, so that jobs shorter than the first look pull the
-next first looks earlier instead of keeping them where they were.
+before it — it is counted a step before that look *as scheduled* (a late delivery of the look
+must not count), so jobs shorter than the first look pull the next first looks earlier instead
+of keeping them where they were (or, with the pipeline's latency added, pushing them later).
 """
 
 from __future__ import annotations
@@ -108,10 +109,14 @@ def poll_delay(exp: Expected, elapsed_s: float) -> float:
     return max(FLOOR, STEP * elapsed_s)
 
 
-def observed_seconds(elapsed_s: float, looks: int) -> float:
-    """The duration to remember for a job found done at its ``looks``-th look, ``elapsed_s`` in."""
+def observed_seconds(elapsed_s: float, looks: int, exp: Expected) -> float:
+    """The duration to remember for a job found done at its ``looks``-th look, ``elapsed_s`` in
+    (``exp``: the (kind, stage)'s expectation now)."""
     if looks <= 1:
-        return elapsed_s * (1 - STEP)
+        # done before the first look, which may have come late (a busy pipeline): a step before
+        # the look as scheduled, so the shortest of the history — the next first looks — moves
+        # earlier until few jobs are done at their first look, whatever the pipeline's latency
+        return min(elapsed_s, exp.first_s) * (1 - STEP)
     # the previous look was one step earlier: elapsed_s = prev + max(FLOOR, STEP × prev)
     prev = max(0.0, min(elapsed_s - FLOOR, elapsed_s / (1 + STEP)))
     return (prev + elapsed_s) / 2

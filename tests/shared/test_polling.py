@@ -82,11 +82,18 @@ def test_the_duration_remembered_lies_in_the_last_interval_between_looks(
     exp: Expected, length: float
 ) -> None:
     seen = looks(exp, length)
-    found = observed_seconds(seen[-1], len(seen))
+    found = observed_seconds(seen[-1], len(seen), exp)
     if len(seen) == 1:
         assert found == seen[0] * (1 - STEP)  # it ended before: counted a step earlier
     else:
         assert seen[-2] - 1e-6 <= found <= seen[-1]
+
+
+@given(expectations, st.floats(min_value=0, max_value=1e5, allow_nan=False))
+def test_a_job_done_at_a_late_first_look_counts_a_step_before_the_look_as_scheduled(
+    exp: Expected, lateness: float
+) -> None:
+    assert observed_seconds(exp.first_s + lateness, 1, exp) == exp.first_s * (1 - STEP)
 
 
 def test_a_median_job_with_a_lognormal_history_takes_about_seven_looks() -> None:
