@@ -101,7 +101,8 @@ __all__ = ["NatsBus"]
 log = get_logger("upshift.bus.nats")
 
 DUPLICATE_WINDOW = 24 * 3600.0
-#: Long-poll length of one fetch; close() cancels a waiting fetch, so this only bounds idle traffic.
+#: Expiry of one pull request (deliveries go to handlers as they arrive, so this only bounds idle
+#: traffic and how long a request lost with a connection is waited for).
 _FETCH_WAIT = 1.0
 #: Publish acks slower than this count as a failed publish (the handler's input is then retried).
 _PUBLISH_TIMEOUT = 5.0
@@ -304,7 +305,7 @@ class NatsBus:
         self._pulls.clear()
         if nc is not None and not nc.is_closed:
             # flush, not drain: drain waits for unread messages of every subscription, and a
-            # cancelled fetch can leave some behind; acks and naks only need to be written out.
+            # closed inbox can leave some behind; acks and naks only need to be written out.
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=2)
             await nc.close()
@@ -396,6 +397,7 @@ class NatsBus:
         self._inflight.setdefault(sub.name, 0)
         room = self._room.setdefault(sub.name, asyncio.Event())
         low = max(1, min(sub.concurrency, _MAX_BATCH) // 2)
+        loop = asyncio.get_running_loop()
         backlog = False
         while True:
             free = sub.concurrency - self._inflight[sub.name]
@@ -406,11 +408,16 @@ class NatsBus:
                 await room.wait()
                 continue
             batch = min(free, _MAX_BATCH)
+            asked = loop.time()
             try:
-                backlog = await pull.pull(batch, _FETCH_WAIT) == batch
+                got = await pull.pull(batch, _FETCH_WAIT)
             except Exception as exc:  # disconnected / reconnecting: try again shortly
                 log.debug("pull request failed", consumer=sub.name, error=repr(exc))
                 await asyncio.sleep(0.25)
+                continue
+            backlog = got == batch
+            if not got and loop.time() - asked < _FETCH_WAIT / 2:
+                await asyncio.sleep(0.25)  # refused at once (a 409 of some kind): do not spin
 
     def _arrived(self, sub: Subscription, msg: Msg) -> None:
         """A delivery: handle it in a task of its own, leased from now on. A redelivery of a

@@ -14,12 +14,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
 from events import Event, T
 from events.catalog import Echo
 from shared.bus import Subscription
 from shared.bus.nats import NatsBus
+from shared.bus.pulling import Puller
 from simulator.natsd import NatsServer
 from tests.helpers import echo, eventually
 
@@ -127,3 +129,32 @@ async def test_a_redelivery_of_what_is_being_handled_here_is_not_run_again(
     await _settled(bus, "held")
     assert len(runs) == 1
     assert await bus.dead_letters() == []
+
+
+async def test_a_delivery_is_handed_out_while_its_pull_request_is_open(
+    nats_server: NatsServer, namespace: str
+) -> None:
+    """The Puller hands each delivery out as it arrives, not when the request that brought it is
+    full or expires (nats-py's fetch held them so: up to a whole 1 s lease before the handler)."""
+    bus = NatsBus(nats_server.url, namespace=namespace, ack_wait=ACK_WAIT)
+    bus.subscribe(Subscription("prompt", T.ECHO, {}, _never))
+    await bus.start()  # the consumer exists; nothing consumes
+    assert bus._nc is not None
+    got: list[Msg] = []
+    puller = Puller(bus._nc, bus.stream, bus.durable_for("prompt"), got.append)
+    await puller.start()
+    request = asyncio.create_task(puller.pull(16, 30.0))
+    try:
+        await asyncio.sleep(0)
+        await bus.publish(echo("prompt"))
+        await eventually(lambda: bool(got))
+        assert not request.done() and puller.outstanding == 15
+        await got[0].ack()
+    finally:
+        request.cancel()
+        await puller.stop()
+        await bus.close()
+
+
+async def _never(event: Event) -> None:
+    raise AssertionError("not run: the test pulls by hand")
