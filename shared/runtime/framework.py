@@ -30,23 +30,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# functions-framework's own (loaded before it imports this module); Upshift's modules are
+# imported where they are used, in the functions below: so all of them load while __getattr__
+# builds the target, with the collector paused (see _collector_paused).
 import functions_framework.aio as ff
 from cloudevents.http import CloudEvent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from events.codec import BadEvent, from_cloudevent
-from shared.bus import DEFAULT_URL, Bus, open_bus, publish_all
-from shared.clock import Clock
-from shared.log import bind_event, get_logger
-from shared.runtime.function import Context, HttpReply, HttpRequest, UpshiftFunction
-from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest, resolve_function
-from shared.store import Store, open_store
-
 if TYPE_CHECKING:
+    from shared.bus import Bus
     from shared.clouds.registry import CloudClients
     from shared.domain.fleet import Fleet
+    from shared.runtime.function import Context, UpshiftFunction
+    from shared.store import Store
 
 __all__: list[str] = []  # attributes are made on demand, one per manifest function
 
@@ -68,6 +66,9 @@ async def _runtime_parts() -> _Process:
     """One bus, store, fleet and set of cloud clients per process, opened on first use."""
     global _process
     if _process is None:
+        from shared.bus import DEFAULT_URL, open_bus
+        from shared.store import open_store
+
         url = os.environ.get("UPSHIFT_BUS", DEFAULT_URL)
         fleet = clouds = None
         if os.environ.get("UPSHIFT_FLEET"):
@@ -85,6 +86,10 @@ async def _runtime_parts() -> _Process:
 
 
 def _context(name: str, parts: _Process) -> Context:
+    from shared.clock import Clock
+    from shared.log import get_logger
+    from shared.runtime.function import Context
+
     return Context(
         function=name,
         store=parts.store,
@@ -96,6 +101,11 @@ def _context(name: str, parts: _Process) -> Context:
 
 
 def _cloud_event_target(name: str, fn: UpshiftFunction) -> ff.CloudEventFunction:
+    from events.codec import BadEvent, from_cloudevent
+    from shared.bus import publish_all
+    from shared.log import bind_event
+    from shared.runtime.function import HttpReply
+
     async def target(cloud_event: CloudEvent) -> None:
         try:
             event = from_cloudevent(cloud_event)
@@ -113,6 +123,9 @@ def _cloud_event_target(name: str, fn: UpshiftFunction) -> ff.CloudEventFunction
 
 
 def _http_target(name: str, fn: UpshiftFunction) -> ff.HTTPFunction:
+    from shared.bus import publish_all
+    from shared.runtime.function import HttpReply, HttpRequest
+
     async def target(request: Request) -> JSONResponse:
         req = HttpRequest(
             method=request.method,
@@ -136,7 +149,7 @@ def _http_target(name: str, fn: UpshiftFunction) -> ff.HTTPFunction:
 def _collector_paused() -> Iterator[None]:
     """No garbage collection while the block builds a target, then what it built is frozen.
 
-    Building a target (the manifest, the function's module) allocates thousands of objects and
+    Building a target (Upshift's modules, the manifest, the function's module) allocates thousands of objects and
     frees almost none, so the collector's passes over the whole heap (two full ones, ~40 ms of a
     cold start) found nothing. ``gc.freeze`` then puts everything made so far out of every future
     pass: the gc docs' advice for a process that forks workers without exec, as
@@ -158,6 +171,8 @@ def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
     with _collector_paused():
+        from shared.runtime.manifest import DEFAULT_MANIFEST, load_manifest, resolve_function
+
         manifest = load_manifest(os.environ.get("UPSHIFT_MANIFEST", DEFAULT_MANIFEST), resolve=False)
         fdef = manifest.functions.get(name)
         if fdef is None:
