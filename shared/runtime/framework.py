@@ -9,7 +9,8 @@ asks this module for the attribute ``echo``; :func:`__getattr__` builds it from
 ``serverless.yml`` then: a ``functions_framework.aio.cloud_event`` target for
 ``event``/``schedule`` functions, an ``aio.http`` target for ``http`` ones. Only the named
 function's module is imported, which keeps a deployed function's cold start small
-(``tests/functions/test_cold_imports.py``).
+(``tests/functions/test_cold_imports.py``; what the first event loads besides:
+``tests/shared/test_cold_path.py``; the time: ``python -m bench.coldstart``).
 
 Contract:
 
