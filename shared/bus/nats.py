@@ -367,6 +367,11 @@ class NatsBus:
             raise
         finally:
             timer.cancel()
+            for future in futures:  # the rest of a failed batch: not waited for, errors dropped
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()
 
     # -- consuming -----------------------------------------------------------------------------
 
