@@ -8,7 +8,9 @@ default when there is none), summed up as an :class:`Expected`:
 * ``typical_s`` — the median: the window gate's estimate, and the stuck limit's unit;
 * ``first_s`` — the first look, early enough that few jobs have ended by then: the history's
   :data:`LOW_Q` quantile (with HISTORY = 20: its shortest); with fewer than :data:`MIN_HISTORY`
-  samples, not after :data:`BLIND` × the typical either (one sample says nothing of the spread);
+  samples, not after :data:`BLIND` × the lower of the typical and the fleet's (or default)
+  duration either — one sample says nothing of the spread, and may itself be a long job (a
+  wave's first hundred jobs start together on the canary's one sample);
   never before :data:`FIRST_MIN` × the typical (an outlier must not cost dozens of looks).
 
 After the first look, the next comes :data:`STEP` × the elapsed time later, at least
@@ -58,8 +60,8 @@ __all__ = [
 #: Between two looks: STEP of the elapsed time, at least FLOOR domain seconds.
 STEP, FLOOR = 0.08, 5.0
 #: The first look: the history's LOW_Q quantile; with fewer than MIN_HISTORY samples at most
-#: BLIND × the typical; never before FIRST_MIN × the typical.
-LOW_Q, MIN_HISTORY, BLIND, FIRST_MIN = 0.05, 10, 0.6, 0.25
+#: BLIND × the lower of the typical and the default; never before FIRST_MIN × the typical.
+LOW_Q, MIN_HISTORY, BLIND, FIRST_MIN = 0.05, 10, 0.5, 0.25
 #: A job whose progress has not changed for this many typical durations is stuck.
 STUCK_AFTER = 3.0
 #: Looks a job can have before it is stuck (see the module docstring): the FLOOR steps, the
@@ -82,11 +84,12 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 def expected_from(history: Sequence[float], default_s: float) -> Expected:
-    """The expectation from past durations (``history``, seconds) or, without any, ``default_s``."""
+    """The expectation from past durations (``history``, seconds) and ``default_s`` (the fleet's
+    setting or the kind's default), which only counts while the history is short."""
     typical = statistics.median(history) if history else default_s
     first = _quantile(history, LOW_Q) if history else typical
     if len(history) < MIN_HISTORY:
-        first = min(first, BLIND * typical)
+        first = min(first, BLIND * min(typical, default_s))
     return Expected(typical, max(FLOOR, FIRST_MIN * typical, first))
 
 
