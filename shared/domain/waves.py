@@ -140,39 +140,49 @@ def add_planned(
     out = Added(doc)
     waiting = {w for w, q in doc.get("queue", {}).items() if q.get("pages")}
     in_head = sum(1 for e in doc["runs"].values() if e["state"] == "planned" and not pinned(e))
+    # every planned or running run by target, wherever it waits: one pass, not one per new run
+    where: dict[str, str] = {}  # runid -> "head" | "queued" | "spilled"
+    by_target: dict[str, dict[str, dict[str, Any]]] = {}
+    for place, entries in (("head", doc["runs"]), ("queued", queued)):
+        for o, e in entries.items():
+            where[o] = place
+            by_target.setdefault(e["target"], {})[o] = e
+    spilled: dict[str, dict[str, Any]] = {}
     for rid, run in runs.items():
-        if rid in doc["runs"] or (rid in queued and rid not in out.unqueued):
+        if rid in where:
             continue
-        if any(rid == r for r, _ in out.spilled):
-            continue
-        same = {o: e for o, e in doc["runs"].items() if e["target"] == run["target"]}
-        same |= {o: e for o, e in queued.items() if e["target"] == run["target"] and o not in out.unqueued}
-        same |= {o: e for o, e in out.spilled if e["target"] == run["target"]}
+        same = by_target.setdefault(run["target"], {})
         ahead = [e for e in same.values() if _cmp(run["kind"], e["to_version"], run["to_version"]) >= 0]
         if ahead:
             out.lost[rid] = f"a {ahead[0]['state']} run to {ahead[0]['to_version']} goes as far"
             continue
-        for other, e in same.items():
+        for other, e in list(same.items()):
             if e["state"] != "planned":
                 continue
             out.superseded[other] = rid
-            if other in doc["runs"]:
+            del same[other]
+            place = where.pop(other)
+            if place == "head":
                 in_head -= 0 if pinned(doc["runs"].pop(other)) else 1
-            elif other in queued:
+            elif place == "queued":
                 out.unqueued.add(other)
             else:
-                out.spilled = [(r, x) for r, x in out.spilled if r != other]
+                del spilled[other]
         entry = {**run, "state": "planned"}
+        same[rid] = entry
         if (
             not pinned(entry)
             and head_max is not None
             and (str(run["wave"]) in waiting or in_head >= head_max)
         ):
-            out.spilled.append((rid, entry))
+            spilled[rid] = entry
+            where[rid] = "spilled"
             waiting.add(str(run["wave"]))
             continue
         doc["runs"][rid] = entry
+        where[rid] = "head"
         in_head += 0 if pinned(entry) else 1
+    out.spilled = list(spilled.items())
     return out
 
 

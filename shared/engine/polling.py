@@ -7,7 +7,7 @@ default when there is none), summed up as an :class:`Expected`:
 
 * ``typical_s`` — the median: the window gate's estimate, and the stuck limit's unit;
 * ``first_s`` — the first look, early enough that few jobs have ended by then: the history's
-  :data:`LOW_Q` quantile (with HISTORY = 20: its shortest); with fewer than :data:`MIN_HISTORY`
+  :data:`LOW_Q` quantile (with HISTORY = 200: its 10th shortest); with fewer than :data:`MIN_HISTORY`
   samples, not after :data:`BLIND` × the lower of the typical and the fleet's (or default)
   duration either — one sample says nothing of the spread, and may itself be a long job (a
   wave's first hundred jobs start together on the canary's one sample);

@@ -67,8 +67,11 @@ PENDING = frozenset({RunState.PLANNED, RunState.AWAITING_APPROVAL})
 RUNS = "runs"
 VERSIONS = "versions"
 DURATIONS = "durations"
-#: How many past durations per (kind, stage) are kept for the expected-duration median.
-HISTORY = 20
+#: How many past durations per (kind, stage) are kept for the expected duration and the first
+#: status look. At least a wide window's concurrency: when a wave starts 100 jobs at once, the
+#: last 20 to finish are always the longest of them, and a 20-sample history then forgot every
+#: short job, so the first look (its low quantile) crept later and missed them.
+HISTORY = 200
 
 
 async def mutate(
