@@ -18,7 +18,8 @@ Figures (domain seconds unless said; the ``*_s`` of wall and bound are real seco
   bake, then max(longest target, total work / concurrency)), plus ``--latency-ms`` per call;
 * ``median_status_calls``/``p95_status_calls``: the ledger's status calls per followed job;
 * ``median_notice_s``/``p95_notice_s``: a job's end at the vendor to its stage's ``ended_at``
-  (goal p95 ≤ max(5 s, 10 % of the job): ``notice_goal_met``);
+  (goal p95 ≤ max(5 s, 10 % of the job): ``notice_goal_p95``, the p95 of each delay over its
+  own goal, ≤ 1 when met — ``p95_notice_s`` pools 2-minute prechecks with 40-minute upgrades);
 * ``peak_rss_mb``: the largest peak RSS (``VmHWM``) of the upshift processes; ``bench_rss_mb``
   is this process's (the simulator's) from ``resource.getrusage``.
 
@@ -43,7 +44,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._realised import bound_seconds, notice_delays, pct, status_calls_per_job, target_seconds
+from bench._realised import (
+    bound_seconds,
+    notice_delays,
+    notice_ratios,
+    pct,
+    status_calls_per_job,
+    target_seconds,
+)
 from bench._rollout import Proc, Rollout, wait_healthy
 from simulator.core import JobDurations
 from simulator.natsd import NatsServer
@@ -159,6 +167,7 @@ async def _run(args: argparse.Namespace, workdir: Path, nats: NatsServer | None)
         "p95_notice_s": round(p95, 2) if p95 is not None else None,
         "p95_notice_real_s": round(p95 / args.speed, 3) if p95 is not None else None,
         "late_notices": late,
+        "notice_goal_p95": round(g, 3) if (g := pct(notice_ratios(notices), 0.95)) is not None else None,
         "jobs_followed": len(notices),
         "peak_rss_mb": round(max(rss), 1) if rss else None,
         "bench_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
