@@ -41,7 +41,16 @@ def _import_structlog() -> None:
 _import_structlog()
 import structlog  # noqa: E402  (after the import above decided how structlog sees rich)
 
-__all__ = ["FOREIGN", "REDACTED", "bind_event", "configure", "get_logger", "is_secret_key", "redact"]
+__all__ = [
+    "FOREIGN",
+    "REDACTED",
+    "bind_correlation",
+    "bind_event",
+    "configure",
+    "get_logger",
+    "is_secret_key",
+    "redact",
+]
 
 REDACTED = "***"
 # Keys whose *values* must never be written: '*_key', anything with 'secret', passwords, tokens,
@@ -149,6 +158,12 @@ def get_logger(name: str = "upshift") -> Any:
     if not _configured:
         configure()
     return structlog.get_logger(name)
+
+
+def bind_correlation(event: Any) -> None:
+    """Put the event's correlation fields in the current context for good: for a task that
+    handles one delivery (the buses), where the context ends with the task."""
+    structlog.contextvars.bind_contextvars(**event.correlation())
 
 
 @contextmanager

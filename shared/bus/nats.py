@@ -56,7 +56,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import (
@@ -93,7 +92,7 @@ from shared.bus.base import (
 from shared.bus.jetstream import check_namespace, connect, name, read_all, token
 from shared.bus.pulling import LeaseKeeper, Puller
 from shared.errors import ConfigError, RetryLater
-from shared.log import get_logger
+from shared.log import bind_correlation, get_logger
 from shared.runtime import metrics
 
 __all__ = ["NatsBus"]
@@ -487,7 +486,7 @@ class NatsBus:
             return
         # Each delivery runs in its own task, hence its own context copy: binding the
         # correlation fields here needs no unbinding (what bind_event does, minus the undo).
-        structlog.contextvars.bind_contextvars(**event.correlation())
+        bind_correlation(event)
         loop = asyncio.get_running_loop()
         outage_ends, pause = loop.time() + _OUTAGE_S, _OUTAGE_RETRY_S[0]
         while True:

@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-
 from events.codec import BadEvent, from_json, to_json
 from events.envelope import Event
 from shared import crashpoints
@@ -53,7 +51,7 @@ from shared.bus.base import (
     matches,
 )
 from shared.errors import RetryLater
-from shared.log import get_logger
+from shared.log import bind_correlation, get_logger
 from shared.runtime import metrics
 
 __all__ = ["OutboxWrite", "SqliteBus", "connect", "deferred", "transaction"]
@@ -358,7 +356,7 @@ class SqliteBus:
         else:
             # The task's context is its own copy, so binding the correlation fields here needs no
             # unbinding (what bind_event does, minus the undo: half its cost per delivery).
-            structlog.contextvars.bind_contextvars(**d.event.correlation())
+            bind_correlation(d.event)
             try:
                 emitted = await d.sub.handler(d.event)  # type: ignore[misc]
                 self._done.append(_Outcome(d, emitted, None))
