@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._realised import pct
 from events import Event, T
 from events.catalog import Echo
 from shared.bus import Subscription, open_bus
@@ -61,7 +62,7 @@ async def _lateness(url: str, n: int) -> dict[str, float]:
     return {
         "min": round(late[0], 4),
         "median": round(statistics.median(late), 4),
-        "p95": round(late[int(0.95 * (len(late) - 1))], 4),
+        "p95": round(pct(late, 0.95) or 0.0, 4),
         "max": round(late[-1], 4),
     }
 

@@ -35,19 +35,12 @@ from shared.domain.wave_pages import (
 from shared.domain.waves import BUCKET, Added, Doc, add_planned, new_doc
 from shared.errors import Conflict
 from shared.store.base import KV, Entry
-from shared.store.ledger import backoff
+from shared.store.ledger import backoff, write_over
 
 __all__ = ["TRIES", "decide", "join"]
 
 #: Compare-and-set attempts before giving up (each after a pause of up to ``backoff``).
 TRIES = 100
-
-
-async def _write(kv: KV, key: str, entry: Entry | None, doc: Doc) -> None:
-    if entry is None:
-        await kv.create(BUCKET, key, doc)
-    else:
-        await kv.update(BUCKET, key, doc, entry.revision)
 
 
 async def join(kv: KV, key: str, runs: dict[str, dict[str, Any]], *, head_max: int) -> Added:
@@ -74,7 +67,7 @@ async def join(kv: KV, key: str, runs: dict[str, dict[str, Any]], *, head_max: i
                 if out:
                     await kv.update(PAGES, name, unqueue(dict(p.value), out), p.revision)
                     gone |= {rid: added.superseded[rid] for rid in out}
-            await _write(kv, key, entry, new)
+            await write_over(kv, BUCKET, key, entry, new)
         except Conflict:
             continue
         added.doc = new
@@ -99,7 +92,7 @@ async def decide(kv: KV, key: str, change: Callable[[Doc], Doc], *, head_max: in
             doc, emptied = drain(doc, key, pages, head_max)
         new = change(doc)
         try:
-            await _write(kv, key, entry, new)
+            await write_over(kv, BUCKET, key, entry, new)
         except Conflict:
             continue
         for name in emptied:  # no longer named: nothing can read it again

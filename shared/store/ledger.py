@@ -17,9 +17,20 @@ from enum import StrEnum
 from typing import Any
 
 from shared.errors import Conflict
-from shared.store.base import KV, Value
+from shared.store.base import KV, Entry, Value
 
-__all__ = ["DROPPED", "PENDING", "RUNS", "TERMINAL", "VERSIONS", "Ledger", "RunState", "backoff", "mutate"]
+__all__ = [
+    "DROPPED",
+    "PENDING",
+    "RUNS",
+    "TERMINAL",
+    "VERSIONS",
+    "Ledger",
+    "RunState",
+    "backoff",
+    "mutate",
+    "write_over",
+]
 
 
 async def backoff(attempt: int) -> None:
@@ -97,14 +108,19 @@ async def mutate(
         entry = await kv.get(bucket, key)
         new = change(None if entry is None else dict(entry.value))
         try:
-            if entry is None:
-                await kv.create(bucket, key, new)
-            else:
-                await kv.update(bucket, key, new, entry.revision)
+            await write_over(kv, bucket, key, entry, new)
             return new
         except Conflict:
             continue
     raise Conflict(f"{bucket}/{key}: gave up after {tries} concurrent updates")
+
+
+async def write_over(kv: KV, bucket: str, key: str, read: Entry | None, value: Value) -> None:
+    """Write ``value`` where ``read`` was read (absent: None); Conflict if it changed since."""
+    if read is None:
+        await kv.create(bucket, key, value)
+    else:
+        await kv.update(bucket, key, value, read.revision)
 
 
 class Ledger:

@@ -12,17 +12,14 @@ from hypothesis import strategies as st
 
 from shared.domain import wave_pages, waves
 from shared.domain.wave_pages import drain, named_pages, paginate, queued_entries, to_drain, unqueue
+from shared.domain.windows import Gate
 
 NOW = datetime(2026, 6, 10, 0, 0, tzinfo=UTC)
 KEY = "night"
 
 
-class _Ok:
-    ok, reason, retry_at = True, "", None
-
-
-def _fits(_run: dict[str, Any]) -> _Ok:
-    return _Ok()
+def _fits(_run: dict[str, Any]) -> Gate:
+    return Gate(True, "")
 
 
 def _entry(target: str, wave: int, version: str = "v1.29.0-r0", **more: Any) -> dict[str, Any]:
