@@ -428,18 +428,19 @@ class NatsBus:
         message this process is still handling (its lease lapsed anyway) is not run again: its
         newer delivery is renewed and settled instead (only the newest delivery's in-progress
         acks count), and it is not an attempt."""
-        if self._closed.is_set():  # closing: give it back at once
-            self._spawn(msg.nak())
-            return
         try:
             key = (sub.name, msg.metadata.sequence.stream)
         except Exception:  # not a JetStream delivery (nothing to ack)
             return
         held = self._held.get(key)
-        self._leases.hold(key, msg.reply)
-        if held is not None:
+        if held is not None:  # (even when closing: a nak would hand it to another worker now)
+            self._leases.hold(key, msg.reply)
             held[0] = msg
             return
+        if self._closed.is_set():  # closing: give it back at once
+            self._spawn(msg.nak())
+            return
+        self._leases.hold(key, msg.reply)
         self._held[key] = [msg]
         self._inflight[sub.name] += 1
         self._spawn(self._handle(sub, key))
@@ -489,9 +490,11 @@ class NatsBus:
         bind_correlation(event)
         loop = asyncio.get_running_loop()
         outage_ends, pause = loop.time() + _OUTAGE_S, _OUTAGE_RETRY_S[0]
+        emitted: list[Emitted] | None = None
         while True:
             try:
-                emitted = await sub.handler(event)  # type: ignore[misc]
+                if emitted is None:  # once it returned, only its publishing is retried here
+                    emitted = list(await sub.handler(event) or [])  # type: ignore[misc]
                 crashpoints.hit("outbox.before_commit")
                 if emitted:
                     await self._publish_all(emitted)
@@ -507,7 +510,8 @@ class NatsBus:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _OUTAGE_RETRY_S[1])
                     continue
-                await self._failed(sub, held[0], event, attempt, exc)
+                # the newest delivery's count: a redelivery that reached us meanwhile counts
+                await self._failed(sub, held[0], event, max(attempt, held[0].metadata.num_delivered), exc)
                 return
         crashpoints.hit("outbox.published")
         await held[0].ack()

@@ -124,13 +124,18 @@ class LeaseKeeper:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._frozen_logged = False
+        self._failing_since: float | None = None  # renewals failing since then (warned once)
 
     def hold(self, key: object, reply: str) -> None:
         """Keep the delivery whose ack subject is ``reply`` leased (replacing ``key``'s older one)."""
         with self._lock:
             self._replies[key] = reply
         if self._thread is None:
-            self._thread = threading.Thread(target=self._main, name="upshift-nats-leases", daemon=True)
+            # each thread its own stop flag: one that outlived stop()'s join still sees its own set
+            self._stopping = threading.Event()
+            self._thread = threading.Thread(
+                target=self._main, args=(self._stopping,), name="upshift-nats-leases", daemon=True
+            )
             self._thread.start()
 
     def release(self, key: object) -> None:
@@ -146,17 +151,16 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self._stopping.clear()
 
-    def _main(self) -> None:
-        asyncio.run(self._loop())
+    def _main(self, stopping: threading.Event) -> None:
+        asyncio.run(self._loop(stopping))
 
-    async def _loop(self) -> None:
+    async def _loop(self, stopping: threading.Event) -> None:
         nc: Client | None = None
         with contextlib.suppress(Exception):  # at once, not at the first renewal (else: retried then)
             nc = await asyncio.wait_for(self._connect(), _CONNECT_S)
         try:
-            while not await asyncio.to_thread(self._stopping.wait, self._every):
+            while not await asyncio.to_thread(stopping.wait, self._every):
                 with self._lock:
                     replies = list(self._replies.values())
                 if not replies:
@@ -173,8 +177,19 @@ class LeaseKeeper:
                     for reply in replies:
                         await nc.publish(reply, _WPI)
                     await nc.flush(timeout=max(1, int(self._every)))
+                    self._failing_since = None
                 except Exception as exc:  # the next round tries again
                     log.debug("lease renewal failed", error=repr(exc))
+                    now = time.monotonic()
+                    if self._failing_since is None:
+                        self._failing_since = now
+                    elif now - self._failing_since > 3 * self._every:  # a whole ack_wait: lapsing
+                        log.warning(
+                            "lease renewals failing; held deliveries will be redelivered",
+                            held=len(replies),
+                            error=repr(exc),
+                        )
+                        self._failing_since = now  # again after another ack_wait, not every round
         finally:
             if nc is not None:
                 with contextlib.suppress(Exception):

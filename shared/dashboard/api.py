@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from shared.dashboard.live import LiveLooks, live_flag
+from shared.dashboard.live import live_flag, looks_of
 from shared.dashboard.openapi import openapi_document
 from shared.dashboard.views import (
     BadQuery,
@@ -103,7 +103,7 @@ def add_dashboard_api(
             raise Refused(error_reply(404, f"there is no run {rid!r}", "id"))
         return detail.model_copy(update={"actions": allowed_actions(fleet, principal, detail)})
 
-    looks = LiveLooks(runtime)
+    looks = looks_of(app, runtime)
 
     async def fleet_(request: web.Request, _: Principal, fleet: Fleet) -> BaseModel:
         _no_parameters({k: v for k, v in request.query.items() if k != "live"})

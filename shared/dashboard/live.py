@@ -14,11 +14,13 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from aiohttp import web
+
 from shared.domain.fleet import Fleet
 from shared.ops.inventory import Live, look_all
 from shared.runtime.host import Runtime
 
-__all__ = ["TTL_S", "LiveLooks", "live_flag"]
+__all__ = ["TTL_S", "LiveLooks", "live_flag", "looks_of"]
 
 TTL_S = 60.0
 
@@ -56,3 +58,14 @@ class LiveLooks:
                 self._looks = {live.target: live for live in looks}
                 self._at = time.monotonic()
             return dict(self._looks)
+
+
+_LOOKS = web.AppKey("dashboard_live_looks", LiveLooks)
+
+
+def looks_of(app: web.Application, runtime: Runtime) -> LiveLooks:
+    """The app's one :class:`LiveLooks`: the JSON API and the pages share it, so one TTL costs
+    one look at every target whichever of them asks."""
+    if _LOOKS not in app:
+        app[_LOOKS] = LiveLooks(runtime)
+    return app[_LOOKS]

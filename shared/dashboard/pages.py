@@ -16,7 +16,7 @@ Routes (:func:`add_dashboard_routes`):
   script swaps in).
 * ``GET /dashboard/stream`` — server-sent events (:mod:`shared.dashboard.sse`); a page's script
   re-fetches its fragment on each ``changed``.
-* ``GET /login``, ``POST /login`` (``token``, ``next``, ``csrf``), ``GET|POST /logout`` — sign in
+* ``GET /login``, ``POST /login`` (``token``, ``next``, ``csrf``), ``POST /logout`` (with its ``csrf``; no GET, so a cross-site link signs no one out) — sign in
   with a bearer token (:mod:`shared.dashboard.session`). Without a valid session every page is
   303 to ``/login?next=<the page>`` (a cross-site navigation, which a ``SameSite=Strict`` cookie
   does not accompany, first reloads itself once from this site), the stream is 401.
@@ -56,7 +56,7 @@ from pydantic import ValidationError
 
 from events.catalog import ChatCommand
 from events.envelope import consequence_id, new_id
-from shared.dashboard.live import LiveLooks, live_flag
+from shared.dashboard.live import live_flag, looks_of
 from shared.dashboard.session import Session, Sessions, safe_next
 from shared.dashboard.sse import Changes
 from shared.dashboard.views import (
@@ -336,7 +336,7 @@ def add_dashboard_routes(
             "text": str(entry.get("reply") or outcome),
         }
 
-    looks = LiveLooks(runtime)
+    looks = looks_of(app, runtime)
 
     async def fleet_page(request: web.Request) -> web.Response:
         session = signed_in(request)
@@ -415,7 +415,7 @@ def add_dashboard_routes(
 
     async def logout(request: web.Request) -> web.Response:
         session = sessions.session_of(request)
-        if request.method == "POST" and session is not None:
+        if session is not None:
             form = await read_form(request)
             if not sessions.csrf_ok(session, form.get("csrf")):
                 return message(request, 403, "Refused", "The form's CSRF token is missing or wrong.", session)
@@ -490,7 +490,6 @@ def add_dashboard_routes(
     app.router.add_get("/dashboard/stream", stream)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_post)
-    app.router.add_get("/logout", logout)
     app.router.add_post("/logout", logout)
     app.router.add_static("/static/", _STATIC, append_version=False)
 

@@ -164,14 +164,14 @@ class Sessions:
         if found is None:
             return None
         spec, digest = found
-        if not hmac.compare_digest(mac, self._mac("session", name, expiry, digest)):
+        if not _same(mac, self._mac("session", name, expiry, digest)):
             return None
         principal = Principal(spec.name, spec.role, frozenset(spec.publish))
         return Session(principal, int(expiry), self._mac("csrf", cookie))
 
     def csrf_ok(self, session: Session, given: str | None) -> bool:
         """Whether ``given`` is the CSRF token of ``session``."""
-        return given is not None and hmac.compare_digest(given, session.csrf)
+        return given is not None and _same(given, session.csrf)
 
     def set_session(self, response: web.StreamResponse, request: web.Request, value: str) -> None:
         response.set_cookie(
@@ -214,6 +214,11 @@ class Sessions:
     def login_csrf_ok(self, request: web.Request, given: str | None) -> bool:
         """Whether ``given`` is the sign-in form's token for the request's nonce cookie."""
         nonce = request.cookies.get(LOGIN_COOKIE)
-        return (
-            bool(nonce) and given is not None and hmac.compare_digest(given, self._mac("login", nonce or ""))
-        )
+        return bool(nonce) and given is not None and _same(given, self._mac("login", nonce or ""))
+
+
+def _same(given: str, want: str) -> bool:
+    """Constant-time equality of a value from the request and ours. As bytes: ``compare_digest``
+    raises TypeError on a str with non-ASCII characters, and a form's ``csrf=é`` must be a 403,
+    not a 500."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), want.encode())

@@ -163,8 +163,12 @@ async def test_the_login_flow(dash):
     assert r.status == 303 and r.headers["Location"] == "/"
     assert r.cookies[SESSION_COOKIE]["secure"]
 
-    # sign out: the cookie goes, the pages ask again
+    # sign out: the cookie goes, the pages ask again — by the form's POST only (a link cannot)
     html = await page(c, "/")
+    assert (await c.get("/logout", allow_redirects=False)).status == 405
+    r = await c.post("/logout", data={"csrf": "é"}, allow_redirects=False)
+    assert r.status == 403
+    await page(c, "/")  # still signed in
     r = await c.post("/logout", data={"csrf": CSRF.search(html).group(1)}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/login"
     await page(c, "/", 303)
@@ -187,6 +191,7 @@ async def test_a_tampered_expired_removed_or_rotated_session_is_the_login_page_a
     assert await with_cookie(f"lead:{expiry}:{mac}") == 303  # another token's name, same signature
     assert await with_cookie(f"{name}:{int(expiry) + 3600}:{mac}") == 303  # extended by hand
     assert await with_cookie("garbage") == 303
+    assert await with_cookie(f"{name}:{expiry}:{'é' * len(mac)}") == 303  # non-ASCII: no 500
 
     # a token whose value was rotated: its sessions end
     monkeypatch.setenv(TOKENS["ops"][0], "ops-token-rotated-value-1")
@@ -324,7 +329,12 @@ async def test_a_control_post_without_its_csrf_token_is_403_and_does_nothing(das
     lead = await dash.signed_in("lead")
     html = await page(lead, f"/runs/{canary}")
     nonce = NONCE.search(html).group(1)
-    for data in ({"nonce": nonce}, {"nonce": nonce, "csrf": "0" * 64}, {"csrf": ""}):
+    for data in (
+        {"nonce": nonce},
+        {"nonce": nonce, "csrf": "0" * 64},
+        {"csrf": ""},
+        {"nonce": nonce, "csrf": "é"},
+    ):
         r = await lead.post(f"/runs/{canary}/approve", data=data, allow_redirects=False)
         assert r.status == 403, data
         assert "CSRF" in await r.text()
