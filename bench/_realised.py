@@ -23,10 +23,11 @@ real second of the stage's ``started_at``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from shared.engine.polling import quantile
 
 __all__ = [
     "GOAL_FLOOR_S",
@@ -124,7 +125,4 @@ def status_calls_per_job(runs: Iterable[Mapping[str, Any]]) -> list[int]:
 
 def pct(values: Sequence[float], q: float) -> float | None:
     """The ``q``-quantile (0..1, nearest rank) of ``values``; None when empty."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+    return quantile(values, q) if values else None

@@ -88,7 +88,10 @@ async def advance(event: Input, ctx: Context) -> list[Emitted]:
     state = run.get("state")
     now = ctx.clock.now()
     from_version = run.get("from_version") or _fleet_version(ctx, d.target) or ""
-    if state not in TERMINAL:  # the stage's outcome, taken once (an ended run's are replays)
+    # The stage's outcome, not counted again once its run ended (those are replays). A middle
+    # stage writes nothing here, so a redelivery of its outcome is counted again: this process's
+    # histogram is at-least-once, like the bus that feeds it (good for rates, not for audits).
+    if state not in TERMINAL:
         metrics.stage_ended(d.kind, d.stage, d.code if isinstance(d, StageFailed) else None, run, now)
 
     if isinstance(d, StageFailed) and d.code == "cancelled":

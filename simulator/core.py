@@ -129,8 +129,9 @@ class SimTarget:
 @dataclass
 class JobDurations:
     """Per-job durations (see the module docstring): ``base`` exactly when ``sigma`` is 0, else
-    ``base * exp(N(0, sigma))`` from an RNG seeded with ``seed``; ``drawn``: job id -> (target id,
-    simulated start, seconds) of every duration handed out."""
+    ``base * exp(N(0, sigma))`` from an RNG seeded with ``seed``, the target and which of its
+    jobs this is (so repeatable per job, not per arrival order); ``drawn``: job id -> (target
+    id, simulated start, seconds) of every duration handed out."""
 
     sigma: float = 0.0
     seed: int = 0
@@ -139,10 +140,14 @@ class JobDurations:
     def __post_init__(self) -> None:
         if self.sigma < 0:
             raise ValueError("sigma must be >= 0")
-        self._rng = random.Random(self.seed)
+        self._count: dict[str, int] = {}
 
     def draw(self, job_id: str, target_id: str, started: float, base: float) -> float:
-        seconds = base * math.exp(self._rng.gauss(0.0, self.sigma)) if self.sigma > 0 else base
+        # one RNG per (target, its n-th job): the same seed gives each job the same duration
+        # whatever order concurrent start requests arrive in
+        n = self._count[target_id] = self._count.get(target_id, 0) + 1
+        rng = random.Random(f"{self.seed}:{target_id}:{n}")
+        seconds = base * math.exp(rng.gauss(0.0, self.sigma)) if self.sigma > 0 else base
         self.drawn[job_id] = (target_id, started, seconds)
         return seconds
 

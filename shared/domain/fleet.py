@@ -433,7 +433,7 @@ class Fleet(_Strict):
         with 10,000 targets a scan of the list was the hot path."""
         targets, by_name = self._by_name
         if targets is not self.targets:  # a model_copy(update=...) copied the cache of another list
-            del self.__dict__["_by_name"]
+            self.__dict__.pop("_by_name", None)
             targets, by_name = self._by_name
         return by_name[name]
 

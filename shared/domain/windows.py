@@ -318,12 +318,10 @@ def gate(fleet: Fleet, target: Target | str, now: datetime, expected: timedelta)
             False,
             f"stage takes {format_duration(expected)}, longer than window {name!r} allows ({format_duration(usable)})",
         )
-    span = _span(window, now)
-    occ = span.occ
+    occ = window_at(window, now)  # both answered from the cached span of now
     if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
         return Gate(True, f"window {name!r} open until cutoff {occ.cutoff_at.isoformat()}", window=occ)
-    # the span's next opening is the one after occ.opens_at (or after now, when closed)
-    nxt = span.nxt if span.nxt is not None else _next_open(window, occ.opens_at if occ is not None else now)
+    nxt = next_open(window, occ.opens_at if occ is not None else now)
     retry = None if nxt is None else nxt.opens_at
     if occ is None:
         reason = f"window {name!r} is closed"

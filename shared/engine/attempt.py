@@ -120,9 +120,11 @@ class Attempt(Generic[C]):
         job_id = result.job_id or ""
         if claim is not None:
             try:
-                await self.ctx.store.claims.record(
-                    claim, result.job_id or "", {"sync": sync, "adopted": adopted}
-                )
+                # the start as sent, for a replay that finds no ledger entry (died before it)
+                record: dict[str, object] = {"sync": sync, "adopted": adopted}
+                if sent_at is not None:
+                    record["sent_at"] = iso(sent_at)
+                await self.ctx.store.claims.record(claim, result.job_id or "", record)
             except Conflict:  # another delivery reconciled it meanwhile: its record wins, replay it
                 raise RetryLater(0.2, "claim changed while recording") from None
             crashpoints.hit("stage.recorded")
@@ -219,9 +221,10 @@ class Attempt(Generic[C]):
                 )
             return [stage_succeeded(self.event, claim.job_id or None)]
         if stage_entry.get("started_at"):
-            started_at = datetime.fromisoformat(stage_entry["started_at"].replace("Z", "+00:00"))
+            started_at = _parse(stage_entry["started_at"])
         else:
-            started_at = self.ctx.clock.now()
+            sent = result.get("sent_at")
+            started_at = _parse(sent) if isinstance(sent, str) else self.ctx.clock.now()
             await self.ctx.store.ledger.note_stage(
                 self.rid,
                 self.req.stage,
@@ -321,3 +324,7 @@ class Attempt(Generic[C]):
     def _lease(self) -> float:
         default = self.client.retry.deadline + self.client.limits.total_timeout
         return float(self.ctx.settings.get("claim_lease_s", default))
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -55,6 +55,7 @@ __all__ = [
     "expected_seconds",
     "observed_seconds",
     "poll_delay",
+    "quantile",
 ]
 
 #: Between two looks: STEP of the elapsed time, at least FLOOR domain seconds.
@@ -77,8 +78,8 @@ class Expected:
     first_s: float
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank ``q``-quantile (the shortest sample for q ≤ 1/len)."""
+def quantile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank ``q``-quantile (0..1) of non-empty ``values`` (the smallest for q ≤ 1/len)."""
     s = sorted(values)
     return s[max(0, math.ceil(q * len(s)) - 1)]
 
@@ -87,7 +88,7 @@ def expected_from(history: Sequence[float], default_s: float) -> Expected:
     """The expectation from past durations (``history``, seconds) and ``default_s`` (the fleet's
     setting or the kind's default), which only counts while the history is short."""
     typical = statistics.median(history) if history else default_s
-    first = _quantile(history, LOW_Q) if history else typical
+    first = quantile(history, LOW_Q) if history else typical
     if len(history) < MIN_HISTORY:
         first = min(first, BLIND * min(typical, default_s))
     return Expected(typical, max(FLOOR, FIRST_MIN * typical, first))

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain import windows
-from shared.domain.fleet import Window, parse_fleet
+from shared.domain.fleet import Fleet, Window, parse_fleet
 from shared.domain.windows import Gate, gate, next_open, window_at
 
 #: Windows with DST changes (Berlin, New York), overlapping occurrences (30h every day, 9 days
@@ -34,15 +34,16 @@ BASES = [datetime(2026, 3, 26, tzinfo=UTC), datetime(2026, 10, 22, tzinfo=UTC)]
 gaps = st.lists(st.integers(min_value=-6 * 3600, max_value=30 * 3600), min_size=1, max_size=20)
 
 
-def _uncached_gate(window: Window, now: datetime, expected: timedelta) -> tuple[bool, datetime | None]:
-    """What the gate decides, from the uncached functions (the definition in gate's docstring)."""
-    occ = windows._window_at(window, now)
-    if expected > window.duration - window.cutoff:
-        return False, None
-    if occ is not None and now < occ.cutoff_at and now + expected <= occ.cutoff_at:
-        return True, None
-    nxt = windows._next_open(window, occ.opens_at if occ is not None else now)
-    return False, None if nxt is None else nxt.opens_at
+def _cold_gate(fleet: Fleet, now: datetime, expected: timedelta) -> Gate:
+    """The gate with the cache emptied first: the same code from no state, so only what the
+    cache carries from earlier instants can make the two differ."""
+    kept = dict(windows._SPANS)  # put back after: the warm path's cache carries on across instants
+    windows._SPANS.clear()
+    try:
+        return gate(fleet, "k", now, expected)
+    finally:
+        windows._SPANS.clear()
+        windows._SPANS.update(kept)
 
 
 @settings(max_examples=60, deadline=None)
@@ -68,7 +69,8 @@ def test_cached_answers_are_the_uncached_ones(
         assert window_at(window, now) == windows._window_at(window, now)
         assert next_open(window, now) == windows._next_open(window, now)
         g: Gate = gate(fleet, "k", now, expected)
-        assert (g.ok, g.retry_at) == _uncached_gate(window, now, expected)
+        cold = _cold_gate(fleet, now, expected)
+        assert (g.ok, g.retry_at, g.reason) == (cold.ok, cold.retry_at, cold.reason)
 
 
 def test_a_walk_through_every_window_gets_the_uncached_answers() -> None:
