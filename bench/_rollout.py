@@ -595,7 +595,33 @@ class Rollout:
             elif t.name not in failing and state != "succeeded":
                 fig.not_succeeded[t.name] = f"{state} {run.get('code', '')}: {run.get('message', '')}"[:300]
         fig.dead_letters = await self.dead_letters()
+        if fig.not_terminal:
+            fig.notes["waves"] = await self.waves()
         return fig
+
+    async def waves(self) -> dict[str, Any]:
+        """What each window's waves document holds (for a run left open: which slot holds it)."""
+        from shared.domain.waves import BUCKET
+
+        out: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(30):
+                await self.runs(limit_s=30)  # (opens the store)
+                kv = self._store.kv
+                for key in await kv.keys(BUCKET):
+                    entry = await kv.get(BUCKET, key)
+                    doc = entry.value if entry is not None else {}
+                    out[key] = {
+                        "halted": doc.get("halted"),
+                        "queue": doc.get("queue"),
+                        "runs": {
+                            rid: f"{r.get('target')} wave {r.get('wave')} {r.get('state')}"
+                            for rid, r in doc.get("runs", {}).items()
+                        },
+                    }
+        except Exception as exc:  # a diagnostic: never the reason a figure is missing
+            out["error"] = repr(exc)
+        return out
 
     def log_excerpt(self, *names: str, limit: int = 60) -> str:
         """Warning-and-worse log lines of every process, plus every line naming one of ``names``."""

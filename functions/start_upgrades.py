@@ -14,6 +14,10 @@ waves document (:mod:`shared.domain.waves`):
   runs whose first stage fits before the cutoff (:func:`shared.domain.windows.gate` with the expected
   duration from the ledger's history); the others wait for the next ``window.opened``.
 
+A ``wave.ready`` (a bake's end, a freeze's, or ``window_clock``'s periodic sweep) also ends the
+document's running runs that the ledger says are over (succeeded, failed, dropped) as their
+``upgrade.succeeded`` / ``upgrade.failed`` would have: a lost one must not hold a slot forever.
+
 Operator control (issue 11): a run waiting for approval is not released until approved within
 its request's window occurrence; at each ``window.opened`` lapsed requests are bound to the new
 opening and posted again (``approval.requested``, id from run and occurrence); a run a pause
@@ -28,8 +32,8 @@ taken out of the waves document instead (cancelling = setting that state).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, get_args
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, get_args
 
 from events import Event, T
 from events.catalog import (
@@ -54,6 +58,7 @@ from shared.domain.stages import expected_duration, first_stage, run_id
 from shared.domain.waves import (
     ANYTIME,
     BUCKET,
+    SWEEP,
     Selection,
     concurrency,
     finish,
@@ -68,7 +73,7 @@ from shared.engine.approvals import request_event
 from shared.engine.control import active_freezes, control_state, paused_by
 from shared.engine.waves import decide
 from shared.runtime.function import Context, upshift_function
-from shared.store.ledger import DROPPED, mutate
+from shared.store.ledger import DROPPED, RunState, mutate
 
 __all__ = ["halted_event", "stage_requested_id", "start_upgrades", "wave_ready"]
 
@@ -133,6 +138,10 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
             gates[run["kind"]] = gate(fleet, run["target"], now, expected[run["kind"]])
         return gates[run["kind"]]
 
+    # runs the ledger says ended while the document still runs them (their event lost): a look
+    # ends them, so a lost upgrade.succeeded costs one sweep period, not the window
+    over = await _over_in_ledger(ctx, key) if isinstance(event.data, WaveReady) else {}
+
     outcome: list[Selection] = []
 
     rebound: list[str] = []
@@ -143,6 +152,11 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
             doc = finish(doc, key, rid, ok=ok, now=now, by=event.id, reason=reason)
         if isinstance(event.data, RunDenied | UpgradeCancelled):
             doc = remove(doc, key, event.data.run)
+        for rid, end in over.items():
+            if end is None:
+                doc = remove(doc, key, rid)
+            else:
+                doc = finish(doc, key, rid, ok=end.ok, now=now, by=event.id, reason=end.reason)
         if isinstance(event.data, WindowOpened):
             doc, again = rebind(
                 doc, key, now=now, opens_at=event.data.opens_at, closes_at=event.data.closes_at
@@ -161,6 +175,12 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
         return new
 
     doc = await decide(ctx.store.kv, key, change, head_max=head_room(fleet, key))
+    if over:
+        # Usually a race, harmless: the ledger ended the run and its event is on its way (it will
+        # find the run gone). Ended a whole sweep period ago: its event was lost.
+        lost = sorted(rid for rid, end in over.items() if end is not None and now - end.ended_at >= SWEEP)
+        log = ctx.log.warning if lost else ctx.log.info
+        log("ended runs swept out of the waves document", window=key, runs=sorted(over), lost=lost)
     sel = outcome[0]
     out: list[Emitted] = []
     dropped = False
@@ -225,9 +245,47 @@ def _window_of(event: Input, fleet: Fleet) -> tuple[str | None, tuple[str, bool,
     if isinstance(data, UpgradeSucceeded):
         return key, (event.runid or run_id(data.target, data.to_version), True, "")
     if isinstance(data, UpgradeFailed):
-        reason = f"{data.target} failed at {data.stage}: {data.code} {data.message}"
+        reason = _failed_reason(data.target, data.stage, data.code, data.message)
         return key, (event.runid or run_id(data.target, data.to_version), False, reason)
     return key, None
+
+
+def _failed_reason(target: str, stage: str, code: str, message: str) -> str:
+    return f"{target} failed at {stage}: {code} {message}"
+
+
+class _Over(NamedTuple):
+    """How a run the waves document still runs ended, by the ledger."""
+
+    ok: bool
+    reason: str  # the halt's reason (a failure)
+    ended_at: datetime  # domain time (unknown: the far past)
+
+
+async def _over_in_ledger(ctx: Context, key: str) -> dict[str, _Over | None]:
+    """The document's running runs whose ledger run is over: runid → how it ended, or None for
+    one that ended without running (cancelled, superseded). Read outside the compare-and-set: a
+    run's end in the ledger is final, and ending it twice changes nothing."""
+    entry = await ctx.store.kv.get(BUCKET, key)
+    out: dict[str, _Over | None] = {}
+    for rid, run in (entry.value.get("runs", {}) if entry is not None else {}).items():
+        if run.get("state") != "running":
+            continue
+        led = await ctx.store.ledger.run(rid) or {}
+        state = led.get("state")
+        try:
+            ended_at = datetime.fromisoformat(led["ended_at"])
+        except (KeyError, TypeError, ValueError):
+            ended_at = datetime.min.replace(tzinfo=UTC)
+        if state == RunState.SUCCEEDED:
+            out[rid] = _Over(True, "", ended_at)
+        elif state in (RunState.FAILED, RunState.HALTED):
+            stage, code = led.get("failed_stage") or "?", led.get("code") or state
+            reason = _failed_reason(run["target"], stage, code, led.get("message") or "")
+            out[rid] = _Over(False, reason, ended_at)
+        elif state in DROPPED:
+            out[rid] = None
+    return out
 
 
 async def _release(
@@ -297,8 +355,10 @@ def halted_event(event: Input, key: str, halted: dict[str, Any]) -> Event[Upgrad
 
 def wave_ready(ctx: Context, event: Input, key: str, wave: int, until: datetime, now: datetime) -> Delayed:
     # One look per (window, wave, bake end); a wave.ready that arrived early (the domain clock
-    # behind) chains on its own id so it is not dropped as a duplicate of itself.
-    chain = event.id if event.type == T.WAVE_READY else ""
+    # behind) chains on its own id so it is not dropped as a duplicate of itself. A sweep's
+    # look (not_before: its period's start) is no such look: its bake end keeps the plain id.
+    early = isinstance(event.data, WaveReady) and event.data.not_before >= until
+    chain = event.id if early else ""
     ready = consequence(
         T.WAVE_READY,
         WaveReady(window=key, wave=wave, not_before=until),

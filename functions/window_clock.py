@@ -9,30 +9,43 @@ On each tick (its ``at`` is the period's start in domain time), for every window
 
 Ids come from (window, occurrence): every tick inside one occurrence emits the same ids and
 the bus keeps only the first. Occurrences and DST are :mod:`shared.domain.windows`'s business.
+
+It also sweeps: while a window is open (before its cutoff), one ``wave.ready`` per window and
+:data:`SWEEP` (ids from (window, period): the ticks of one period emit the same), and one for the
+targets without a window when the fleet has any. ``start_upgrades`` then looks again at the
+window's waves document and ends the runs the ledger says ended, so a wake-up that was lost (a
+dead-lettered ``upgrade.succeeded``, a delayed ``wave.ready`` lost with a server, a process that
+died between ledger and outbox) costs at most one period, not the window.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from events import Event, T
-from events.catalog import Tick, WindowClosing, WindowOpened
+from events.catalog import Tick, WaveReady, WindowClosing, WindowOpened
 from events.envelope import consequence
+from shared.domain.waves import ANYTIME, SWEEP
 from shared.domain.windows import occurrences
 from shared.runtime.function import Context, upshift_function
 
-__all__ = ["GRACE", "window_clock"]
+__all__ = ["GRACE", "sweep", "window_clock"]
 
 #: How long after a window closed a late tick still announces its closing.
 GRACE = timedelta(minutes=10)
 
 
 @upshift_function
-async def window_clock(event: Event[Tick], ctx: Context) -> list[Event[WindowOpened] | Event[WindowClosing]]:
+async def window_clock(
+    event: Event[Tick], ctx: Context
+) -> list[Event[WindowOpened] | Event[WindowClosing] | Event[WaveReady]]:
     at = event.data.at
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    out: list[Event[WindowOpened] | Event[WindowClosing]] = []
-    for name, window in (ctx.fleet.windows if ctx.fleet is not None else {}).items():
+    out: list[Event[WindowOpened] | Event[WindowClosing] | Event[WaveReady]] = []
+    fleet = ctx.fleet
+    if fleet is not None and fleet.has_anytime_targets:
+        out.append(sweep(ANYTIME, at))
+    for name, window in (fleet.windows if fleet is not None else {}).items():
         for occ in occurrences(window, at - window.duration - GRACE, at + timedelta(microseconds=1)):
             if occ.opens_at <= at < occ.cutoff_at:
                 opened = WindowOpened(
@@ -41,6 +54,7 @@ async def window_clock(event: Event[Tick], ctx: Context) -> list[Event[WindowOpe
                 out.append(
                     consequence(T.WINDOW_OPENED, opened, key=(T.WINDOW_OPENED, name, occ.key), subject=name)
                 )
+                out.append(sweep(name, at))
             elif occ.cutoff_at <= at < occ.closes_at + GRACE:
                 closing = WindowClosing(window=name, cutoff_at=occ.cutoff_at, closes_at=occ.closes_at)
                 out.append(
@@ -49,3 +63,13 @@ async def window_clock(event: Event[Tick], ctx: Context) -> list[Event[WindowOpe
                     )
                 )
     return out
+
+
+def sweep(key: str, at: datetime) -> Event[WaveReady]:
+    """The look at waves document ``key`` for the :data:`SWEEP` period holding ``at``."""
+    period = int(at.timestamp() // SWEEP.total_seconds())
+    start = datetime.fromtimestamp(period * SWEEP.total_seconds(), UTC)
+    # wave 0: start_upgrades reads only the window of a wave.ready; it finds the due wave itself
+    return consequence(
+        T.WAVE_READY, WaveReady(window=key, wave=0, not_before=start), key=("sweep", key, period), subject=key
+    )

@@ -44,8 +44,13 @@ async def test_chaos(backend, tmp_path, request):
         seed=4242, speed=300.0, concurrency=20, give_up_s=GIVE_UP_S, nats=nats,
     )  # fmt: skip
     print(f"\nchaos {backend}: {fig.summary()}")
+    # (every broken invariant in the message, not only the first: a lost wake-up shows as runs
+    # left planned, and its cause, e.g. a dead letter, is in the rest)
     assert done, (
-        f"runs not terminal after {GIVE_UP_S}s: {fig.not_terminal}\n{ro.log_excerpt(*fig.not_terminal)}"
+        f"runs not terminal after {GIVE_UP_S}s: {fig.not_terminal}\n"
+        + "\n".join(fig.problems())
+        + f"\nwaves documents: {fig.notes.get('waves')}"
+        + f"\n{ro.log_excerpt(*fig.not_terminal)}"
     )
     kills = fig.kills.get("serve", 0) + fig.kills.get("worker", 0)
     assert kills == KILLS, f"only {kills} kills landed before the rollout ended"

@@ -481,6 +481,8 @@ class NatsBus:
             await msg.ack()
             return
         attempt = msg.metadata.num_delivered
+        if attempt > 1:
+            log.info("redelivered", consumer=sub.name, attempt=attempt, event_id=event.id)
         if attempt > sub.max_attempts:  # the last attempt's process died before it could settle
             died = RuntimeError("max deliveries reached without an ack (the handler's process died or hung)")
             await self._failed(sub, held[0], event, attempt, died)

@@ -438,6 +438,11 @@ class Fleet(_Strict):
         return by_name[name]
 
     @property
+    def has_anytime_targets(self) -> bool:
+        """Whether a target has no window (its runs share the ``_anytime`` waves document)."""
+        return any(t.window is None for t in self.targets)
+
+    @property
     def products(self) -> set[str]:
         return set(self.hooks.products) or {t.product_key for t in self.targets}
 

@@ -47,6 +47,7 @@ __all__ = [
     "ANYTIME",
     "ANYTIME_CONCURRENCY",
     "BUCKET",
+    "SWEEP",
     "Added",
     "Doc",
     "Selection",
@@ -73,6 +74,9 @@ ANYTIME = "_anytime"
 ANYTIME_CONCURRENCY = 10
 #: The fewest planned runs a document holds before spilling to pages (:func:`head_room`).
 HEAD_MIN = 100
+#: How often ``window_clock`` has an open window's document swept (domain time): the longest a
+#: run whose outcome event was lost holds its slot.
+SWEEP = timedelta(minutes=5)
 
 Doc = dict[str, Any]
 

@@ -10,8 +10,8 @@ lost compare-and-set harmless:
   new pages. A loss starts over from the reads; it may leave an unnamed page behind, never a
   named one changed by the loser.
 * :func:`decide` (start_upgrades): read the document, and the pages to drain only when its
-  planned runs run low, drain, apply the delivery's change, compare-and-set; then delete the
-  pages the document stopped naming.
+  planned runs run low, drain, apply the delivery's change, compare-and-set (no write when it
+  changed nothing); then delete the pages the document stopped naming.
 
 Both retry a lost compare-and-set after a short random pause, so workers that collide on one
 document spread out instead of colliding again.
@@ -91,6 +91,8 @@ async def decide(kv: KV, key: str, change: Callable[[Doc], Doc], *, head_max: in
                 pages[name] = None if page is None else dict(page.value)
             doc, emptied = drain(doc, key, pages, head_max)
         new = change(doc)
+        if entry is not None and not emptied and new == entry.value:
+            return new  # nothing changed (a sweep of an idle window, a replay): nothing to write
         try:
             await write_over(kv, BUCKET, key, entry, new)
         except Conflict:

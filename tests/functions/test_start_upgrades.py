@@ -215,3 +215,50 @@ async def test_a_big_window_pages_its_planned_runs_and_releases_each_once(backen
         assert await h.store.kv.keys("wave-pages") == [], "drained pages are deleted"
         assert (await h.waves())["queue"] == {}
         await _assert_inside_windows(h)
+
+
+@pytest.mark.parametrize("ok", [True, False], ids=["succeeded", "failed"])
+async def test_a_run_whose_outcome_event_was_lost_is_swept_out_and_its_slot_refilled(backend, ok):
+    """The canary's run ends in the ledger, but its upgrade.succeeded / upgrade.failed never
+    reaches start_upgrades (dead-lettered, lost with a server). window_clock's next sweep ends it
+    in the waves document as the event would have: a success frees its slot and wave 1 follows
+    after the bake; a failure halts the window with the same upgrade.halted."""
+    from functions.start_upgrades import halted_event
+    from shared.store.ledger import RunState
+
+    fleet = fleet_from(FLEET)
+    async with Harness(backend, fleet, utc("2026-06-10T00:00:00"), functions=ALL) as h:
+        await h.at(utc("2026-06-10T00:00:00"))  # the window opens (and its first sweep goes)
+        await h.release("cce", "v1.29.0-r0")
+        [canary] = h.events(T.STAGE_REQUESTED)
+        await h.at(utc("2026-06-10T00:05:00"))  # a sweep while the run still runs: left alone
+        assert (await h.waves())["runs"][canary.runid]["state"] == "running"
+
+        await h.at(utc("2026-06-10T00:07:00"))
+        if ok:
+            await h.store.ledger.end_run(canary.runid, RunState.SUCCEEDED, ended_at="2026-06-10T00:07:00Z")
+        else:
+            await h.store.ledger.end_run(
+                canary.runid, RunState.FAILED, failed_stage="precheck", code="CCE.01400001", message="boom"
+            )
+        await h.at(utc("2026-06-10T00:09:00"))  # the same sweep period as 00:05: no new look
+        assert canary.runid in (await h.waves())["runs"]
+
+        await h.at(utc("2026-06-10T00:10:00"))  # the next period's sweep
+        doc = await h.waves()
+        assert canary.runid not in doc["runs"], "the ended run still holds its slot"
+        if not ok:
+            assert doc["halted"]["target"] == "canary"
+            assert doc["halted"]["reason"] == "canary failed at precheck: CCE.01400001 boom"
+            [halted] = h.events(T.UPGRADE_HALTED)
+            # the id its lost upgrade.failed would have given it: a late one is a duplicate
+            assert halted.id == halted_event(halted, "night", doc["halted"]).id
+            await h.at(utc("2026-06-10T01:00:00"))
+            assert _targets(h.events(T.STAGE_REQUESTED)) == ["canary"], "a halted window released"
+            return
+        assert doc["halted"] is None and doc["last_ended"]["0"] == "2026-06-10T00:10:00+00:00"
+        assert _targets(h.events(T.STAGE_REQUESTED)) == ["canary"], "wave 1 went before its bake"
+        await h.at(utc("2026-06-10T00:40:00"))  # the bake is over (30m after the sweep ended it)
+        await eventually(lambda: len(h.events(T.STAGE_REQUESTED)) == 3)
+        assert sorted(_targets(h.events(T.STAGE_REQUESTED))[1:]) == ["prod-a", "prod-b"]
+        assert h.events(T.UPGRADE_HALTED) == []
