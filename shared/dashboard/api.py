@@ -50,6 +50,7 @@ from shared.dashboard.views import (
 from shared.domain.access import Principal
 from shared.domain.commands import RUN_ID
 from shared.domain.fleet import Fleet
+from shared.engine.chatops.submit import command_text
 from shared.limits import LIMITS, Limits
 from shared.runtime.api import COMMAND_WAIT_S, CommandBody, command_route
 from shared.runtime.edge import Refused, error_reply, principal_of
@@ -124,7 +125,7 @@ def add_dashboard_api(
             found = await store.ledger.run(rid)
             if found is None or not found.get("target"):
                 raise Refused(error_reply(404, f"there is no run {rid!r}", "id"))
-            return f"{action} {found['target']}"
+            return command_text(action, rid, target=str(found["target"]))
 
         return text_of
 

@@ -22,11 +22,13 @@ Routes (:func:`add_dashboard_routes`):
   does not accompany, first reloads itself once from this site), the stream is 401.
 * ``POST /runs/{id}/approve|deny|pause|resume|cancel`` (form: ``csrf``, ``nonce``, ``comment``
   for approve, ``reason`` for deny) — the chat command ``approve <id> [comment]``, ``deny <id>
-  <reason>``, ``pause <target>``, ``resume <target>``, ``cancel <id>``, checked with
-  :func:`shared.domain.commands.parse` and published as ``chat.command`` (platform ``api``,
-  channel ``dashboard``, user the token's name, ``via=token:<name>``) exactly as the HTTP API
-  does (:func:`shared.runtime.api.command_event`); ``chat_command`` decides whether the role may
-  (a viewer's POST is refused there and audited). The answer is 303 to the run page with
+  <reason>``, ``pause <target>``, ``resume <target>``, ``cancel <id>`` (runs of spaces in the
+  free text made one), submitted through the HTTP API's own flow,
+  :func:`shared.engine.chatops.submit.submit`: checked with :func:`shared.domain.commands.parse`
+  (a refusal is the run page again with its message, 400) and published as ``chat.command``
+  (platform ``api``, channel ``dashboard``, user the token's name, ``via=token:<name>``);
+  ``chat_command`` decides whether the role may (a viewer's POST is refused there and audited).
+  The answer is 303 to the run page with
   ``done=<command id>``, which shows the command's audit reply as a flash (or says it is still
   running). A missing or wrong CSRF token is 403 and publishes nothing. The form's ``nonce``
   makes the command id (``consequence_id("dashboard", <token>, <nonce>)``): a form submitted
@@ -52,10 +54,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
-from pydantic import ValidationError
 
-from events.catalog import ChatCommand
-from events.envelope import consequence_id, new_id
 from shared.dashboard.live import live_flag, looks_of
 from shared.dashboard.session import Session, Sessions, safe_next
 from shared.dashboard.sse import Changes
@@ -73,11 +72,12 @@ from shared.dashboard.views import (
     runs_query,
     runs_view,
 )
-from shared.domain.commands import KINDS, RUN_ID, CommandError, parse
+from shared.domain.commands import KINDS, RUN_ID
 from shared.domain.fleet import Fleet
+from shared.engine.chatops.submit import BadCommand, OverLimit, Submission, command_text, submit
 from shared.limits import LIMITS, Limits
 from shared.log import get_logger
-from shared.runtime.api import COMMAND_WAIT_S, await_entry, command_event
+from shared.runtime.api import COMMAND_WAIT_S
 from shared.runtime.auth import Unauthenticated
 from shared.runtime.edge import read_body
 from shared.runtime.host import Runtime
@@ -454,32 +454,24 @@ def add_dashboard_routes(
         detail = await run_view(runtime.store, fleet(), runtime.clock.now(), run_id)
         if detail is None:
             return message(request, 404, "No such run", f"There is no run {run_id!r}.", session)
-        text = _command_text(action, detail, form)
-        try:
-            parse(text)
-        except CommandError as exc:
-            return await run_page(request, session=session, error=exc.message, status=400)
-        name = session.principal.name
-        try:
-            command = ChatCommand(platform="api", channel="dashboard", user=name, text=text)
-        except ValidationError:
-            return await run_page(request, session=session, error="That text is too long.", status=400)
         nonce = form.get("nonce", "")
-        event_id = consequence_id("dashboard", name, nonce) if NONCE.fullmatch(nonce) else new_id()
-        event = command_event(
-            command, via=f"token:{name}", id=event_id, source="/upshift/dashboard", time=runtime.clock.now()
-        )
-        fresh = await runtime.bus.publish(event)
-        log.info(
-            "dashboard command published",
-            command_id=event.id,
-            command=action,
-            run=run_id,
+        name = session.principal.name
+        sub = Submission(
+            edge="dashboard",
             principal=name,
-            duplicate=not fresh,
+            user=name,
+            text=_command_text(action, detail, form),
+            action=action,
+            run=run_id,
+            key=nonce if NONCE.fullmatch(nonce) else None,
         )
-        await await_entry(runtime.store.audit, event.id, command_wait_s)
-        raise web.HTTPSeeOther(f"/runs/{run_id}?{urlencode({'done': event.id})}")
+        try:
+            done = await submit(sub, runtime.bus, runtime.store.audit, runtime.clock.now(), command_wait_s)
+        except OverLimit:
+            return await run_page(request, session=session, error="That text is too long.", status=400)
+        except BadCommand as exc:
+            return await run_page(request, session=session, error=exc.message, status=400)
+        raise web.HTTPSeeOther(f"/runs/{run_id}?{urlencode({'done': done.id})}")
 
     app.router.add_get("/", runs_page)
     app.router.add_get("/runs/{id}", run_page)
@@ -495,14 +487,7 @@ def add_dashboard_routes(
 
 
 def _command_text(action: str, detail: RunDetail, form: Mapping[str, str]) -> str:
-    """The chat command of a run page's form (pause and resume act on the run's target)."""
-    run, target = detail.run.id, detail.run.target
-    match action:
-        case "approve":
-            comment = " ".join(form.get("comment", "").split())
-            return f"approve {run} {comment}".rstrip()
-        case "deny":
-            return f"deny {run} {' '.join(form.get('reason', '').split())}".rstrip()
-        case "pause" | "resume":
-            return f"{action} {target}"
-    return f"cancel {run}"
+    """The chat command of a run page's form (its free text's runs of spaces made one)."""
+    field = {"approve": "comment", "deny": "reason"}.get(action)
+    free = " ".join(form.get(field, "").split()) if field else None
+    return command_text(action, detail.run.id, target=detail.run.target, free=free)

@@ -19,6 +19,8 @@ are ``{"error", "field"}`` naming what was wrong; nothing is published on any re
   token's name, ``via=token:<name>``). The grammar's ``cancel`` takes no reason: a cancel's
   ``reason`` is logged with the command's id, not executed.
 
+  The flow from the text to the audit entry is :func:`shared.engine.chatops.submit.submit`
+  (the dashboard's forms take the same one); this module reads the request and answers JSON.
   **Who may** is not decided here: ``chat_command`` authorizes the command with the token's
   ``rbac`` grants, executes it and records its audit entry; the route waits for that entry
   (at most ``command_wait_s``, :data:`COMMAND_WAIT_S` by default) and answers with it —
@@ -31,35 +33,36 @@ are ``{"error", "field"}`` naming what was wrong; nothing is published on any re
   request is the same command (the bus drops the copy, the answer is the first one's); the same
   key with another command is 422 naming the header. Without one, every request is a new command.
 
-Shared with ``upshift chat`` (:mod:`shared.ops.chat`): :func:`command_event` (the
-``chat.command`` of a command typed outside chat) and :func:`await_entry` (the wait for its
-audit entry). Shared with the dashboard's API (:mod:`shared.dashboard.api`): :func:`command_route`,
+Re-exported for ``upshift chat`` (:mod:`shared.ops.chat`), from
+:mod:`shared.engine.chatops.submit`: :func:`command_event` (the ``chat.command`` of a command
+typed outside chat) and :func:`await_entry` (the wait for its audit entry). Shared with the dashboard's API (:mod:`shared.dashboard.api`): :func:`command_route`,
 the handler of one such route, whose command text may be resolved from the run
 (``POST /api/runs/{id}/pause`` is ``pause <the run's target>``), and :class:`CommandBody`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from events.catalog import ChatCommand, T
-from events.envelope import Event, consequence_id, new_id
 from shared.domain.access import Principal
-from shared.domain.commands import RUN_ID, CommandError, parse
+from shared.domain.commands import RUN_ID
+from shared.engine.chatops.submit import (
+    BadCommand,
+    Submission,
+    Ungrammatical,
+    await_entry,
+    command_event,
+    command_text,
+    submit,
+)
 from shared.limits import LIMITS, JsonRefused, Limits, loads_bounded
-from shared.log import get_logger
 from shared.runtime.edge import Refused, error_reply, principal_of, read_body
 from shared.runtime.host import Runtime
-from shared.store.audit import Audit
-from shared.store.base import Value
 
 __all__ = [
     "COMMAND_WAIT_S",
@@ -86,33 +89,6 @@ MAX_LIMIT = 1000
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: The answer's status for each audit outcome (another outcome: 502).
 OUTCOME_STATUS = {"ok": 200, "refused": 403, "invalid": 409, "error": 502}
-
-log = get_logger("upshift.api")
-
-
-def command_event(
-    command: ChatCommand,
-    *,
-    via: str,
-    id: str | None = None,
-    source: str = "/upshift",
-    time: datetime | None = None,
-) -> Event[ChatCommand]:
-    """The ``chat.command`` event of ``command``, stamped ``via`` (who vouches for the identity)."""
-    event = Event(
-        type=T.CHAT_COMMAND, id=id or new_id(), source=source, data=command, extensions={"via": via}
-    )
-    return event if time is None else event.model_copy(update={"time": time})
-
-
-async def await_entry(audit: Audit, entry_id: str, within: float, *, every: float = 0.05) -> Value | None:
-    """The audit entry ``entry_id`` once it is recorded, or None if it is not within ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        entry = await audit.get(entry_id)
-        if entry is not None or time.monotonic() >= deadline:
-            return entry
-        await asyncio.sleep(every)
 
 
 # -- bodies ----------------------------------------------------------------------------------------
@@ -248,10 +224,10 @@ def _text(action: str, run: str, body: _Body) -> tuple[str, str | None]:
     """The command text of the route, and the body field its free text came from."""
     match body:
         case ApproveBody(comment=comment) if comment:
-            return f"approve {run} {comment}", "comment"
+            return command_text(action, run, free=comment), "comment"
         case DenyBody(reason=reason):
-            return f"deny {run} {reason}", "reason"
-    return f"{action} {run}", None
+            return command_text(action, run, free=reason), "reason"
+    return command_text(action, run), None
 
 
 async def _command(
@@ -265,39 +241,32 @@ async def _command(
     resolved: tuple[str, str | None] | None = None,
 ) -> web.Response:
     text, free = resolved or _text(action, run, body)
-    try:
-        parse(text)
-    except CommandError as exc:
-        # the run id is already checked: what the grammar refuses is the free text (or the length)
-        return web.json_response(
-            {"error": exc.message, "field": free or "id", "usage": exc.usage}, status=400
-        )
-    via = f"token:{principal.name}"
-    try:
-        command = ChatCommand(platform="api", channel="api", user=body.user or principal.name, text=text)
-    except ValidationError as exc:  # the catalog's limits (user, text length)
-        raise _validation_refusal(exc) from None
-    event_id = consequence_id("api", principal.name, key) if key is not None else new_id()
-    event = command_event(command, via=via, id=event_id, source="/upshift/api", time=runtime.clock.now())
-    fresh = await runtime.bus.publish(event)
-    log.info(
-        "api command published",
-        command_id=event.id,
-        command=action,
-        run=run,
+    sub = Submission(
+        edge="api",
         principal=principal.name,
-        duplicate=not fresh,
-        **({"cancel_reason": body.reason} if isinstance(body, CancelBody) and body.reason else {}),
+        user=body.user or principal.name,
+        text=text,
+        action=action,
+        run=run,
+        # the run id is already checked: what the grammar refuses is the free text (or the length)
+        field=free or "id",
+        key=key,
+        note={"cancel_reason": body.reason} if isinstance(body, CancelBody) and body.reason else {},
     )
-    entry = await await_entry(runtime.store.audit, event.id, wait_s)
-    if entry is None:
-        return web.json_response({"id": event.id, "status": "accepted"}, status=202)
-    if entry.get("text") not in (None, text):
+    try:
+        done = await submit(sub, runtime.bus, runtime.store.audit, runtime.clock.now(), wait_s)
+    except Ungrammatical as exc:
+        return web.json_response({"error": exc.message, "field": exc.field, "usage": exc.usage}, status=400)
+    except BadCommand as exc:  # the catalog's limits (user, text length)
+        return error_reply(400, exc.message, exc.field)
+    if done.entry is None:
+        return web.json_response({"id": done.id, "status": "accepted"}, status=202)
+    if done.other_text:
         return error_reply(
             422, "this Idempotency-Key was already used for another command", IDEMPOTENCY_HEADER
         )
-    outcome = str(entry.get("outcome", "error"))
+    outcome = done.outcome or "error"
     return web.json_response(
-        {"id": event.id, "outcome": outcome, "reply": entry.get("reply"), "entry": entry},
+        {"id": done.id, "outcome": outcome, "reply": done.entry.get("reply"), "entry": done.entry},
         status=OUTCOME_STATUS.get(outcome, 502),
     )

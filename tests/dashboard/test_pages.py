@@ -21,11 +21,14 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
+from shared.dashboard import pages
 from shared.dashboard.pages import CHANGES, SESSIONS
 from shared.dashboard.session import LOGIN_COOKIE, SESSION_COOKIE
+from shared.engine.chatops import submit
+from shared.runtime import api
 from shared.runtime.server import build_app
 from simulator.natsd import free_port
-from tests.dashboard._fleet import FLEET, FUNCTIONS, START, TOKENS, fleet, planned
+from tests.dashboard._fleet import FLEET, FUNCTIONS, START, TOKENS, bearer, fleet, planned
 from tests.functions._planning import Harness, fleet_from
 from tests.helpers import eventually, start_serve, wait_healthy
 
@@ -419,6 +422,50 @@ async def test_user_text_is_escaped_a_deny_reason_with_a_script(dash):
     )
     assert r.status == 400 and "reason" in await r.text()
     assert [e["run"] for e in await dash.h.store.audit.entries()] == [canary, dash.runs["prod-a"]]
+
+
+async def test_a_form_post_and_the_api_submit_their_command_through_the_one_flow(dash, monkeypatch):
+    """The dashboard's cancel button and ``POST /api/runs/{id}/cancel`` are one flow
+    (:func:`shared.engine.chatops.submit.submit`): the same command, the same audit entry but
+    for the run, the channel and the ids."""
+    through: list[submit.Submission] = []
+    real = submit.submit
+
+    async def counted(sub: submit.Submission, *args, **kwargs):  # type: ignore[no-untyped-def]
+        through.append(sub)
+        return await real(sub, *args, **kwargs)
+
+    monkeypatch.setattr(pages, "submit", counted)
+    monkeypatch.setattr(api, "submit", counted)
+    a, b = dash.runs["prod-a"], dash.runs["prod-b"]
+    lead = await dash.signed_in("lead")
+    r = await post_form(lead, await page(lead, f"/runs/{a}"), "cancel")
+    assert r.status == 303, await r.text()
+    r = await lead.post(f"/api/runs/{b}/cancel", json={}, headers=bearer("lead"))
+    assert r.status == 200, await r.text()
+    answered = (await r.json())["entry"]
+    (form_entry,) = await dash.h.store.audit.entries(run=a)
+    (api_entry,) = await dash.h.store.audit.entries(run=b)
+    assert answered == api_entry
+    assert [(s.edge, s.principal, s.user, s.text) for s in through] == [
+        ("dashboard", "lead", "lead", f"cancel {a}"),
+        ("api", "lead", "lead", f"cancel {b}"),
+    ]
+
+    def same(entry: dict, target: str) -> dict:
+        """What two cancels of two runs by one token share (the run and its target named alike)."""
+        own = {"id", "at", "recorded", "channel", "run", "text", "trigger_id", "events"}
+        return {
+            k: str(v).replace(entry["run"], "<run>").replace(target, "<target>")
+            for k, v in entry.items()
+            if k not in own
+        }
+
+    assert same(form_entry, "prod-a") == same(api_entry, "prod-b")
+    assert len(form_entry["events"]) == len(api_entry["events"]) == 1
+    assert (form_entry["channel"], api_entry["channel"]) == ("dashboard", "api")
+    assert (form_entry["outcome"], form_entry["via"], form_entry["command"]) == ("ok", "token:lead", "cancel")
+    assert (await dash.h.run(a))["state"] == (await dash.h.run(b))["state"] == "cancelled"
 
 
 # -- live updates ----------------------------------------------------------------------------------

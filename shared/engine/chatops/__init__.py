@@ -7,6 +7,8 @@ emit, what to tell the user.
 * :mod:`.control` — ``pause``, ``resume``, ``freeze``, ``unfreeze``;
 * :mod:`.views` — ``help``, ``status``, ``plan``, ``freezes``, ``audit`` (read only);
 * :mod:`.execute` — the dispatch, and the targets a command touches (for RBAC).
+* :mod:`.submit` — the way in for a command typed outside chat (HTTP API, dashboard): its text
+  checked, published as ``chat.command``, its audit entry awaited.
 
 Every executor is a replay (DESIGN §6.7): what it writes carries the command event's id, so a
 redelivered command finds its own write and returns the same outcome and the same events.
