@@ -72,8 +72,9 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     if status.state == "succeeded":
         await ledger.note_stage(rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
         # the job was done when the vendor was asked: the answer's latency is not the job's
+        previous = None if poll.looked_at is None else (poll.looked_at - started).total_seconds()
         took = observed_seconds(
-            (asked - started).total_seconds(), poll.poll, await expected(ctx, poll.kind, poll.stage)
+            (asked - started).total_seconds(), poll.poll, await expected(ctx, poll.kind, poll.stage), previous
         )
         await ledger.add_duration(poll.kind, poll.stage, took)
         crashpoints.hit("poll.noted")
@@ -91,7 +92,12 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     await ledger.note_stage(rid, poll.stage, status_calls=1, progress=status.progress)
     crashpoints.hit("poll.noted")
     nxt = poll.model_copy(
-        update={"poll": poll.poll + 1, "last_progress": status.progress, "last_progress_at": moved_at}
+        update={
+            "poll": poll.poll + 1,
+            "last_progress": status.progress,
+            "last_progress_at": moved_at,
+            "looked_at": asked,
+        }
     )
     return [next_poll(event, nxt, poll_delay(exp, elapsed), ctx.clock)]
 

@@ -23,7 +23,8 @@ a median job when the history's spread is a lognormal σ of 0.3. A job without p
 looks (the FLOOR steps up to FLOOR / STEP, then the geometric ones from FIRST_MIN × typical).
 
 :func:`observed_seconds` is what goes into the history when a look finds the job done: the
-middle of the last interval between looks, not the look's own elapsed time (which is late by
+middle of the last interval between looks (the poll carries when the previous look asked: a
+look that came late widens the interval, it does not move it), not the look's own elapsed time (which is late by
 up to a step, and would creep the history upward); a job done at its first look ended some time
 before it — it is counted a step before that look *as scheduled* (a late delivery of the look
 must not count), so jobs shorter than the first look pull the next first looks earlier instead
@@ -113,14 +114,17 @@ def poll_delay(exp: Expected, elapsed_s: float) -> float:
     return max(FLOOR, STEP * elapsed_s)
 
 
-def observed_seconds(elapsed_s: float, looks: int, exp: Expected) -> float:
+def observed_seconds(elapsed_s: float, looks: int, exp: Expected, previous_s: float | None = None) -> float:
     """The duration to remember for a job found done at its ``looks``-th look, ``elapsed_s`` in
-    (``exp``: the (kind, stage)'s expectation now)."""
+    (``exp``: the (kind, stage)'s expectation now; ``previous_s``: when the look before asked,
+    as the poll recorded it)."""
     if looks <= 1:
         # done before the first look, which may have come late (a busy pipeline): a step before
         # the look as scheduled, so the shortest of the history — the next first looks — moves
         # earlier until few jobs are done at their first look, whatever the pipeline's latency
         return min(elapsed_s, exp.first_s) * (1 - STEP)
-    # the previous look was one step earlier: elapsed_s = prev + max(FLOOR, STEP × prev)
-    prev = max(0.0, min(elapsed_s - FLOOR, elapsed_s / (1 + STEP)))
-    return (prev + elapsed_s) / 2
+    if previous_s is None or not 0 <= previous_s <= elapsed_s:
+        # (a poll from before looks were recorded) the previous look one step earlier:
+        # elapsed_s = prev + max(FLOOR, STEP × prev) — a late look makes this late too
+        previous_s = max(0.0, min(elapsed_s - FLOOR, elapsed_s / (1 + STEP)))
+    return (previous_s + elapsed_s) / 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,24 @@ def test_the_duration_remembered_lies_in_the_last_interval_between_looks(
         assert found == seen[0] * (1 - STEP)  # it ended before: counted a step earlier
     else:
         assert seen[-2] - 1e-6 <= found <= seen[-1]
+
+
+@given(
+    expectations,
+    st.floats(min_value=1, max_value=1e6, allow_nan=False),
+    st.floats(min_value=0, max_value=1e4, allow_nan=False),
+)
+def test_a_late_look_widens_the_interval_it_does_not_move_it(
+    exp: Expected, length: float, late: float
+) -> None:
+    """The previous look's recorded time, not one inferred from the late look: the duration
+    stays between the two looks (an inferred one would sit about ``late`` / 2 too long)."""
+    seen = looks(exp, length)
+    if len(seen) < 2:
+        return
+    found = observed_seconds(seen[-1] + late, len(seen), exp, previous_s=seen[-2])
+    assert found == pytest.approx((seen[-2] + seen[-1] + late) / 2)
+    assert seen[-2] - 1e-6 <= found <= seen[-1] + late
 
 
 @given(expectations, st.floats(min_value=0, max_value=1e5, allow_nan=False))
