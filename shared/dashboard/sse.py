@@ -3,11 +3,11 @@
 Contract:
 
 * :class:`Changes` watches the store while at least one stream listens: every ``interval_s`` it
-  computes a :func:`fingerprint` of what the pages show (every run's, wave document's, control
-  document's and version's revision, and the number of audit entries) and, when it differs from
-  the last one, wakes every stream. One watcher per app, however many streams: the store is read
-  once per interval, not once per browser tab. A store error is logged and the next poll tries
-  again.
+  takes the store's mark of what the pages show (:mod:`shared.dashboard.marks`: a revision
+  counter, a fixed number of store calls however long the history — not a read per key) and,
+  when it differs from the last one, wakes every stream (:meth:`Changes.poll` is one such look).
+  One watcher per app, however many streams: the store is asked once per interval, not once per
+  browser tab. A store error is logged and the next poll tries again.
 * :meth:`Changes.respond` is the stream (``text/event-stream``): a ``retry:`` hint, then
   ``event: changed`` (``data`` a counter) on each change and a comment line (``: heartbeat``)
   every ``heartbeat_s`` so proxies keep the connection and a gone client is noticed. The first
@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+from collections.abc import Hashable
 
 from aiohttp import web
 
-from shared.domain.waves import BUCKET as WAVES
-from shared.engine.control import CONTROL
+from shared.dashboard.marks import Marks, marks_of
 from shared.log import get_logger
-from shared.store.audit import AUDIT
 from shared.store.base import KV
-from shared.store.ledger import RUNS, VERSIONS
 
-__all__ = ["HEARTBEAT_S", "MAX_STREAMS", "POLL_S", "Changes", "fingerprint"]
+__all__ = ["HEARTBEAT_S", "MAX_STREAMS", "POLL_S", "Changes"]
 
 POLL_S = 1.0
 HEARTBEAT_S = 15.0
@@ -44,18 +41,6 @@ MAX_STREAMS = 64
 RETRY_MS = 3000
 
 log = get_logger("upshift.dashboard")
-
-
-async def fingerprint(kv: KV) -> str:
-    """A digest that changes whenever a run, a wave or control document, a version or the
-    number of audit entries does (revisions only: no document is decoded twice)."""
-    digest = hashlib.sha256()
-    for bucket in (RUNS, WAVES, CONTROL, VERSIONS):
-        for key in await kv.keys(bucket):
-            entry = await kv.get(bucket, key)
-            digest.update(f"{bucket}\0{key}\0{entry.revision if entry else -1}\n".encode())
-    digest.update(f"{AUDIT}\0{len(await kv.keys(AUDIT))}".encode())
-    return digest.hexdigest()
 
 
 class Changes:
@@ -70,6 +55,8 @@ class Changes:
         max_streams: int = MAX_STREAMS,
     ) -> None:
         self.kv = kv
+        self.marks: Marks = marks_of(kv)
+        self._last: Hashable | None = None  # the mark at the last poll (None: no baseline yet)
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
         self.max_streams = max_streams
@@ -86,20 +73,30 @@ class Changes:
         woken, self._changed = self._changed, asyncio.Event()
         woken.set()
 
+    async def poll(self) -> bool:
+        """One look at the store's mark: True (and every stream woken) when it moved since the
+        last look; the first look only takes the baseline."""
+        now = await self.marks.mark()
+        moved = self._last is not None and now != self._last
+        self._last = now
+        if moved:
+            self.count += 1
+            self._wake()
+        return moved
+
     async def _watch(self) -> None:
-        last: str | None = None
-        while not self._closing:
-            try:
-                now = await fingerprint(self.kv)
-            except Exception as exc:  # a store hiccup: the next poll tries again
-                log.warning("dashboard change watch failed", error_type=type(exc).__name__)
-            else:
-                if last is not None and now != last:
-                    self.count += 1
-                    self._wake()
-                last = now
-            self._ready.set()
-            await asyncio.sleep(self.interval_s)
+        self._last = None
+        try:
+            while not self._closing:
+                try:
+                    await self.poll()
+                except Exception as exc:  # a store hiccup: the next poll tries again
+                    log.warning("dashboard change watch failed", error_type=type(exc).__name__)
+                self._ready.set()
+                await asyncio.sleep(self.interval_s)
+        finally:  # nobody listens (or shutdown): let go of the mark's connection
+            with contextlib.suppress(Exception):
+                await self.marks.close()
 
     def _listen(self) -> None:
         self.streams += 1
