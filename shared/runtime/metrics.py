@@ -33,6 +33,12 @@ a collector is not, so the handler computes them just before rendering — no ba
 running runs waiting on a vendor job) and ``upshift_windows_open`` (fleet windows open now). They
 are the store's, so every process sharing it shows the same values (aggregate with ``max``).
 
+The first three count the whole ledger, so a route keeps them :data:`LEDGER_TTL_S` seconds
+(:class:`LedgerCounts`, monotonic time): scrapes within that — several Prometheus servers, a
+short scrape interval — read the ledger once, and a scrape costs a ledger read per TTL however
+often it comes. Those gauges may thus lag the ledger by up to the TTL; ``upshift_windows_open``
+(the fleet and the clock only) is computed at every scrape.
+
 ``GET /metrics`` (:func:`add_metrics_route`; ``upshift serve``'s app and the small app of
 ``upshift worker --metrics-port``, :func:`serve_metrics`): the text exposition format; open
 unless the fleet says ``metrics: {require_token: true}``, then a bearer token of ``auth.tokens``
@@ -44,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +64,9 @@ if TYPE_CHECKING:
     from shared.store import Store
 
 __all__ = [
+    "LEDGER_TTL_S",
     "OUTCOMES",
+    "LedgerCounts",
     "Metrics",
     "add_metrics_route",
     "bus_retry",
@@ -74,6 +82,8 @@ __all__ = [
     "vendor_call",
 ]
 
+#: How long one read of the ledger serves the scrapes after it (seconds; see the module docstring).
+LEDGER_TTL_S = 5.0
 #: A vendor call's outcome: answered 2xx/3xx, 4xx (but 429), 5xx, 429, or no answer at all.
 OUTCOMES = ("ok", "client_error", "server_error", "throttled", "network")
 #: Vendor round trips: milliseconds to the clients' total timeout (30 s by default).
@@ -283,13 +293,18 @@ def stage_ended(kind: str, stage: str | None, code: str | None, run: dict[str, A
 # -- state, at scrape time ---------------------------------------------------------------------
 
 
-async def refresh(store: Store, fleet: Fleet | None, now: datetime) -> None:
-    """Set the state gauges from the store's runs and the fleet's windows at ``now``."""
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What the ledger-derived gauges show: runs by state, and stages waiting on a vendor job."""
+
+    runs: dict[str, int]
+    jobs: int
+
+
+async def _count(store: Store) -> _Counted:
     # here, not at the top: every vendor client imports this module, and the domain imports them
-    from shared.domain.windows import window_at
     from shared.store.ledger import RunState
 
-    m = metrics()
     counts = dict.fromkeys(RunState, 0)
     jobs = 0
     for run in await store.ledger.runs():
@@ -304,17 +319,51 @@ async def refresh(store: Store, fleet: Fleet | None, now: datetime) -> None:
                 for entry in (run.get("stages") or {}).values()
                 if isinstance(entry, dict) and entry.get("state") == "running" and entry.get("job_id")
             )
-    for state, n in counts.items():
-        m.runs.labels(state.value).set(n)
-    m.approvals_pending.set(counts[RunState.AWAITING_APPROVAL])
-    m.jobs_in_flight.set(jobs)
+    return _Counted({state.value: n for state, n in counts.items()}, jobs)
+
+
+class LedgerCounts:
+    """The ledger's counts, read at most once per ``ttl_s`` seconds of ``clock`` (monotonic
+    seconds; a seam for tests) for a given store; concurrent scrapes share one read."""
+
+    def __init__(self, ttl_s: float = LEDGER_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._kept: tuple[Store, float, _Counted] | None = None
+        self._lock = asyncio.Lock()
+
+    async def of(self, store: Store) -> _Counted:
+        async with self._lock:
+            kept = self._kept
+            if kept is not None and kept[0] is store and self.clock() - kept[1] < self.ttl_s:
+                return kept[2]
+            counted = await _count(store)
+            # the read's start would be as fair; its end keeps a slow read from expiring at once
+            self._kept = (store, self.clock(), counted)
+            return counted
+
+
+async def refresh(
+    store: Store, fleet: Fleet | None, now: datetime, counts: LedgerCounts | None = None
+) -> None:
+    """Set the state gauges from the store's runs (through ``counts`` when given, else read now)
+    and the fleet's windows at ``now``."""
+    from shared.domain.windows import window_at  # here: see _count
+
+    m = metrics()
+    counted = await (counts.of(store) if counts is not None else _count(store))
+    for state, n in counted.runs.items():
+        m.runs.labels(state).set(n)
+    m.approvals_pending.set(counted.runs["awaiting_approval"])
+    m.jobs_in_flight.set(counted.jobs)
     windows = fleet.windows.values() if fleet is not None else ()
     m.windows_open.set(sum(1 for w in windows if window_at(w, now) is not None))
 
 
-async def render(runtime: Runtime) -> bytes:
-    """The text exposition of this process's metrics, state gauges refreshed from ``runtime``."""
-    await refresh(runtime.store, runtime.fleet, runtime.clock.now())
+async def render(runtime: Runtime, counts: LedgerCounts | None = None) -> bytes:
+    """The text exposition of this process's metrics, state gauges refreshed from ``runtime``
+    (the ledger's through ``counts`` when given)."""
+    await refresh(runtime.store, runtime.fleet, runtime.clock.now(), counts)
     from prometheus_client import generate_latest  # here: see Metrics.__init__
 
     return generate_latest(metrics().registry)
@@ -323,8 +372,9 @@ async def render(runtime: Runtime) -> bytes:
 # -- serving -----------------------------------------------------------------------------------
 
 
-def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
-    """``GET /metrics`` on ``app``: open, or a bearer token when the fleet requires one."""
+def add_metrics_route(app: web.Application, runtime: Runtime, counts: LedgerCounts | None = None) -> None:
+    """``GET /metrics`` on ``app``: open, or a bearer token when the fleet requires one; the
+    ledger's gauges kept by ``counts`` (a :class:`LedgerCounts` of its own by default)."""
     # aiohttp here, not at the top: the bus backends record through this module, and a deployed
     # function (functions-framework, no aiohttp server) must not pay aiohttp's import on its cold start
     from aiohttp import web
@@ -334,6 +384,7 @@ def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
 
     fleet = runtime.fleet
     guarded = fleet is not None and fleet.metrics.require_token
+    kept = counts or LedgerCounts()
 
     async def get_metrics(request: web.Request) -> web.Response:
         if guarded:
@@ -341,7 +392,7 @@ def add_metrics_route(app: web.Application, runtime: Runtime) -> None:
                 principal_of(fleet.auth if fleet is not None else None, request)
             except Refused as refused:
                 return refused.reply
-        body = await render(runtime)
+        body = await render(runtime, kept)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/metrics", get_metrics)

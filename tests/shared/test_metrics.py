@@ -30,7 +30,7 @@ from shared.runtime.host import Runtime
 from shared.runtime.manifest import load_manifest
 from shared.runtime.server import build_app
 from shared.store import open_store
-from shared.store.ledger import RunState
+from shared.store.ledger import Ledger, RunState
 from simulator.natsd import free_port
 from tests.functions._planning import bus_url as _bus_url
 from tests.helpers import echo, eventually
@@ -312,6 +312,46 @@ async def test_get_metrics_is_open_by_default_and_parses(tmp_path, fresh) -> Non
     assert families["upshift_vendor_calls"] == "counter"
     assert families["upshift_stage_duration_seconds"] == "histogram"
     assert families["upshift_runs"] == "gauge"
+
+
+async def test_scrapes_within_the_ttl_read_the_ledger_once(tmp_path, fresh, monkeypatch) -> None:
+    """The ledger's gauges are kept ``ttl_s`` (a fake monotonic clock here): scrapes within it do
+    not read the ledger (their values may lag it that long); the first after it reads it again."""
+    runtime = await _runtime(tmp_path, FLEET)
+    reads: list[int] = []
+    real = Ledger.runs
+
+    async def counted(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "runs", counted)
+    clock = [1000.0]
+    app = web.Application()
+    metrics.add_metrics_route(app, runtime, metrics.LedgerCounts(ttl_s=5.0, clock=lambda: clock[0]))
+    succeeded = ("upshift_runs", frozenset({("state", "succeeded")}))
+    jobs = ("upshift_jobs_in_flight", frozenset())
+    try:
+        async with TestServer(app) as server, ClientSession() as http:
+
+            async def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+                async with http.get(server.make_url("/metrics")) as r:
+                    assert r.status == 200
+                    return samples(await r.text())
+
+            first = await scrape()
+            assert len(reads) == 1 and first[succeeded] == 2 and first[jobs] == 1
+            await runtime.store.ledger.end_run("r000000000000003", RunState.SUCCEEDED)
+            for _ in range(3):
+                clock[0] += 1.5  # 4.5 s after the read: still within the TTL
+                kept = await scrape()
+                assert len(reads) == 1 and kept[succeeded] == 2 and kept[jobs] == 1
+            clock[0] += 0.5  # 5 s: the TTL is over
+            fresh_ = await scrape()
+            assert len(reads) == 2 and fresh_[succeeded] == 3 and fresh_[jobs] == 0
+            assert (await scrape())[succeeded] == 3 and len(reads) == 2
+    finally:
+        await runtime.stop()
 
 
 async def test_get_metrics_asks_for_a_token_when_the_fleet_says_so(tmp_path, monkeypatch) -> None:
