@@ -1,6 +1,6 @@
 """Bus throughput in the pipeline's shapes, ours against bare libraries and FastStream, one run.
 
-    python -m bench.bus [--n 5000] [--repeat 2] [--profile sqlite|nats]
+    python -m bench.bus [--n 5000] [--repeat 2] [--only sqlite|nats] [--profile sqlite|nats]
 
 Three shapes (see :mod:`bench._bus_common`): ``publish`` (64 publishes in flight),
 ``consume_emit`` (a pre-published backlog, a handler emitting one event per input: consume →
@@ -13,7 +13,8 @@ SQLite bus ≥ 0.6× bare sqlite3.
 Prints a table (events/s, and each of ours over its baselines); the last line is one JSON object
 ``{"n", "sqlite": {"publish", "consume_emit", "both"}, "bare_sqlite": {…}, "nats": {…},
 "bare_nats": {…}, "faststream": {…}}`` (events/s, each the best of ``--repeat`` interleaved
-rounds). ``--profile`` instead runs our bus's ``consume_emit`` under cProfile and prints where the
+rounds). ``--only sqlite`` (or ``nats``) runs that backend's variants alone, ours and its
+baselines, and the JSON object then holds those keys only. ``--profile`` instead runs our bus's ``consume_emit`` under cProfile and prints where the
 time goes (the top functions by own and by cumulative time).
 """
 
@@ -128,14 +129,18 @@ def _ns() -> str:
     return "bench" + uuid.uuid4().hex[:8]
 
 
-async def _once(server_url: str, n: int) -> dict[str, dict[str, float]]:
-    """Every variant once, in a fixed order (SQLite ones, then NATS ones on ``server_url``)."""
+async def _once(server_url: str | None, n: int, sqlite: bool = True) -> dict[str, dict[str, float]]:
+    """Every variant once, in a fixed order: the SQLite ones (unless not ``sqlite``), then the
+    NATS ones on ``server_url`` (none without it)."""
     out: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out["bare_sqlite"] = await bare_sqlite(tmp, n)
-        out["sqlite"] = await ours(
-            f"sqlite:///{tmp}/ours-ab.db", f"sqlite:///{tmp}/ours-c.db", _sqlite_drained, n
-        )
+    if sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["bare_sqlite"] = await bare_sqlite(tmp, n)
+            out["sqlite"] = await ours(
+                f"sqlite:///{tmp}/ours-ab.db", f"sqlite:///{tmp}/ours-c.db", _sqlite_drained, n
+            )
+    if server_url is None:
+        return out
     out["bare_nats"] = await bare_nats(server_url, n)
     out["nats"] = await ours(
         f"{server_url}?namespace={_ns()}", f"{server_url}?namespace={_ns()}", _nats_drained(server_url), n
@@ -144,22 +149,27 @@ async def _once(server_url: str, n: int) -> dict[str, dict[str, float]]:
     return out
 
 
-async def main(n: int, repeat: int = 1) -> dict[str, Any]:
-    """``repeat`` rounds of every variant, interleaved; each figure is its best round (on a shared
-    machine the slow rounds measure the neighbours, not the code)."""
+async def main(n: int, repeat: int = 1, only: str | None = None) -> dict[str, Any]:
+    """``repeat`` rounds of every variant (of backend ``only``, when given), interleaved; each
+    figure is its best round (on a shared machine the slow rounds measure the neighbours, not the
+    code)."""
     from simulator.natsd import NatsServer
 
     best: dict[str, dict[str, float]] = {}
-    server = NatsServer.start()
+    server = NatsServer.start() if only != "sqlite" else None
     try:
         for _ in range(repeat):
-            for variant, figures in (await _once(server.url, n)).items():
+            url = None if server is None else server.url
+            for variant, figures in (await _once(url, n, sqlite=only != "nats")).items():
                 for shape, eps in figures.items():
                     best.setdefault(variant, {})[shape] = max(eps, best.get(variant, {}).get(shape, 0.0))
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     result: dict[str, Any] = {"n": n}
     for key in ("sqlite", "bare_sqlite", "nats", "bare_nats", "faststream"):
+        if key not in best:
+            continue
         result[key] = {shape: round(best[key][shape], 1) for shape in SHAPES}
     return result
 
@@ -174,19 +184,25 @@ _LABELS = {
 
 
 def table(result: dict[str, Any]) -> str:
-    """The figures as text: events/s per shape, then each of ours over each of its baselines."""
+    """The figures as text: events/s per shape, then each of ours over each of its baselines (the
+    variants ``result`` holds)."""
     lines = [
         f"n = {result['n']} events per shape; events/s",
         f"{'':26}" + "".join(f"{s:>14}" for s in SHAPES),
     ]
     for key in ("sqlite", "bare_sqlite", "nats", "bare_nats", "faststream"):
-        lines.append(f"{_LABELS[key]:26}" + "".join(f"{result[key][s]:14,.0f}" for s in SHAPES))
+        if key in result:
+            lines.append(f"{_LABELS[key]:26}" + "".join(f"{result[key][s]:14,.0f}" for s in SHAPES))
     lines.append("")
     for mine, base in (("sqlite", "bare_sqlite"), ("nats", "bare_nats"), ("nats", "faststream")):
+        if mine not in result:
+            continue
         label = f"{_LABELS[mine]} / {_LABELS[base]}"
         lines.append(f"{label:26}" + "".join(f"{result[mine][s] / result[base][s]:13.2f}x" for s in SHAPES))
     lines.append("")
     for mine, base, shape, floor in GOALS:
+        if mine not in result:
+            continue
         ratio = result[mine][shape] / result[base][shape]
         verdict = "met" if ratio >= floor else "MISSED"
         lines.append(f"goal {_LABELS[mine]} >= {floor}x {_LABELS[base]} on {shape}: {ratio:.2f}x, {verdict}")
@@ -239,6 +255,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="events per shape and variant")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each figure is its best round")
+    parser.add_argument("--only", choices=("sqlite", "nats"), help="that backend's variants alone")
     parser.add_argument(
         "--profile", choices=("sqlite", "nats"), help="profile our bus's consume_emit instead"
     )
@@ -247,7 +264,7 @@ if __name__ == "__main__":
         print(asyncio.run(profile(args.profile, args.n)))
     else:
         load = os.getloadavg()[0]
-        res = asyncio.run(main(args.n, args.repeat))
+        res = asyncio.run(main(args.n, args.repeat, args.only))
         print(f"best of {args.repeat} rounds; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
         print(table(res))
         print(json.dumps(res))
