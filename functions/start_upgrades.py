@@ -143,6 +143,7 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
     over = await _over_in_ledger(ctx, key) if isinstance(event.data, WaveReady) else {}
 
     outcome: list[Selection] = []
+    swept: list[str] = []
 
     rebound: list[str] = []
 
@@ -152,7 +153,11 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
             doc = finish(doc, key, rid, ok=ok, now=now, by=event.id, reason=reason)
         if isinstance(event.data, RunDenied | UpgradeCancelled):
             doc = remove(doc, key, event.data.run)
+        swept.clear()  # (this attempt's: a lost compare-and-set starts over from a new read)
         for rid, end in over.items():
+            if (doc or {}).get("runs", {}).get(rid, {}).get("state") != "running":
+                continue  # its own event ended it first (the read above may be older than this one)
+            swept.append(rid)
             if end is None:
                 doc = remove(doc, key, rid)
             else:
@@ -175,12 +180,12 @@ async def start_upgrades(event: Input, ctx: Context) -> list[Emitted]:
         return new
 
     doc = await decide(ctx.store.kv, key, change, head_max=head_room(fleet, key))
-    if over:
+    if swept:
         # Usually a race, harmless: the ledger ended the run and its event is on its way (it will
-        # find the run gone). Ended a whole sweep period ago: its event was lost.
-        lost = sorted(rid for rid, end in over.items() if end is not None and now - end.ended_at >= SWEEP)
-        log = ctx.log.warning if lost else ctx.log.info
-        log("ended runs swept out of the waves document", window=key, runs=sorted(over), lost=lost)
+        # find the run gone). Ended a whole sweep period ago: its event was lost (or very late).
+        late = [rid for rid in swept if (end := over[rid]) is not None and now - end.ended_at >= SWEEP]
+        log = ctx.log.warning if late else ctx.log.info
+        log("ended runs swept out of the waves document", window=key, runs=sorted(swept), late=sorted(late))
     sel = outcome[0]
     out: list[Emitted] = []
     dropped = False
