@@ -8,7 +8,8 @@
 * :mod:`shared.dashboard.openapi` — the OpenAPI 3.1 document, generated from the views' models;
 * :mod:`shared.dashboard.pages`, :mod:`shared.dashboard.session`, :mod:`shared.dashboard.sse`,
   ``templates/`` and ``static/`` — the server-rendered HTML pages, their sign-in session and
-  live updates (every asset vendored here, no CDN).
+  live updates (every asset vendored here, no CDN); :mod:`shared.dashboard.marks` — the cheap
+  change mark of the store those live updates poll.
 
 Nothing here calls a vendor: a page or an API read costs store reads only.
 """

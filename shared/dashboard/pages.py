@@ -28,11 +28,10 @@ Routes (:func:`add_dashboard_routes`):
   (a refusal is the run page again with its message, 400) and published as ``chat.command``
   (platform ``api``, channel ``dashboard``, user the token's name, ``via=token:<name>``);
   ``chat_command`` decides whether the role may (a viewer's POST is refused there and audited).
-  The answer is 303 to the run page with
-  ``done=<command id>``, which shows the command's audit reply as a flash (or says it is still
-  running). A missing or wrong CSRF token is 403 and publishes nothing. The form's ``nonce``
-  makes the command id (``consequence_id("dashboard", <token>, <nonce>)``): a form submitted
-  twice is one command.
+  The answer is 303 to the run page with ``done=<command id>``, which shows the command's audit
+  reply as a flash (or says it is still running). A missing or wrong CSRF token is 403 and
+  publishes nothing. The form's ``nonce`` is the retry key of the command id
+  (``consequence_id("dashboard", <token>, <nonce>)``): a form submitted twice is one command.
 
 Every HTML answer carries a strict ``Content-Security-Policy`` (scripts and styles from this
 site only) and ``Cache-Control: no-store``. ``/healthz``, ``/metrics``, ``/events`` and

@@ -35,9 +35,10 @@ are ``{"error", "field"}`` naming what was wrong; nothing is published on any re
 
 Re-exported for ``upshift chat`` (:mod:`shared.ops.chat`), from
 :mod:`shared.engine.chatops.submit`: :func:`command_event` (the ``chat.command`` of a command
-typed outside chat) and :func:`await_entry` (the wait for its audit entry). Shared with the dashboard's API (:mod:`shared.dashboard.api`): :func:`command_route`,
-the handler of one such route, whose command text may be resolved from the run
-(``POST /api/runs/{id}/pause`` is ``pause <the run's target>``), and :class:`CommandBody`.
+typed outside chat) and :func:`await_entry` (the wait for its audit entry). Shared with the
+dashboard's API (:mod:`shared.dashboard.api`): :func:`command_route`, the handler of one such
+route, whose command text may be resolved from the run (``POST /api/runs/{id}/pause`` is
+``pause <the run's target>``), and :class:`CommandBody`.
 """
 
 from __future__ import annotations
