@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cloudevents.conversion import to_binary, to_structured
@@ -180,6 +180,9 @@ def _parse(obj: Mapping[str, Any], *, strict: bool) -> Event[Any]:
 
 
 def from_json(raw: str | bytes, *, strict: bool = False) -> Event[Any]:
+    """Parse structured-mode JSON text into a typed ``Event``; raises :class:`BadEvent` naming the
+    field. The text is parsed once (by ``loads_bounded``, which words malformed, too deep or
+    non-Unicode input); the rest is :func:`from_dict`'s work on that object."""
     try:
         obj = loads_bounded(raw)
     except JsonRefused as exc:
@@ -187,25 +190,46 @@ def from_json(raw: str | bytes, *, strict: bool = False) -> Event[Any]:
     if not isinstance(obj, Mapping):
         raise BadEvent("", "an event must be a JSON object")
     if not strict and obj.keys() <= _ATTRIBUTES:
-        fast = _validate_json(obj, raw)
+        fast = _validate_whole(obj)
         if fast is not None:
             return fast
     return _parse(obj, strict=strict)  # loads_bounded made from_dict's check: not twice per event
 
 
-def _validate_json(obj: Mapping[str, Any], raw: str | bytes) -> Event[Any] | None:
+def _validate_whole(obj: Mapping[str, Any]) -> Event[Any] | None:
     """The tolerant reader's fast path (a bus delivery): an event with nothing but envelope
-    attributes and ``data`` (no extension to collect, nothing to drop), validated in one pass
-    from its text by pydantic — what :func:`_parse` makes of it, at half the cost. None when it
-    cannot say: :func:`_parse` then decides, and words any error as it always has."""
+    attributes and ``data`` (no extension to collect, nothing to drop), validated in one pass by
+    ``Event[model]`` — what :func:`_parse` makes of it (envelope and data validated the same way,
+    from the same parsed object), at half the cost. None when it cannot say: :func:`_parse` then
+    decides, and words any error as it always has."""
     type_ = obj.get("type")
-    entry = CATALOG.get(type_) if isinstance(type_, str) else None
-    if entry is None or "data" not in obj or not obj.get("id") or not obj.get("source"):
+    if not isinstance(type_, str) or "data" not in obj or not obj.get("id") or not obj.get("source"):
+        return None
+    validate = _WHOLE.get(type_) or _whole(type_)
+    if validate is None:
         return None
     try:
-        return _typed(entry.model).model_validate_json(raw)
+        event: Event[Any] = validate(obj)
     except ValidationError:
         return None
+    return event
+
+
+def _whole(type_: str) -> Callable[[Any], Any] | None:
+    """``Event[model].model_validate`` for a catalog type, as its schema validator's own method:
+    the same validation without pydantic's per-call wrapper (a third of the cost of validating a
+    delivery). Cached per type; None for a type not in the catalog."""
+    entry = CATALOG.get(type_)
+    if entry is None:
+        return None
+    typed = _typed(entry.model)
+    if not typed.__pydantic_complete__:
+        typed.model_rebuild()
+    validate = _WHOLE[type_] = typed.__pydantic_validator__.validate_python
+    return validate
+
+
+_WHOLE: dict[str, Callable[[Any], Any]] = {}
 
 
 def _typed(model: type[BaseModel]) -> type[Event[Any]]:
