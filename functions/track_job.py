@@ -7,7 +7,13 @@
   the middle of the last interval between looks) goes into the ledger's history, which later
   expectations (and so the poll schedule and the window gate) are drawn from;
 * failed → ``stage.failed`` with the vendor's reason;
-* no progress for ``STUCK_AFTER`` × the typical duration → ``stage.failed`` (code ``stuck``).
+* no progress for ``STUCK_AFTER`` × the typical duration (never less than × the configured
+  one: :attr:`~shared.engine.polling.Expected.stuck_s`) → ``stage.failed`` (code ``stuck``).
+
+A stage has one outcome: the first look that decides records it
+(:meth:`~shared.store.ledger.Ledger.settle_stage`), and every later look at the job — a
+redelivery, or one running beside it on another worker that read another answer — emits that
+outcome (the same id), not its own.
 
 Every look counts in the ledger (``status_calls`` of the run and of the stage). A transient
 error of the status call is retried by the bus; a permanent one fails the stage.
@@ -26,11 +32,11 @@ from shared.clouds.errors import CloudError, TransientCloudError
 from shared.domain.stages import run_id
 from shared.engine.calls import JobCall, call_for
 from shared.engine.consequences import next_poll, stage_failed, stage_succeeded
-from shared.engine.polling import STUCK_AFTER, expected, observed_seconds, poll_delay
+from shared.engine.polling import expected, observed_seconds, poll_delay
 from shared.engine.vendor_clock import iso
 from shared.errors import RetryLater
 from shared.runtime.function import Context, upshift_function
-from shared.store.ledger import TERMINAL
+from shared.store.ledger import TERMINAL, settled
 
 __all__ = ["track_job"]
 
@@ -51,6 +57,9 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     if run is not None and run.get("state") in TERMINAL:
         ctx.log.info("job.poll_dropped", reason=f"run is {run['state']}")
         return []
+    entry = ((run or {}).get("stages") or {}).get(poll.stage, {})
+    if settled(entry, poll.job_id):  # a replay (or a late look): the outcome given, no new look
+        return [_outcome(event, entry)]
 
     # The answer describes the job as it was when we asked: a slow answer is not time without progress.
     asked = ctx.clock.now()
@@ -70,7 +79,11 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     started = poll.started_at or now
     elapsed = (now - started).total_seconds()
     if status.state == "succeeded":
-        await ledger.note_stage(rid, poll.stage, status_calls=1, state="succeeded", ended_at=iso(now))
+        entry = await ledger.settle_stage(
+            rid, poll.stage, poll.job_id, status_calls=1, state="succeeded", ended_at=iso(now)
+        )
+        if entry.get("state") != "succeeded":  # another look at this job decided first
+            return [_outcome(event, entry)]
         # the job was done when the vendor was asked: the answer's latency is not the job's
         previous = None if poll.looked_at is None else (poll.looked_at - started).total_seconds()
         took = observed_seconds(
@@ -85,8 +98,8 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
     exp = await expected(ctx, poll.kind, poll.stage)
     moved_at = asked if status.progress != poll.last_progress else (poll.last_progress_at or started)
     still = (asked - moved_at).total_seconds()
-    if still >= STUCK_AFTER * exp.typical_s:
-        reason = f"no progress for {still:.0f}s (expected the whole stage to take {exp.typical_s:.0f}s); last: {status.progress}"
+    if still >= exp.stuck_s:
+        reason = f"no progress for {still:.0f}s (expected the whole stage to take {max(exp.typical_s, exp.default_s):.0f}s); last: {status.progress}"
         return await _failed(ctx, event, rid, "stuck", reason)
 
     await ledger.note_stage(rid, poll.stage, status_calls=1, progress=status.progress)
@@ -108,9 +121,10 @@ async def _failed(
     """The job failed (the vendor says so, its status cannot be read, or it is stuck): the ledger
     notes it, then the same ``stage.failed`` on every delivery."""
     poll = event.data
-    await ctx.store.ledger.note_stage(
+    entry = await ctx.store.ledger.settle_stage(
         rid,
         poll.stage,
+        poll.job_id,
         status_calls=1,
         state="failed",
         ended_at=iso(ctx.clock.now()),
@@ -119,7 +133,21 @@ async def _failed(
         request_id=request_id,
     )
     crashpoints.hit("poll.noted")
-    return [stage_failed(event, code, message, job_id=poll.job_id, request_id=request_id)]
+    return [_outcome(event, entry)]
+
+
+def _outcome(event: Event[JobPoll], entry: dict[str, object]) -> Emitted:
+    """The stage's outcome as the ledger holds it (the first look that decided, maybe another)."""
+    if entry.get("state") == "succeeded":
+        return stage_succeeded(event, event.data.job_id)
+    request_id = entry.get("request_id")
+    return stage_failed(
+        event,
+        str(entry.get("code") or "failed"),
+        str(entry.get("message") or ""),
+        job_id=event.data.job_id,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
 
 
 def _young(poll: JobPoll, ctx: Context, call: JobCall) -> bool:

@@ -19,8 +19,10 @@ two looks is noticed at the second, less than max(FLOOR, STEP × its length) aft
 the bound holds for any length once past the first look; STEP = 8 % leaves 2 % of the job for
 the pipeline's own latency. Looks per job: ~1 + ln(length / first) / ln(1 + STEP) — about 7 for
 a median job when the history's spread is a lognormal σ of 0.3. A job without progress for
-:data:`STUCK_AFTER` × the typical is stuck; until then it has had at most :data:`LOOKS_TO_STUCK`
-looks (the FLOOR steps up to FLOOR / STEP, then the geometric ones from FIRST_MIN × typical).
+:data:`STUCK_AFTER` × the typical (never less than × the configured duration:
+:attr:`Expected.stuck_s`) is stuck; until then it has had at most :data:`LOOKS_TO_STUCK` looks
+when the history agrees with the configuration (the FLOOR steps up to FLOOR / STEP, then the
+geometric ones from FIRST_MIN × typical), a few more per doubling when the configuration says longer.
 
 :func:`observed_seconds` is what goes into the history when a look finds the job done: the
 middle of the last interval between looks (the poll carries when the previous look asked: a
@@ -77,6 +79,18 @@ class Expected:
 
     typical_s: float
     first_s: float
+    #: the fleet's setting or the kind's default: the stuck limit never goes below it
+    default_s: float = 0.0
+
+    @property
+    def stuck_s(self) -> float:
+        """A job whose progress has not moved for this long is stuck: :data:`STUCK_AFTER` × the
+        typical, or × the configured duration when the history says less. The history can sink
+        far below the jobs' real length — a job found done at a late first look counts a step
+        before it, so looks that are always late pull it down (on NATS at speed 300, 75 domain
+        seconds late: a 2-minute pre-check's typical fell to 25 s) — and failing a healthy job
+        that reports no percentage halts its window, where a late "stuck" only costs looks."""
+        return STUCK_AFTER * max(self.typical_s, self.default_s)
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -92,7 +106,7 @@ def expected_from(history: Sequence[float], default_s: float) -> Expected:
     first = quantile(history, LOW_Q) if history else typical
     if len(history) < MIN_HISTORY:
         first = min(first, BLIND * min(typical, default_s))
-    return Expected(typical, max(FLOOR, FIRST_MIN * typical, first))
+    return Expected(typical, max(FLOOR, FIRST_MIN * typical, first), default_s)
 
 
 async def expected(ctx: Context, kind: str, stage: str) -> Expected:

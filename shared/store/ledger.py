@@ -29,6 +29,7 @@ __all__ = [
     "RunState",
     "backoff",
     "mutate",
+    "settled",
     "write_over",
 ]
 
@@ -121,6 +122,38 @@ async def write_over(kv: KV, bucket: str, key: str, read: Entry | None, value: V
         await kv.create(bucket, key, value)
     else:
         await kv.update(bucket, key, value, read.revision)
+
+
+def settled(entry: Value, job_id: str) -> bool:
+    """Whether a run's stage ``entry`` holds an outcome for job ``job_id`` (:meth:`Ledger.settle_stage`)."""
+    return entry.get("state") in ("succeeded", "failed") and entry.get("job_id") in (None, job_id)
+
+
+def _noted(
+    cur: Value | None,
+    run_id: str,
+    stage: str,
+    fields: Value,
+    *,
+    calls: int,
+    status_calls: int,
+    upgrade: bool,
+) -> Value:
+    """The run ``cur`` with ``fields`` merged into its ``stage`` entry and the calls counted."""
+    base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
+    stages = dict(base.get("stages", {}))
+    entry = {**stages.get(stage, {}), **fields}
+    if calls:
+        entry["calls"] = entry.get("calls", 0) + calls
+    if status_calls:
+        entry["status_calls"] = entry.get("status_calls", 0) + status_calls
+    stages[stage] = entry
+    out = {**base, "stages": stages, "updated_at": time.time()}
+    if calls and upgrade:
+        out["upgrade_calls"] = out.get("upgrade_calls", 0) + calls
+    if status_calls:
+        out["status_calls"] = out.get("status_calls", 0) + status_calls
+    return out
 
 
 class Ledger:
@@ -247,22 +280,26 @@ class Ledger:
         one compare-and-set. The run's own state is not touched."""
 
         def change(cur: Value | None) -> Value:
-            base = cur or {"id": run_id, "stages": {}, "created_at": time.time()}
-            stages = dict(base.get("stages", {}))
-            entry = {**stages.get(stage, {}), **fields}
-            if calls:
-                entry["calls"] = entry.get("calls", 0) + calls
-            if status_calls:
-                entry["status_calls"] = entry.get("status_calls", 0) + status_calls
-            stages[stage] = entry
-            out = {**base, "stages": stages, "updated_at": time.time()}
-            if calls and upgrade:
-                out["upgrade_calls"] = out.get("upgrade_calls", 0) + calls
-            if status_calls:
-                out["status_calls"] = out.get("status_calls", 0) + status_calls
-            return out
+            return _noted(cur, run_id, stage, fields, calls=calls, status_calls=status_calls, upgrade=upgrade)
 
         return await mutate(self.kv, RUNS, run_id, change, outbox=True)
+
+    async def settle_stage(
+        self, run_id: str, stage: str, job_id: str, *, status_calls: int = 0, **verdict: Any
+    ) -> Value:
+        """Record ``verdict`` (``state`` succeeded or failed, with ``ended_at``, ``code``,
+        ``message`` …) as the stage's outcome on job ``job_id`` — unless the stage holds one for
+        that job already: the first stands. Two looks at one job (a redelivery beside the
+        original, or after it) can read different answers, and each would emit its own outcome.
+        ``status_calls`` count either way. Returns the stage's entry as stored."""
+
+        def change(cur: Value | None) -> Value:
+            entry = ((cur or {}).get("stages") or {}).get(stage, {})
+            fields = {} if settled(entry, job_id) else {**verdict, "job_id": job_id}
+            return _noted(cur, run_id, stage, fields, calls=0, status_calls=status_calls, upgrade=False)
+
+        run = await mutate(self.kv, RUNS, run_id, change, outbox=True)
+        return dict(run["stages"][stage])
 
     async def run(self, run_id: str) -> Value | None:
         e = await self.kv.get(RUNS, run_id)

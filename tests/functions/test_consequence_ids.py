@@ -114,9 +114,11 @@ def test_planning_ids() -> None:
     assert wave_ready(context(), REQUESTED, "w", 2, AT, AT).event.id == "226f124a2330a6e4ac8172c18656e78b"
 
 
-async def test_edge_ids() -> None:
+async def test_edge_ids(store: Store) -> None:
     tick = Event(type=T.CLOCK_TICK, id="tick-in", subject="window_clock", data=Tick(at=AT))
-    assert ids(await window_clock(tick, context())) == ["5ea2148182a95dc6a00303ffd5c55faa"]
+    assert ids(await window_clock(tick, context(store))) == ["5ea2148182a95dc6a00303ffd5c55faa"]
+    await store.kv.put("waves", "w", {"window": "w", "runs": {RID: {"state": "running"}}})
+    assert ids(await window_clock(tick, context(store)))[1:] == ["37d6d2531f4e8dea9eadfadd19bdd043"]
     assert release_event(Release(product="cce", version=TO), AT).id == "44be4f0b81ca69c5bee771de13661404"
     cause = Event(type=T.ECHO, id="in-6", runid=RID, data=Echo(message="x"))
     assert (

@@ -94,3 +94,57 @@ async def test_a_job_without_progress_fails_as_stuck(tmp_path: Path) -> None:
         assert stage["state"] == "failed" and stage["code"] == "stuck"
         # it looked until the deadline (3 x expected without progress), not for ever
         assert stage["status_calls"] <= LOOKS_TO_STUCK
+
+
+@pytest.mark.parametrize("first", ["succeeded", "failed"])
+async def test_a_look_at_a_job_whose_outcome_is_settled_emits_that_outcome_and_calls_nothing(
+    tmp_path: Path, first: str
+) -> None:
+    """A job.poll redelivered (or run beside another look) after a look settled the stage: the
+    settled outcome again, with its id — not a new verdict from a new answer (one look read
+    "stuck", another "succeeded": both went out, and the run failed after its next stage began).
+    The context has no cloud clients: a status call would raise."""
+    from events import Event
+    from events.catalog import JobPoll
+    from functions.track_job import track_job
+    from shared.clock import FakeClock
+    from shared.engine.consequences import stage_failed, stage_succeeded
+    from shared.log import get_logger
+    from shared.runtime.function import Context
+    from shared.store import open_store
+    from tests.functions._planning import FLEET, fleet_from, utc
+
+    store = open_store(f"sqlite:///{tmp_path}/u.db")
+    await store.start()
+    try:
+        rid = run_id("canary", "v1.29.0-r0")
+        await store.ledger.open_run(rid, target="canary", kind="cce", state="running")
+        await store.ledger.note_stage(rid, "upgrade", state="running", job_id="job-1")
+        verdict = {"state": "succeeded"} if first == "succeeded" else {"state": "failed", "code": "stuck"}
+        await store.ledger.settle_stage(
+            rid, "upgrade", "job-1", status_calls=1, message="no progress", **verdict
+        )
+        poll = JobPoll(
+            target="canary", kind="cce", stage="upgrade", to_version="v1.29.0-r0", job_id="job-1", poll=4
+        )
+        event = Event(type=T.JOB_POLL, data=poll, runid=rid, target="canary", kind="cce", stage="upgrade")
+        ctx = Context(
+            function="track_job",
+            store=store,
+            clock=FakeClock(utc("2026-06-10T00:30:00")),
+            log=get_logger("track_job"),
+            fleet=fleet_from(FLEET),
+        )
+        want = (
+            stage_succeeded(event, "job-1")
+            if first == "succeeded"
+            else stage_failed(event, "stuck", "no progress", job_id="job-1")
+        )
+        for _ in range(2):
+            [out] = await track_job(event, ctx)
+            assert (out.type, out.id) == (want.type, want.id)
+            if first == "failed":
+                assert (out.data.code, out.data.message) == ("stuck", "no progress")
+        assert (await store.ledger.run(rid))["stages"]["upgrade"]["status_calls"] == 1, "it looked again"
+    finally:
+        await store.close()

@@ -86,14 +86,18 @@ async def test_new_york_spring_forward_and_a_zero_cutoff_still_closes(backend):
         assert _opened(h, "nyc")[-1] == "2026-03-09T05:30:00+00:00"
 
 
-async def test_an_open_window_is_swept_once_per_period_until_its_cutoff(backend):
-    """One wave.ready per window and SWEEP period while it is open (the ticks of a period share
-    its id), none past the cutoff, none for a fleet without windowless targets' document."""
+async def test_an_open_window_with_runs_is_swept_once_per_period_until_its_cutoff(backend):
+    """One wave.ready per window and SWEEP period while it is open and its waves document holds
+    runs (the ticks of a period share its id); none past the cutoff; none for a window whose
+    document is empty or absent (an idle fleet's clock publishes only its ticks)."""
     from shared.domain.waves import SWEEP
 
     async with Harness(
         backend, fleet_from(FLEET), utc("2026-06-10T00:29:00"), functions=("window_clock",)
     ) as h:
+        run = {"target": "a", "kind": "cce", "wave": 0, "state": "running", "to_version": "v1.29.0-r0"}
+        await h.store.kv.put("waves", "berlin", {"window": "berlin", "runs": {"r1": run}})
+        await h.store.kv.put("waves", "nyc", {"window": "nyc", "runs": {}})
         # berlin: 02:30 CEST = 00:30 UTC, cutoff 15m before its 01:30 close
         for minute in ("00:29", "00:30", "00:31", "00:34", "00:35", "01:14", "01:15", "01:20"):
             await h.at(utc(f"2026-06-10T{minute}:00"))
@@ -101,4 +105,8 @@ async def test_an_open_window_is_swept_once_per_period_until_its_cutoff(backend)
         assert [e.data.not_before.isoformat()[11:16] for e in sweeps] == ["00:30", "00:35", "01:10"]
         assert len({e.id for e in sweeps}) == 3
         assert SWEEP.total_seconds() == 300
-        assert all(e.data.window in ("berlin", "nyc") for e in h.events(T.WAVE_READY))
+        # nyc opens at 05:30 UTC (01:30 EDT) with an empty document; no windowless targets
+        await h.at(utc("2026-06-10T05:30:00"))
+        await h.at(utc("2026-06-10T05:40:00"))
+        assert [e.data.window for e in h.events(T.WAVE_READY)] == ["berlin"] * 3
+        assert any(e.data.window == "nyc" for e in h.events(T.WINDOW_OPENED))

@@ -125,8 +125,18 @@ def test_a_median_job_with_a_lognormal_history_takes_about_seven_looks() -> None
 
 
 def test_without_history_the_first_look_is_blind_times_the_default() -> None:
-    assert expected_from([], 600.0) == Expected(600.0, BLIND * 600.0)
-    assert expected_from([], 2.0) == Expected(2.0, FLOOR)
+    assert expected_from([], 600.0) == Expected(600.0, BLIND * 600.0, 600.0)
+    assert expected_from([], 2.0) == Expected(2.0, FLOOR, 2.0)
     # one long sample: the first look stays as early as the default says
-    assert expected_from([900.0], 600.0) == Expected(900.0, BLIND * 600.0)
-    assert expected_from([500.0], 600.0) == Expected(500.0, BLIND * 500.0)
+    assert expected_from([900.0], 600.0) == Expected(900.0, BLIND * 600.0, 600.0)
+    assert expected_from([500.0], 600.0) == Expected(500.0, BLIND * 500.0, 600.0)
+
+
+def test_a_history_sunk_below_the_configured_duration_does_not_make_a_job_stuck_sooner() -> None:
+    """Late first looks drag the history down (a job done at its first look counts a step
+    before it): the stuck limit stays STUCK_AFTER x the configured duration."""
+    sunk = expected_from([25.0] * 50, 120.0)
+    assert sunk.typical_s == 25.0
+    assert sunk.stuck_s == STUCK_AFTER * 120.0
+    # a history longer than the configuration raises it, as before
+    assert expected_from([300.0] * 50, 120.0).stuck_s == STUCK_AFTER * 300.0

@@ -212,3 +212,21 @@ class KVConformance:
         await a.ledger.set_version("t", "v1.28")
         assert await b.ledger.version("t") == "v1.28"
         assert [r["id"] for r in await b.ledger.runs()] == ["run1"]
+
+    async def test_a_stage_keeps_the_first_outcome_settled_on_its_job(self, kvs):
+        """Two looks at one job from two processes at once, one reading "succeeded", the other
+        "stuck": one outcome stands, both looks count, and a later look at another job of the
+        stage is not held by it."""
+        a, b = Store(await kvs()), Store(await kvs())
+        await a.ledger.open_run("run1", target="t", kind="cce")
+        await a.ledger.note_stage("run1", "upgrade", state="running", job_id="job-1")
+        ok, stuck = await asyncio.gather(
+            a.ledger.settle_stage("run1", "upgrade", "job-1", status_calls=1, state="succeeded"),
+            b.ledger.settle_stage("run1", "upgrade", "job-1", status_calls=1, state="failed", code="stuck"),
+        )
+        assert ok["state"] == stuck["state"] in ("succeeded", "failed"), (ok, stuck)
+        stored = (await a.ledger.run("run1"))["stages"]["upgrade"]
+        assert stored["state"] == ok["state"] and stored["status_calls"] == 2
+        assert ("code" in stored) == (stored["state"] == "failed")
+        again = await a.ledger.settle_stage("run1", "upgrade", "job-2", state="succeeded")
+        assert again["state"] == "succeeded"
