@@ -24,6 +24,8 @@ The job's status call is the stage function's own ``CALL``, found through the ma
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from events.catalog import JobPoll
 from events.envelope import Event
 from shared import crashpoints
@@ -70,7 +72,7 @@ async def track_job(event: Event[JobPoll], ctx: Context) -> list[Emitted]:
             raise RetryLater(exc.retry_after, str(exc)) from exc
         raise
     except CloudError as exc:
-        if exc.status == 404 and _young(poll, ctx, call):
+        if exc.status == 404 and _young(poll, entry, ctx, call):
             # Lists lag (TaurusDB: a new job is queryable "after a few seconds"): not yet, not gone.
             raise RetryLater(max(0.2, call.reconcile_policy(ctx.need_clouds()).look_gap_s), str(exc)) from exc
         return await _failed(ctx, event, rid, exc.code, exc.message, request_id=exc.request_id)
@@ -150,9 +152,18 @@ def _outcome(event: Event[JobPoll], entry: dict[str, object]) -> Emitted:
     )
 
 
-def _young(poll: JobPoll, ctx: Context, call: JobCall) -> bool:
-    """Did the job start less than the vendor's settle time ago (real seconds)?"""
-    if poll.started_at is None:
+def _young(poll: JobPoll, entry: dict[str, object], ctx: Context, call: JobCall) -> bool:
+    """Did the job's id become known less than the vendor's settle time ago (real seconds)? From
+    the later of the job's start and when the stage recorded its id (``known_at``): the call
+    that made the job may be a retry seconds after the first send, and lists lag from it."""
+    since = [poll.started_at] if poll.started_at is not None else []
+    known = entry.get("known_at")
+    if isinstance(known, str):
+        try:
+            since.append(datetime.fromisoformat(known))
+        except ValueError:
+            pass
+    if not since:
         return False
-    elapsed_real = (ctx.clock.now() - poll.started_at).total_seconds() / ctx.clock.speed
+    elapsed_real = (ctx.clock.now() - max(since)).total_seconds() / ctx.clock.speed
     return elapsed_real < call.reconcile_policy(ctx.need_clouds()).settle_s

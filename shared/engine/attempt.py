@@ -149,6 +149,9 @@ class Attempt(Generic[C]):
             state="running",
             job_id=result.job_id,
             started_at=iso(sent_at or now),
+            # when its id became known: lists lag from the call that made it, which may be a
+            # retry seconds after the first send (``started_at``)
+            known_at=iso(now),
             in_doubt=False,
         )
         crashpoints.hit("stage.noted")
@@ -231,6 +234,7 @@ class Attempt(Generic[C]):
                 state="running",
                 job_id=claim.job_id,
                 started_at=iso(started_at),
+                known_at=iso(self.ctx.clock.now()),
             )
         return stage_started(self.event, claim.job_id or "", started_at, self.expected, self.ctx.clock)
 

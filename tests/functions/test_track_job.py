@@ -148,3 +148,47 @@ async def test_a_look_at_a_job_whose_outcome_is_settled_emits_that_outcome_and_c
         assert (await store.ledger.run(rid))["stages"]["upgrade"]["status_calls"] == 1, "it looked again"
     finally:
         await store.close()
+
+
+async def test_a_job_missing_soon_after_its_id_became_known_is_looked_at_again(tmp_path: Path) -> None:
+    """A 404 for a job whose id the stage recorded less than the vendor's settle time ago is a
+    lagging view, not a lost job — even when the stage's first send was long before (a retry
+    made the job): measured from ``known_at``. Past that, the stage fails."""
+    from datetime import timedelta
+
+    from events import Event
+    from events.catalog import JobPoll
+    from functions.track_job import track_job
+    from shared.engine.vendor_clock import iso
+    from shared.errors import RetryLater
+
+    async with pipeline(f"sqlite:///{tmp_path}/u.db") as p:
+        name = KINDS["cce"]
+        _kind, _id, _from, to_v, _ = TARGETS[name]
+        rid = run_id(name, to_v)
+        ctx = p.runtime.context("track_job")
+        now = ctx.clock.now()
+        long_ago = now - timedelta(hours=1)  # domain time: seconds of real time at this speed
+        await p.store.ledger.open_run(rid, target=name, kind="cce", state="running")
+        await p.store.ledger.note_stage(
+            rid,
+            "upgrade",
+            state="running",
+            job_id="no-such-task",
+            started_at=iso(long_ago),
+            known_at=iso(now),
+        )
+        poll = JobPoll(
+            target=name,
+            kind="cce",
+            stage="upgrade",
+            to_version=to_v,
+            job_id="no-such-task",
+            started_at=long_ago,
+        )
+        event = Event(type=T.JOB_POLL, data=poll, runid=rid, target=name, kind="cce", stage="upgrade")
+        with pytest.raises(RetryLater):
+            await track_job(event, ctx)
+        await p.store.ledger.note_stage(rid, "upgrade", known_at=iso(long_ago))
+        [failed] = await track_job(event, ctx)
+        assert failed.type == T.STAGE_FAILED and failed.data.message == "Upgrade task not found", failed
