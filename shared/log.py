@@ -13,6 +13,12 @@ only for its console renderer's tracebacks: ~180 ms of a deployed function's col
 process whose stderr is not a TTY renders JSON, so there structlog is imported as if rich were
 absent (structlog's documented fallback); rich itself stays importable for whoever wants it. The
 one difference: ``configure(json=False)`` in such a process prints plain tracebacks, not rich's.
+Likewise greenlet (installed for playwright), which structlog imports only so that its deprecated
+``structlog.threadlocal`` keeps a context per greenlet: Upshift's context is contextvars
+(:func:`bind_event`) and it never uses that module, so structlog is always imported as if greenlet
+were absent (a C extension's load, ~1 ms of a deployed function's cold start); greenlet itself
+stays importable. The one difference: ``structlog.threadlocal``, if anyone used it, would keep
+its context per thread.
 """
 
 from __future__ import annotations
@@ -26,16 +32,23 @@ from typing import Any
 
 
 def _import_structlog() -> None:
-    """Import structlog; without rich when nothing will render on a terminal (see above)."""
-    if "structlog" in sys.modules or "rich" in sys.modules or sys.stderr is None or sys.stderr.isatty():
+    """Import structlog; without greenlet, and without rich when nothing will render on a
+    terminal (see above). A package some other import already loaded is left to structlog."""
+    if "structlog" in sys.modules:
         return
+    hidden = [] if "greenlet" in sys.modules else ["greenlet"]
+    if not ("rich" in sys.modules or sys.stderr is None or sys.stderr.isatty()):
+        hidden.append("rich")
     # A None in sys.modules makes ``import rich`` raise ImportError (the import system's
-    # documented behaviour), which structlog.dev and structlog.tracebacks take as "no rich".
-    sys.modules["rich"] = None  # type: ignore[assignment]
+    # documented behaviour), which structlog.dev and structlog.tracebacks take as "no rich", and
+    # structlog.threadlocal as "no greenlet" (threading.local then).
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
     try:
         import structlog  # noqa: F401
     finally:
-        del sys.modules["rich"]
+        for name in hidden:
+            del sys.modules[name]
 
 
 _import_structlog()

@@ -6,7 +6,12 @@ framework's, not ours), builds the ASGI app, then answers one binary-mode CloudE
 (the bus and store opened, the echo published). What that added to ``sys.modules`` must hold no
 terminal UI, no HTTP server or client, no metrics exposition, no simulator, dashboard, ops or cloud
 clients: each of those was once on this path (``bench.coldstart`` measures the time; this pins the
-imports, so a regression fails here without a timing assertion).
+imports, so a regression fails here without a timing assertion). Nor greenlet, which structlog
+loads only for its deprecated thread-local context (``shared.log`` hides it).
+
+The catalog's models are made at import by every process; their annotations are evaluated by the
+interpreter, not strings pydantic compiles one by one (no ``from __future__ import annotations``
+in ``events/catalog.py``): the last test pins that too.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 
 import pytest
 
+from events.catalog import CATALOG
 from shared.runtime.manifest import DEFAULT_MANIFEST
 
 ROOT = DEFAULT_MANIFEST.parent
@@ -35,6 +41,7 @@ HEAVY = (
     "shared.engine",
     "click",
     "nats",
+    "greenlet",  # structlog imports it for structlog.threadlocal unless hidden (shared.log)
 )
 
 _PROBE = """
@@ -99,3 +106,15 @@ def test_a_deployed_functions_first_event_loads_nothing_heavy(cold: dict[str, ob
 def test_the_built_target_is_frozen_out_of_the_collector(cold: dict[str, object]) -> None:
     """framework.__getattr__ freezes what building the target made (gc.freeze, before the fork)."""
     assert isinstance(cold["frozen"], int) and cold["frozen"] > 10_000
+
+
+def test_the_catalog_models_are_made_from_evaluated_annotations() -> None:
+    """String annotations (``from __future__ import annotations``) cost a compile and an eval per
+    field when pydantic makes each of the catalog's models, at every import (see events/catalog.py)."""
+    annotations = [
+        (f"{spec.model.__name__}.{name}", annotation)
+        for spec in CATALOG.values()
+        for name, annotation in vars(spec.model).get("__annotations__", {}).items()
+    ]
+    assert len(annotations) > 50, "the models' own fields were not found: the check below is vacuous"
+    assert [name for name, annotation in annotations if isinstance(annotation, str)] == []
