@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,19 +95,32 @@ def connect(path: str) -> sqlite3.Connection:
 
 @dataclass(slots=True)
 class _Delivery:
+    """A claimed delivery, in ``_inflight`` from its claim until its outcome commits; the outcome
+    (``emitted`` or ``failure``) is set when the handler is over."""
+
     seq: int
     sub: Subscription
     attempts: int
-    event: Event[Any] | None
+    #: The database file of the bus that claimed it (:func:`deferred` compares it).
+    path: str
+    event: Event[Any] | None = None
+    #: Why the event could not be decoded (then there is no event, and the handler is not run).
     error: str | None = None
-    #: Writes the handler deferred to its outbox transaction (applied on ack and on failure alike).
-    writes: list[OutboxWrite] = field(default_factory=list)
-    #: The task running the handler; the delivery stays in ``_inflight`` until its outcome commits.
+    #: Writes the handler deferred to its outbox transaction (applied on ack and on failure alike);
+    #: made on the first one (most handlers defer none).
+    writes: list[OutboxWrite] | None = None
+    #: The task running the handler.
     task: asyncio.Task[None] | None = None
+    emitted: Sequence[Emitted] | None = None
+    failure: BaseException | None = None
 
 
-#: The delivery being handled in this task, and the database file its bus writes.
-_HANDLING: ContextVar[tuple[str, _Delivery] | None] = ContextVar("upshift_sqlite_handling", default=None)
+#: A claimed delivery, before it is decoded: (subscription, seq, event id, attempt, stored body).
+_Claimed = tuple[Subscription, int, str, int, str | None]
+
+
+#: The delivery being handled in this task.
+_HANDLING: ContextVar[_Delivery | None] = ContextVar("upshift_sqlite_handling", default=None)
 
 
 @contextlib.contextmanager
@@ -129,16 +142,11 @@ def deferred(path: str) -> list[OutboxWrite] | None:
     """The list to append writes to, when the running handler was delivered by a SQLite bus on
     ``path`` (its writes then commit with its outbox); None elsewhere (write at once)."""
     current = _HANDLING.get()
-    if current is None or current[0] != os.path.abspath(path):
+    if current is None or current.path != os.path.abspath(path):
         return None
-    return current[1].writes
-
-
-@dataclass(slots=True)
-class _Outcome:
-    delivery: _Delivery
-    emitted: Sequence[Emitted] | None
-    error: BaseException | None
+    if current.writes is None:
+        current.writes = []
+    return current.writes
 
 
 class SqliteBus:
@@ -154,7 +162,7 @@ class SqliteBus:
         self._subs: dict[str, Subscription] = {}
         self._inflight: dict[int, _Delivery] = {}
         self._per_sub: dict[str, int] = {}
-        self._done: list[_Outcome] = []
+        self._done: list[_Delivery] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._stopped = asyncio.Event()
@@ -279,8 +287,7 @@ class SqliteBus:
             while not self._closing:
                 self._wake.clear()
                 try:
-                    self._commit_outcomes()
-                    claimed = self._claim_all()
+                    claimed = self._cycle()
                     if self._now() - last_renew >= renew_every:
                         self._renew_leases()
                         last_renew = self._now()
@@ -291,6 +298,7 @@ class SqliteBus:
                     await asyncio.sleep(0.1)
                     continue
                 if claimed or self._done:
+                    self._start_all(claimed)
                     await asyncio.sleep(0)  # let handlers run; then loop to commit/claim again
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -311,107 +319,125 @@ class SqliteBus:
             return _IDLE_POLL
         return min(_IDLE_POLL, max(0.0, due - self._now()))
 
-    def _claim_all(self) -> int:
-        total = 0
-        for name, sub in self._subs.items():
-            free = sub.concurrency - self._per_sub[name]
-            if free > 0:
-                total += self._claim(sub, free)
-        return total
+    def _cycle(self, *, claim: bool = True) -> list[_Claimed]:
+        """One write transaction: group-commit the finished handlers (each one's outputs and ack,
+        or its retry, atomically), then, with ``claim``, lease what is due for each subscription's
+        free slots. One commit for both; the claimed handlers are started by the caller after it
+        (a rolled-back claim starts nothing: its rows were never leased)."""
+        done, self._done = self._done, []
+        if not done and not claim:
+            return []
+        # Committed or not, these handlers are over: if the commit fails their rows are still
+        # leased and come back when the lease ends (outputs and ack roll back together).
+        for d in done:
+            del self._inflight[d.seq]
+            self._per_sub[d.sub.name] -= 1
+        if done:
+            crashpoints.hit("outbox.before_commit")
+        claimed: list[_Claimed] = []
+        with self._tx() as conn:
+            if done:
+                self._settle(conn, done)
+            if claim:
+                for name, sub in self._subs.items():
+                    free = sub.concurrency - self._per_sub[name]
+                    if free > 0:
+                        claimed.extend(self._claim(conn, sub, free))
+        if done:
+            crashpoints.hit("outbox.published")
+        return claimed
 
-    def _claim(self, sub: Subscription, limit: int) -> int:
+    def _commit_outcomes(self) -> None:
+        """Group-commit finished handlers, claiming nothing (closing)."""
+        self._cycle(claim=False)
+
+    def _claim(self, conn: sqlite3.Connection, sub: Subscription, limit: int) -> list[_Claimed]:
+        """Lease up to ``limit`` of ``sub``'s due deliveries (in ``conn``'s transaction): each
+        with its attempt and the event's stored body (None if it is gone)."""
         now = self._now()
-        rows = self.conn.execute(
+        rows = conn.execute(
             "UPDATE bus_deliveries SET visible_at = ?, attempts = attempts + 1 WHERE seq IN ("
             " SELECT seq FROM bus_deliveries WHERE consumer = ? AND visible_at <= ?"
             " ORDER BY visible_at LIMIT ?) RETURNING seq, event_id, attempts",
             (now + self.lease, sub.name, now, limit),
         ).fetchall()
         if not rows:
-            return 0
+            return []
         bodies = dict(
-            self.conn.execute(
+            conn.execute(
                 f"SELECT id, body FROM bus_events WHERE id IN ({','.join('?' * len(rows))})",
                 [r[1] for r in rows],
             ).fetchall()
         )
+        self._per_sub[sub.name] += len(rows)
+        return [(sub, seq, event_id, attempts, bodies.get(event_id)) for seq, event_id, attempts in rows]
+
+    def _start_all(self, claimed: Sequence[_Claimed]) -> None:
+        """Decode each claimed event (outside the write transaction) and start its handler."""
         loop = asyncio.get_running_loop()
-        for seq, event_id, attempts in rows:
-            delivery = _Delivery(seq=seq, sub=sub, attempts=attempts, event=None)
-            try:
-                delivery.event = from_json(bodies[event_id])
-            except (BadEvent, KeyError) as exc:
-                delivery.error = f"undecodable event {event_id}: {exc}"
-            self._inflight[seq] = delivery
-            self._per_sub[sub.name] += 1
+        path = self._abspath
+        for sub, seq, event_id, attempts, body in claimed:
+            d = _Delivery(seq, sub, attempts, path)
+            if body is None:
+                d.error = f"undecodable event {event_id}: {event_id!r}"
+            else:
+                try:
+                    d.event = from_json(body)
+                except BadEvent as exc:
+                    d.error = f"undecodable event {event_id}: {exc}"
+            self._inflight[seq] = d
             # Its task is found through _inflight (until its outcome commits), with no done
             # callback to schedule per delivery.
-            delivery.task = loop.create_task(self._handle(delivery))
-        return len(rows)
+            d.task = loop.create_task(self._handle(d))
 
     async def _handle(self, d: _Delivery) -> None:
-        _HANDLING.set((self._abspath, d))  # this task's own context: no reset needed
+        _HANDLING.set(d)  # this task's own context: no reset needed
         if d.event is None:
-            self._done.append(_Outcome(d, None, ValueError(d.error)))
+            d.failure = ValueError(d.error)
         else:
             # The task's context is its own copy, so binding the correlation fields here needs no
             # unbinding (what bind_event does, minus the undo: half its cost per delivery).
             bind_correlation(d.event)
             try:
-                emitted = await d.sub.handler(d.event)  # type: ignore[misc]
-                self._done.append(_Outcome(d, emitted, None))
+                d.emitted = await d.sub.handler(d.event)  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any handler failure means "redeliver later"
-                self._done.append(_Outcome(d, None, exc))
+                d.failure = exc
+        self._done.append(d)
         self._wake.set()
 
-    def _commit_outcomes(self) -> None:
-        """Group-commit finished handlers: each one's outputs + ack (or its retry) atomically."""
-        if not self._done:
-            return
-        done, self._done = self._done, []
-        crashpoints.hit("outbox.before_commit")
-        try:
-            # One transaction for the group (one fsync-free WAL commit).
-            with self._tx() as conn:
-                self._ack_all(conn, [o for o in done if o.error is None])
-                for outcome in done:
-                    if outcome.error is None:
-                        continue
-                    # A savepoint per failure, so a lost lease undoes only that handler's writes.
-                    conn.execute("SAVEPOINT outcome")
-                    try:
-                        self._fail(conn, outcome.delivery, outcome.error)
-                    except _LeaseLost:
-                        conn.execute("ROLLBACK TO outcome")
-                        self._lease_lost(outcome.delivery)
-                    finally:
-                        conn.execute("RELEASE outcome")
-            crashpoints.hit("outbox.published")
-        finally:
-            # Committed or not, these handlers are over: if the commit failed their rows are still
-            # leased and come back when the lease ends (outputs and ack were rolled back together).
-            for outcome in done:
-                d = outcome.delivery
-                self._inflight.pop(d.seq, None)
-                self._per_sub[d.sub.name] -= 1
+    def _settle(self, conn: sqlite3.Connection, done: Sequence[_Delivery]) -> None:
+        """The outcomes of ``done`` in ``conn``'s transaction: the returned ones acked with their
+        outputs, each failure retried or dead-lettered."""
+        self._ack_all(conn, [d for d in done if d.failure is None])
+        for d in done:
+            if d.failure is None:
+                continue
+            # A savepoint per failure, so a lost lease undoes only that handler's writes.
+            conn.execute("SAVEPOINT outcome")
+            try:
+                self._fail(conn, d, d.failure)
+            except _LeaseLost:
+                conn.execute("ROLLBACK TO outcome")
+                self._lease_lost(d)
+            finally:
+                conn.execute("RELEASE outcome")
 
-    def _ack_all(self, conn: sqlite3.Connection, acked: Sequence[_Outcome]) -> None:
+    def _ack_all(self, conn: sqlite3.Connection, acked: Sequence[_Delivery]) -> None:
         """Ack the handlers that returned, with what they deferred and emitted, in ``conn``'s
         transaction. The delete of each delivery row is guarded by the attempt it was handed:
         a row gone (its lease ended, another consumer took it) means that handler wrote and
         emits nothing here — the other consumer's run wins — as a rollback of its part would."""
-        held = self._release(conn, [o.delivery for o in acked])
+        held = self._release(conn, acked)
         emitted: list[tuple[Event[Any], float]] = []
-        for outcome in acked:
-            d = outcome.delivery
+        for d in acked:
             if d.seq not in held:
                 self._lease_lost(d)
                 continue
-            for write in d.writes:
+            for write in d.writes or ():
                 write(conn)
-            for item in outcome.emitted or ():
+            for item in d.emitted or ():
                 if isinstance(item, Delayed):
                     emitted.append((item.event, item.delay))
                 else:
@@ -441,7 +467,7 @@ class SqliteBus:
 
     def _fail(self, conn: sqlite3.Connection, d: _Delivery, error: BaseException) -> None:
         # What the handler wrote before it raised stands, as it would had it been written at once.
-        for write in d.writes:
+        for write in d.writes or ():
             write(conn)
         text = f"{type(error).__name__}: {error}"[:2000]
         poison = d.event is None
