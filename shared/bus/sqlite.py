@@ -288,6 +288,8 @@ class SqliteBus:
                 self._wake.clear()
                 try:
                     claimed = self._cycle()
+                    # started at once: a lease renewal failing below must not strand what committed
+                    self._start_all(claimed)
                     if self._now() - last_renew >= renew_every:
                         self._renew_leases()
                         last_renew = self._now()
@@ -298,7 +300,6 @@ class SqliteBus:
                     await asyncio.sleep(0.1)
                     continue
                 if claimed or self._done:
-                    self._start_all(claimed)
                     await asyncio.sleep(0)  # let handlers run; then loop to commit/claim again
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -369,7 +370,6 @@ class SqliteBus:
                 [r[1] for r in rows],
             ).fetchall()
         )
-        self._per_sub[sub.name] += len(rows)
         return [(sub, seq, event_id, attempts, bodies.get(event_id)) for seq, event_id, attempts in rows]
 
     def _start_all(self, claimed: Sequence[_Claimed]) -> None:
@@ -386,6 +386,9 @@ class SqliteBus:
                 except BadEvent as exc:
                     d.error = f"undecodable event {event_id}: {exc}"
             self._inflight[seq] = d
+            # counted once the claim committed: a rolled-back cycle (a locked database) must not
+            # take slots its rows never got
+            self._per_sub[sub.name] += 1
             # Its task is found through _inflight (until its outcome commits), with no done
             # callback to schedule per delivery.
             d.task = loop.create_task(self._handle(d))

@@ -184,3 +184,39 @@ async def test_a_group_commit_drops_only_the_handler_whose_lease_was_lost(tmp_pa
         await bus.close()
         task.cancel()
         await kv.close()
+
+
+async def test_a_cycle_rolled_back_after_claiming_takes_no_slot(tmp_path, monkeypatch):
+    """A cycle's transaction fails after it leased a delivery (the database locked mid-cycle):
+    the lease rolls back, and so must the slot it took, or a subscription with one slot never
+    claims again. The failure is injected at the second subscription's claim, inside the
+    cycle's real transaction."""
+    import asyncio
+    import sqlite3
+
+    bus = SqliteBus(str(tmp_path / "b.db"), lease=30.0)
+    await bus.start()
+    calls: list[str] = []
+
+    async def handler(event):
+        calls.append(event.id)
+        return []
+
+    bus.subscribe(Subscription("one", T.ECHO, {"target": "one"}, handler, concurrency=1))
+    bus.subscribe(Subscription("other", T.ECHO, {"target": "other"}, _noop))
+    real = bus._claim
+    failed: list[str] = []
+
+    def claim(conn, sub, limit):
+        if sub.name == "other" and not failed:
+            failed.append(sub.name)
+            raise sqlite3.OperationalError("database is locked")
+        return real(conn, sub, limit)
+
+    monkeypatch.setattr(bus, "_claim", claim)
+    await bus.publish(echo(target="one"))
+    task = asyncio.create_task(bus.run())
+    await eventually(lambda: calls, timeout=15)
+    assert failed, "the injected failure did not happen"
+    await bus.close()
+    task.cancel()
